@@ -1,0 +1,1 @@
+//! Shared code of the example hosts (the command-line runner and the HTTP server).

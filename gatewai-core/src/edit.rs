@@ -1,0 +1,1 @@
+//! Editing operations on a workflow value, each keeping it valid or returning a typed error.

@@ -1,0 +1,400 @@
+//! The engine: an async DAG scheduler over [`Node`]s with run tracking, events, a result cache,
+//! partial runs, pinned results, cancellation, retries and timeouts.
+
+use crate::assets::{AssetStore, MemoryAssetStore};
+use crate::cache::ResultCache;
+use crate::error::{Error, NodeError, Result};
+use crate::event::{Observer, RunEvent};
+use crate::model::{Item, NodeExecution, NodeResult, RunRecord, TriggerType, Workflow};
+use crate::node::{Inputs, Node, NodeContext, Outputs, RunInput};
+use crate::registry::NodeRegistry;
+use async_trait::async_trait;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// How failed attempts are retried: only errors whose kind is retryable, with exponential
+/// backoff and jitter; a node error's `retry_after` is honoured as a minimum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, including the first (1 = no retry).
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    pub initial_backoff: Duration,
+    /// Factor applied to the delay after each attempt.
+    pub multiplier: f64,
+    /// Upper bound of a delay.
+    pub max_backoff: Duration,
+    /// Random spread of a delay, as a fraction (0.2 = ±20%).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(500),
+            multiplier: 2.0,
+            max_backoff: Duration::from_secs(30),
+            jitter: 0.2,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The delay before attempt `attempt + 1` after attempt `attempt` (from 1) failed.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.initial_backoff.as_secs_f64()
+            * self
+                .multiplier
+                .max(1.0)
+                .powi(attempt.saturating_sub(1) as i32);
+        let base = base.min(self.max_backoff.as_secs_f64());
+        let spread = self.jitter.clamp(0.0, 1.0);
+        let factor = 1.0 + spread * (fastrand::f64() * 2.0 - 1.0);
+        Duration::from_secs_f64((base * factor).max(0.0))
+    }
+}
+
+/// Per-node-type settings that override the engine's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodePolicy {
+    /// Timeout of one attempt.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retry: Option<RetryPolicy>,
+    /// At most this many nodes of the type run at once, across all runs of the engine.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Which executor runs node futures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExecutorKind {
+    /// Nodes run as tokio tasks on the runtime's worker threads; a lone ready node continues
+    /// on the thread that made it ready (the default).
+    #[default]
+    MultiThreaded,
+    /// Every node future of a run is polled by one task (no parallelism of CPU work; useful
+    /// on a current-thread runtime and for deterministic tests).
+    SingleThreaded,
+}
+
+/// Where a node's execution is dispatched: the seam for running nodes elsewhere (a distributed
+/// executor) without touching the scheduler. The default calls `node.execute` in-process.
+#[async_trait]
+pub trait NodeDispatcher: Send + Sync + 'static {
+    /// Executes one attempt of a node.
+    async fn dispatch(
+        &self,
+        node: &Arc<dyn Node>,
+        ctx: &NodeContext,
+        inputs: &Inputs,
+    ) -> std::result::Result<Outputs, NodeError>;
+}
+
+/// Runs nodes in this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LocalDispatcher;
+
+#[async_trait]
+impl NodeDispatcher for LocalDispatcher {
+    async fn dispatch(
+        &self,
+        node: &Arc<dyn Node>,
+        ctx: &NodeContext,
+        inputs: &Inputs,
+    ) -> std::result::Result<Outputs, NodeError> {
+        node.execute(ctx, inputs).await
+    }
+}
+
+/// What a run executes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum RunTarget {
+    /// Every node (the canvas's "Run").
+    #[default]
+    All,
+    /// These nodes plus what they need upstream ("Run selected").
+    Nodes(Vec<String>),
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// What to execute.
+    pub target: RunTarget,
+    /// What started the run.
+    pub trigger: TriggerType,
+    /// The run id (a fresh UUID when `None`).
+    pub run_id: Option<String>,
+    /// The stored workflow's id (defaults to the document's `id`).
+    pub workflow_id: Option<String>,
+    /// Results a client computed itself, by node id: used as they are, the node is not run
+    /// (ignored for terminal nodes, which must run in the engine).
+    pub pinned: HashMap<String, NodeResult>,
+    /// Results recorded by an earlier, interrupted attempt of this run, by node id: reused and
+    /// reported as resumed.
+    pub resumed: HashMap<String, NodeResult>,
+    /// Values for source nodes, by node id (running a workflow as a function).
+    pub inputs: HashMap<String, RunInput>,
+    /// Nodes that execute even when the cache has their result.
+    pub force: HashSet<String>,
+    /// Stop the whole run at the first failure.
+    pub fail_fast: bool,
+    /// Deliver the run's events on [`RunHandle::events`].
+    pub stream_events: bool,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run record.
+    pub run: RunRecord,
+    /// One record per node the run settled, in topological order.
+    pub executions: Vec<NodeExecution>,
+    /// The workflow with the results of completed, non-transient nodes written back.
+    pub workflow: Workflow,
+    /// Every completed node's result in this run (transient nodes included), by node id.
+    pub results: HashMap<String, Arc<NodeResult>>,
+    /// The values of the run's output nodes (Export), by node id.
+    pub exports: BTreeMap<String, Vec<Item>>,
+}
+
+/// Builds an [`Engine`].
+pub struct EngineBuilder {
+    registry: NodeRegistry,
+    max_concurrency: Option<usize>,
+    policies: HashMap<String, NodePolicy>,
+    default_timeout: Option<Duration>,
+    retry: RetryPolicy,
+    observers: Vec<Arc<dyn Observer>>,
+    assets: Option<Arc<dyn AssetStore>>,
+    cache: Option<Arc<dyn ResultCache>>,
+    dispatcher: Option<Arc<dyn NodeDispatcher>>,
+    executor: ExecutorKind,
+    cancel_grace: Duration,
+}
+
+/// Runs workflows. Cheap to clone; clones share limits, observers, cache and assets.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub(crate) registry: NodeRegistry,
+    pub(crate) global_limit: Option<Arc<Semaphore>>,
+    pub(crate) type_limits: HashMap<String, Arc<Semaphore>>,
+    pub(crate) policies: HashMap<String, NodePolicy>,
+    pub(crate) default_timeout: Option<Duration>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) observers: Vec<Arc<dyn Observer>>,
+    pub(crate) assets: Arc<dyn AssetStore>,
+    pub(crate) cache: Option<Arc<dyn ResultCache>>,
+    pub(crate) dispatcher: Arc<dyn NodeDispatcher>,
+    pub(crate) executor: ExecutorKind,
+    pub(crate) cancel_grace: Duration,
+}
+
+impl Default for EngineBuilder {
+    fn default() -> Self {
+        EngineBuilder {
+            registry: NodeRegistry::new(),
+            max_concurrency: None,
+            policies: HashMap::new(),
+            default_timeout: None,
+            retry: RetryPolicy::none(),
+            observers: Vec::new(),
+            assets: None,
+            cache: None,
+            dispatcher: None,
+            executor: ExecutorKind::default(),
+            cancel_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+impl EngineBuilder {
+    /// The node types the engine runs.
+    pub fn registry(mut self, registry: NodeRegistry) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// At most `n` nodes execute at once across all runs.
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = Some(n.max(1));
+        self
+    }
+
+    /// At most `n` nodes of `node_type` execute at once across all runs.
+    pub fn node_type_limit(mut self, node_type: &str, n: usize) -> Self {
+        self.policies
+            .entry(node_type.to_owned())
+            .or_default()
+            .max_concurrency = Some(n.max(1));
+        self
+    }
+
+    /// Settings for one node type (timeout, retries, concurrency).
+    pub fn node_policy(mut self, node_type: &str, policy: NodePolicy) -> Self {
+        self.policies.insert(node_type.to_owned(), policy);
+        self
+    }
+
+    /// Timeout of one attempt of any node without its own.
+    pub fn default_timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Retry policy of nodes without their own (the default is no retry).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Adds an observer of every run's events.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// The asset store nodes read and write media through (in memory by default).
+    pub fn assets(mut self, assets: Arc<dyn AssetStore>) -> Self {
+        self.assets = Some(assets);
+        self
+    }
+
+    /// The result cache (none by default: every node executes).
+    pub fn cache(mut self, cache: Arc<dyn ResultCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Where node executions are dispatched (in-process by default).
+    pub fn dispatcher(mut self, dispatcher: Arc<dyn NodeDispatcher>) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Which executor polls node futures.
+    pub fn executor(mut self, executor: ExecutorKind) -> Self {
+        self.executor = executor;
+        self
+    }
+
+    /// How long a cancelled run waits for running nodes to notice before abandoning them.
+    pub fn cancel_grace(mut self, grace: Duration) -> Self {
+        self.cancel_grace = grace;
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Result<Engine> {
+        let type_limits = self
+            .policies
+            .iter()
+            .filter_map(|(t, p)| {
+                p.max_concurrency
+                    .map(|n| (t.clone(), Arc::new(Semaphore::new(n))))
+            })
+            .collect();
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                registry: self.registry,
+                global_limit: self.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
+                type_limits,
+                policies: self.policies,
+                default_timeout: self.default_timeout,
+                retry: self.retry,
+                observers: self.observers,
+                assets: self
+                    .assets
+                    .unwrap_or_else(|| Arc::new(MemoryAssetStore::new())),
+                cache: self.cache,
+                dispatcher: self.dispatcher.unwrap_or_else(|| Arc::new(LocalDispatcher)),
+                executor: self.executor,
+                cancel_grace: self.cancel_grace,
+            }),
+        })
+    }
+}
+
+impl Engine {
+    /// A builder.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// The registered node types.
+    pub fn registry(&self) -> &NodeRegistry {
+        &self.inner.registry
+    }
+
+    /// The asset store.
+    pub fn assets(&self) -> &Arc<dyn AssetStore> {
+        &self.inner.assets
+    }
+
+    /// Validates and starts a run; must be called within a tokio runtime. An invalid workflow
+    /// is an [`Error::Invalid`] listing every problem, and no node runs.
+    pub fn start(&self, workflow: Workflow, options: RunOptions) -> Result<RunHandle> {
+        let _ = (workflow, options);
+        Err(Error::Config("the scheduler is being written".into()))
+    }
+
+    /// Runs a workflow to the end.
+    pub async fn run(&self, workflow: Workflow, options: RunOptions) -> Result<RunOutcome> {
+        self.start(workflow, options)?.wait().await
+    }
+}
+
+/// A started run: its id, cancellation, events, and its outcome.
+pub struct RunHandle {
+    pub(crate) run_id: Arc<str>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) events: Option<mpsc::UnboundedReceiver<RunEvent>>,
+    pub(crate) join: tokio::task::JoinHandle<Result<RunOutcome>>,
+}
+
+impl RunHandle {
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Cancels the run: queued nodes become CANCELLED, running nodes see the signal, and the
+    /// run ends CANCELLED (nodes that ignore the signal are abandoned after the grace period).
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// A token that cancels the run when cancelled.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// The run's events, when the run was started with `stream_events` (taken once).
+    pub fn events(&mut self) -> Option<mpsc::UnboundedReceiver<RunEvent>> {
+        self.events.take()
+    }
+
+    /// Waits for the run to end.
+    pub async fn wait(self) -> Result<RunOutcome> {
+        match self.join.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(Error::Config(format!("run task failed: {e}"))),
+        }
+    }
+}

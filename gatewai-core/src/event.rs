@@ -1,0 +1,217 @@
+//! Run events and observers. Every run yields a stream of [`RunEvent`]s; [`Observer`]s see the
+//! same events, in order, each batch handled before the next is delivered.
+
+use crate::error::ErrorKind;
+use crate::model::{NodeExecution, NodeResult, RunRecord, RunStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Progress of a running node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Fraction done, 0..=1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f32>,
+    /// A human-readable message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Streamed text (an LLM's latest tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partial_text: Option<String>,
+}
+
+/// Where a completed node's result came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResultSource {
+    /// The node executed.
+    Executed,
+    /// The result cache had it (config and inputs unchanged).
+    Cached,
+    /// The client computed it and handed it in (hybrid execution).
+    Pinned,
+    /// A resumed run reused the result recorded before a crash.
+    Resumed,
+}
+
+/// Why a node was skipped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase", tag = "reason")]
+pub enum SkipReason {
+    /// An upstream node failed (or was itself skipped for that reason).
+    UpstreamFailed {
+        /// The node that failed.
+        node_id: Arc<str>,
+        /// Its error.
+        error: Arc<str>,
+    },
+    /// An upstream node left the output feeding this node empty on purpose (a router).
+    NotTaken {
+        /// The node whose output was empty.
+        node_id: Arc<str>,
+    },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::UpstreamFailed { node_id, error } => {
+                write!(f, "Upstream failure in node {node_id}: {error}")
+            }
+            SkipReason::NotTaken { node_id } => write!(f, "branch not taken at node {node_id}"),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The run started.
+    RunStarted {
+        /// The run record at start.
+        run: Arc<RunRecord>,
+        /// How many nodes the run will settle.
+        node_count: usize,
+    },
+    /// A node is waiting for its inputs or a concurrency slot.
+    NodeQueued {
+        /// The node.
+        node_id: Arc<str>,
+        /// Its type.
+        node_type: Arc<str>,
+        /// Its display name.
+        label: Arc<str>,
+    },
+    /// A node started an attempt.
+    NodeStarted {
+        /// The node.
+        node_id: Arc<str>,
+        /// The attempt, from 1.
+        attempt: u32,
+    },
+    /// A running node reported progress.
+    NodeProgress {
+        /// The node.
+        node_id: Arc<str>,
+        /// The progress.
+        progress: Progress,
+    },
+    /// A node completed.
+    NodeCompleted {
+        /// The node.
+        node_id: Arc<str>,
+        /// Where the result came from.
+        source: ResultSource,
+        /// The node's result after this run.
+        result: Arc<NodeResult>,
+        /// The final execution record.
+        record: Arc<NodeExecution>,
+    },
+    /// A node attempt failed.
+    NodeFailed {
+        /// The node.
+        node_id: Arc<str>,
+        /// The error message.
+        error: Arc<str>,
+        /// The error kind.
+        #[serde(skip)]
+        kind: ErrorKind,
+        /// The attempt that failed.
+        attempt: u32,
+        /// Whether another attempt follows.
+        will_retry: bool,
+        /// The final execution record, when no retry follows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        record: Option<Arc<NodeExecution>>,
+    },
+    /// A node was skipped.
+    NodeSkipped {
+        /// The node.
+        node_id: Arc<str>,
+        /// Why.
+        reason: SkipReason,
+        /// The final execution record.
+        record: Arc<NodeExecution>,
+    },
+    /// A node was cancelled with its run.
+    NodeCancelled {
+        /// The node.
+        node_id: Arc<str>,
+        /// The final execution record.
+        record: Arc<NodeExecution>,
+    },
+    /// The run ended.
+    RunFinished {
+        /// The final run record.
+        run: Arc<RunRecord>,
+    },
+}
+
+/// One event of a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunEvent {
+    /// The run.
+    pub run_id: Arc<str>,
+    /// Position in the run's event stream, from 0.
+    pub seq: u64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl RunEvent {
+    /// The node the event is about, if any.
+    pub fn node_id(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::NodeQueued { node_id, .. }
+            | EventKind::NodeStarted { node_id, .. }
+            | EventKind::NodeProgress { node_id, .. }
+            | EventKind::NodeCompleted { node_id, .. }
+            | EventKind::NodeFailed { node_id, .. }
+            | EventKind::NodeSkipped { node_id, .. }
+            | EventKind::NodeCancelled { node_id, .. } => Some(node_id),
+            _ => None,
+        }
+    }
+
+    /// The run status, for a `RunFinished` event.
+    pub fn finished_status(&self) -> Option<RunStatus> {
+        match &self.kind {
+            EventKind::RunFinished { run } => Some(run.status),
+            _ => None,
+        }
+    }
+}
+
+/// Sees every event of every run of an engine, in order. Events come in batches (whatever
+/// accumulated while the previous batch was handled); a batch is handed over only after the
+/// previous call returned, so an observer that persists a batch before returning never loses
+/// an event it acknowledged.
+#[async_trait]
+pub trait Observer: Send + Sync + 'static {
+    /// Handles a batch of events of one run, in order.
+    async fn on_events(&self, events: &[RunEvent]);
+}
+
+/// The sending side of a run's event stream.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    pub(crate) run_id: Arc<str>,
+    pub(crate) tx: mpsc::UnboundedSender<(DateTime<Utc>, EventKind)>,
+}
+
+impl EventSink {
+    pub(crate) fn emit(&self, kind: EventKind) {
+        // The receiver lives until the run's dispatcher ends; a send after that is moot.
+        let _ = self.tx.send((Utc::now(), kind));
+    }
+}

@@ -1,0 +1,1 @@
+//! Import of React Flow documents of the workflow-app kind.

@@ -1,0 +1,1 @@
+//! Export of a workflow as Mermaid flowchart text.

@@ -1,0 +1,425 @@
+//! The pluggable node: the [`Node`] trait, the [`NodeContext`] a node runs with, its resolved
+//! [`Inputs`] and the [`Outputs`] it produces.
+
+use crate::assets::AssetStore;
+use crate::error::{ErrorKind, NodeError};
+use crate::event::{EventKind, EventSink, Progress};
+use crate::model::{DataType, FileAsset, Item, NodeResult, NodeTemplate};
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A node type the engine can run. One small trait; everything else composes around it.
+///
+/// Implementations must be cheap to share (`Arc<dyn Node>`); per-run state lives in the
+/// [`NodeContext`].
+#[async_trait]
+pub trait Node: Send + Sync + 'static {
+    /// The node type's template: its type name, handles, and flags.
+    fn template(&self) -> &NodeTemplate;
+
+    /// Version of the node's behaviour; bump it to invalidate cached results.
+    fn version(&self) -> u32 {
+        1
+    }
+
+    /// Whether the output is a pure function of (config, inputs) and may be served from cache.
+    fn cache_policy(&self) -> CachePolicy {
+        CachePolicy::Pure
+    }
+
+    /// How a new result is written into the node's stored result.
+    fn result_mode(&self) -> ResultMode {
+        ResultMode::Replace
+    }
+
+    /// Whether nodes of this type execute at all (a canvas annotation does not).
+    fn is_executable(&self) -> bool {
+        true
+    }
+
+    /// Checks a node's config; every problem as (field, message). Called by validation, so a
+    /// bad config is reported before any node runs.
+    fn check_config(&self, config: &serde_json::Value) -> Vec<(String, String)> {
+        let _ = config;
+        Vec::new()
+    }
+
+    /// Runs the node on resolved inputs.
+    async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError>;
+}
+
+/// Whether a node's output may be served from the result cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CachePolicy {
+    /// The output is a pure function of (node type + version, config, inputs).
+    #[default]
+    Pure,
+    /// The output may differ each run (a random seed, "now", a fetch the user wants fresh).
+    Volatile,
+}
+
+/// How a new result is merged into the node's stored result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResultMode {
+    /// The new generations replace the old ones (image tools).
+    #[default]
+    Replace,
+    /// The new generations are appended and the last one selected (AI nodes), so a user can
+    /// flip back to an earlier answer.
+    Append,
+}
+
+/// A value handed to a source node for one run (Gatewai's API run: inputs by node id).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunInput {
+    /// A text value.
+    Text(String),
+    /// Raw bytes of a file, with an optional name.
+    Bytes {
+        /// The bytes.
+        bytes: Bytes,
+        /// A file name, if known.
+        name: Option<String>,
+    },
+    /// A URL to fetch.
+    Url(String),
+    /// An existing file asset.
+    Asset(FileAsset),
+}
+
+/// One input handle of a node with the values that arrived on it.
+#[derive(Debug, Clone)]
+pub struct InputSlot {
+    /// The instance handle id.
+    pub handle_id: Arc<str>,
+    /// The handle template it was created from (`None` for variable inputs).
+    pub template_handle_id: Option<Arc<str>>,
+    /// The handle's label.
+    pub label: Arc<str>,
+    /// Whether the handle takes many edges.
+    pub multiple: bool,
+    /// The values, in edge order (at most one for a single-edge input).
+    pub values: Vec<Item>,
+}
+
+impl InputSlot {
+    fn answers_to(&self, key: &str) -> bool {
+        self.template_handle_id.as_deref() == Some(key)
+            || &*self.handle_id == key
+            || self.label.eq_ignore_ascii_case(key)
+    }
+}
+
+/// A node's inputs, resolved per input handle, in handle order.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    slots: Vec<InputSlot>,
+}
+
+impl Inputs {
+    /// Inputs from slots (used by the engine and by tests that call a node directly).
+    pub fn new(slots: Vec<InputSlot>) -> Self {
+        Inputs { slots }
+    }
+
+    /// A single-valued input with the given key (template handle id, handle id and label are
+    /// all set to `key`).
+    pub fn with(mut self, key: &str, item: Item) -> Self {
+        let key: Arc<str> = Arc::from(key);
+        match self.slots.iter_mut().find(|s| s.answers_to(&key)) {
+            Some(slot) => {
+                slot.multiple = true;
+                slot.values.push(item);
+            }
+            None => self.slots.push(InputSlot {
+                handle_id: key.clone(),
+                template_handle_id: Some(key.clone()),
+                label: key,
+                multiple: false,
+                values: vec![item],
+            }),
+        }
+        self
+    }
+
+    /// The slots in handle order.
+    pub fn slots(&self) -> &[InputSlot] {
+        &self.slots
+    }
+
+    /// The slot matching `key`: a template handle id, an instance handle id, or a label.
+    pub fn slot(&self, key: &str) -> Option<&InputSlot> {
+        self.slots.iter().find(|s| s.answers_to(key))
+    }
+
+    /// The first value on the input matching `key`.
+    pub fn get(&self, key: &str) -> Option<&Item> {
+        self.slot(key).and_then(|s| s.values.first())
+    }
+
+    /// All values on the input matching `key` (empty when none).
+    pub fn all(&self, key: &str) -> &[Item] {
+        self.slot(key).map_or(&[], |s| &s.values)
+    }
+
+    /// The first value on `key`, or an input error naming it.
+    pub fn require(&self, key: &str) -> Result<&Item, NodeError> {
+        self.get(key)
+            .ok_or_else(|| NodeError::input(key, "no value arrived"))
+    }
+
+    /// The text on `key`, if any; an input error when the value is not text.
+    pub fn text(&self, key: &str) -> Result<Option<&str>, NodeError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(item) => item.as_text().map(Some).ok_or_else(|| {
+                NodeError::input(key, format!("expected Text, got {}", item.data_type))
+            }),
+        }
+    }
+
+    /// The file asset on `key`, if any; an input error when the value is not a file.
+    pub fn asset(&self, key: &str) -> Result<Option<(&FileAsset, DataType)>, NodeError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(item) => item
+                .as_asset()
+                .map(|a| Some((a, item.data_type)))
+                .ok_or_else(|| {
+                    NodeError::input(key, format!("expected a file, got {}", item.data_type))
+                }),
+        }
+    }
+
+    /// Every value of every slot, in handle order then edge order.
+    pub fn values(&self) -> impl Iterator<Item = &Item> {
+        self.slots.iter().flat_map(|s| s.values.iter())
+    }
+}
+
+/// What a node produced: one or more generations, each a set of (output handle, value).
+///
+/// Handles are named by template handle id, instance handle id or label; the engine maps them
+/// onto the node's instance handles.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    pub(crate) generations: Vec<Vec<(Cow<'static, str>, Item)>>,
+}
+
+impl Outputs {
+    /// No outputs (a node that leaves every output empty, e.g. a router sending nothing).
+    pub fn none() -> Self {
+        Outputs::default()
+    }
+
+    /// One generation with one value.
+    pub fn one(handle: impl Into<Cow<'static, str>>, item: Item) -> Self {
+        Outputs {
+            generations: vec![vec![(handle.into(), item)]],
+        }
+    }
+
+    /// Adds a value to the last generation (starting one if there is none).
+    pub fn with(mut self, handle: impl Into<Cow<'static, str>>, item: Item) -> Self {
+        if self.generations.is_empty() {
+            self.generations.push(Vec::new());
+        }
+        if let Some(last) = self.generations.last_mut() {
+            last.push((handle.into(), item));
+        }
+        self
+    }
+
+    /// Starts a new generation (for nodes that produce several candidates at once).
+    pub fn next_generation(mut self) -> Self {
+        self.generations.push(Vec::new());
+        self
+    }
+
+    /// The generations as (handle, value) lists.
+    pub fn generations(&self) -> &[Vec<(Cow<'static, str>, Item)>] {
+        &self.generations
+    }
+
+    /// The first value for `handle` in the first generation.
+    pub fn get(&self, handle: &str) -> Option<&Item> {
+        self.generations
+            .first()?
+            .iter()
+            .find(|(h, _)| h == handle)
+            .map(|(_, i)| i)
+    }
+}
+
+/// Everything a node can reach while it runs: its config, the cancellation signal, a progress
+/// reporter, the asset store, its previous result, a run input, and its tracing span.
+#[derive(Clone)]
+pub struct NodeContext {
+    pub(crate) run_id: Arc<str>,
+    pub(crate) node_id: Arc<str>,
+    pub(crate) node_type: Arc<str>,
+    pub(crate) config: Arc<serde_json::Value>,
+    pub(crate) previous_result: Option<Arc<NodeResult>>,
+    pub(crate) run_input: Option<Arc<RunInput>>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) assets: Arc<dyn AssetStore>,
+    pub(crate) events: Option<EventSink>,
+    pub(crate) span: tracing::Span,
+    pub(crate) attempt: u32,
+}
+
+impl NodeContext {
+    /// A context for calling a node directly, outside an engine (tests, one-off calls).
+    pub fn detached(
+        node_id: &str,
+        node_type: &str,
+        config: serde_json::Value,
+        assets: Arc<dyn AssetStore>,
+    ) -> Self {
+        NodeContext {
+            run_id: Arc::from("detached"),
+            node_id: Arc::from(node_id),
+            node_type: Arc::from(node_type),
+            config: Arc::new(config),
+            previous_result: None,
+            run_input: None,
+            cancel: CancellationToken::new(),
+            assets,
+            events: None,
+            span: tracing::Span::none(),
+            attempt: 1,
+        }
+    }
+
+    /// Sets the previous result (for a detached context).
+    pub fn with_previous_result(mut self, result: NodeResult) -> Self {
+        self.previous_result = Some(Arc::new(result));
+        self
+    }
+
+    /// Sets the run input (for a detached context).
+    pub fn with_run_input(mut self, input: RunInput) -> Self {
+        self.run_input = Some(Arc::new(input));
+        self
+    }
+
+    /// Uses this cancellation token (for a detached context).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The run's id.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// The node's type name.
+    pub fn node_type(&self) -> &str {
+        &self.node_type
+    }
+
+    /// The raw config.
+    pub fn raw_config(&self) -> &serde_json::Value {
+        &self.config
+    }
+
+    /// The config deserialised into the node's own config struct; a config error naming the
+    /// field when it does not fit. A null config deserialises from `{}`.
+    pub fn config<T: DeserializeOwned>(&self) -> Result<T, NodeError> {
+        let value = if self.config.is_null() {
+            serde_json::Value::Object(Default::default())
+        } else {
+            (*self.config).clone()
+        };
+        serde_json::from_value(value)
+            .map_err(|e| NodeError::new(ErrorKind::InvalidConfig, format!("config: {e}")))
+    }
+
+    /// The node's stored result before this run.
+    pub fn previous_result(&self) -> Option<&NodeResult> {
+        self.previous_result.as_deref()
+    }
+
+    /// The value handed to this (source) node for this run, if any.
+    pub fn run_input(&self) -> Option<&RunInput> {
+        self.run_input.as_deref()
+    }
+
+    /// The cancellation signal of the run.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Whether the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Resolves when the run is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+
+    /// The asset store.
+    pub fn assets(&self) -> &Arc<dyn AssetStore> {
+        &self.assets
+    }
+
+    /// The node's tracing span.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
+    /// Which attempt this is (1 for the first).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Reports progress: a fraction in 0..=1 and/or a message.
+    pub fn report_progress(&self, fraction: Option<f32>, message: Option<String>) {
+        self.emit_progress(Progress {
+            fraction: fraction.map(|f| f.clamp(0.0, 1.0)),
+            message,
+            partial_text: None,
+        });
+    }
+
+    /// Reports streamed partial text (an LLM's tokens so far, or the latest chunk).
+    pub fn report_partial_text(&self, text: impl Into<String>) {
+        self.emit_progress(Progress {
+            fraction: None,
+            message: None,
+            partial_text: Some(text.into()),
+        });
+    }
+
+    fn emit_progress(&self, progress: Progress) {
+        if let Some(events) = &self.events {
+            events.emit(EventKind::NodeProgress {
+                node_id: self.node_id.clone(),
+                progress,
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext")
+            .field("run_id", &self.run_id)
+            .field("node_id", &self.node_id)
+            .field("node_type", &self.node_type)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,1 @@
+//! Built-in Gatewai node types, each behind a cargo feature.
