@@ -41,6 +41,12 @@ pub trait Node: Send + Sync + 'static {
         true
     }
 
+    /// Whether the node's result is a final output of the run (Export): the engine reports the
+    /// selected generation's values in [`RunOutcome::exports`](crate::RunOutcome).
+    fn is_run_output(&self) -> bool {
+        false
+    }
+
     /// Checks a node's config; every problem as (field, message). Called by validation, so a
     /// bad config is reported before any node runs.
     fn check_config(&self, config: &serde_json::Value) -> Vec<(String, String)> {
