@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod media_util;
 pub mod output;
 
 #[cfg(feature = "image")]
