@@ -205,7 +205,6 @@ pub trait Observer: Send + Sync + 'static {
 /// The sending side of a run's event stream.
 #[derive(Clone)]
 pub(crate) struct EventSink {
-    pub(crate) run_id: Arc<str>,
     pub(crate) tx: mpsc::UnboundedSender<(DateTime<Utc>, EventKind)>,
 }
 

@@ -1,1 +1,178 @@
-//! Helpers shared by the built-in nodes for media bytes (filled in by the media issue).
+//! Helpers shared by the built-in nodes for media bytes: mime detection from the bytes (never
+//! from a name), the data type of a mime type, storing bytes as a [`FileAsset`] with its
+//! dimensions filled in, and reading the bytes of an asset that arrived on an input handle.
+
+use bytes::Bytes;
+use gatewai_core::{DataType, ErrorKind, FileAsset, Inputs, NewAsset, NodeContext, NodeError};
+
+/// The mime type of `bytes`, detected from their magic numbers; `None` when unrecognised.
+pub fn detect_mime(bytes: &[u8]) -> Option<&'static str> {
+    infer::get(bytes).map(|kind| kind.mime_type())
+}
+
+/// The media data type a mime type belongs to (`image/*` → Image, `video/*` → Video,
+/// `audio/*` → Audio); `None` for anything else.
+pub fn data_type_for_mime(mime: &str) -> Option<DataType> {
+    match mime.split('/').next().unwrap_or("") {
+        "image" => Some(DataType::Image),
+        "video" => Some(DataType::Video),
+        "audio" => Some(DataType::Audio),
+        _ => None,
+    }
+}
+
+/// The mime type stored for bytes whose type cannot be recognised.
+pub const UNKNOWN_MIME: &str = "application/octet-stream";
+
+/// Stores `bytes` through the context's asset store. The mime type is detected from the bytes
+/// (unrecognised bytes are stored as `application/octet-stream`); images get their width and
+/// height from the header (with the `image` feature; no full decode), and video and audio their
+/// fps and duration from ffprobe (with the `video` feature; left empty when ffprobe cannot tell).
+pub async fn store_bytes(
+    ctx: &NodeContext,
+    name: &str,
+    bytes: Bytes,
+) -> Result<FileAsset, NodeError> {
+    let mime = detect_mime(&bytes).unwrap_or(UNKNOWN_MIME);
+    let mut asset = NewAsset {
+        name: name.to_owned(),
+        mime_type: mime.to_owned(),
+        ..NewAsset::default()
+    };
+    match data_type_for_mime(mime) {
+        Some(DataType::Image) => {
+            if let Some((w, h)) = image_dimensions(&bytes) {
+                asset.width = Some(w);
+                asset.height = Some(h);
+            }
+        }
+        Some(DataType::Video | DataType::Audio) => {
+            #[cfg(feature = "video")]
+            match crate::video::probe_bytes(ctx, &bytes).await {
+                Ok(info) => {
+                    asset.width = info.width;
+                    asset.height = info.height;
+                    asset.fps = info.fps;
+                    asset.duration = info.duration;
+                }
+                Err(e) => tracing::debug!(error = %e, "ffprobe could not describe stored media"),
+            }
+        }
+        _ => {}
+    }
+    asset.bytes = bytes;
+    ctx.assets().put(asset).await.map_err(NodeError::from)
+}
+
+/// Stores `bytes` like [`store_bytes`] but only when they are an image, a video or an audio
+/// file; returns the asset and its data type. Anything else is an input error naming `what`
+/// (a handle or config field).
+pub async fn store_media(
+    ctx: &NodeContext,
+    what: &str,
+    name: &str,
+    bytes: Bytes,
+) -> Result<(FileAsset, DataType), NodeError> {
+    if bytes.is_empty() {
+        return Err(NodeError::input(what, "the file is empty"));
+    }
+    let mime = detect_mime(&bytes);
+    let data_type = mime.and_then(data_type_for_mime).ok_or_else(|| {
+        NodeError::input(
+            what,
+            format!(
+                "not an image, video or audio file (detected {})",
+                mime.unwrap_or("an unknown type")
+            ),
+        )
+    })?;
+    let asset = store_bytes(ctx, name, bytes).await?;
+    Ok((asset, data_type))
+}
+
+/// Width and height from an image's header, without decoding its pixels.
+#[cfg(feature = "image")]
+pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?
+        .into_dimensions()
+        .ok()
+}
+
+/// Width and height from an image's header (always `None` without the `image` feature).
+#[cfg(not(feature = "image"))]
+pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let _ = bytes;
+    None
+}
+
+/// Reads the bytes of an asset through the context's asset store; a missing asset is an input
+/// error naming `handle`.
+pub async fn read_asset(
+    ctx: &NodeContext,
+    handle: &str,
+    asset: &FileAsset,
+) -> Result<Bytes, NodeError> {
+    ctx.assets().read(asset).await.map_err(|e| {
+        let err = NodeError::from(e);
+        match err.kind() {
+            ErrorKind::NotFound => NodeError::input(
+                handle,
+                format!("asset `{}` not found in the asset store", asset.id),
+            ),
+            _ => err,
+        }
+    })
+}
+
+/// The media asset on input `handle` and its bytes, checked against the accepted data types.
+/// A missing value, a non-file value, or a file of another type (judged by the item's type and,
+/// for the generic `File` type, by the asset's mime type) is an input error naming the handle.
+pub async fn read_input_media(
+    ctx: &NodeContext,
+    inputs: &Inputs,
+    handle: &str,
+    accepted: &[DataType],
+) -> Result<(FileAsset, DataType, Bytes), NodeError> {
+    let item = inputs.require(handle)?;
+    let asset = item.as_asset().ok_or_else(|| {
+        NodeError::input(handle, format!("expected a file, got {}", item.data_type))
+    })?;
+    let data_type = match item.data_type {
+        DataType::File => data_type_for_mime(&asset.mime_type).unwrap_or(DataType::File),
+        t => t,
+    };
+    if !accepted.contains(&data_type) {
+        let names: Vec<&str> = accepted.iter().map(|t| t.as_str()).collect();
+        return Err(NodeError::input(
+            handle,
+            format!("expected {}, got {data_type}", names.join(" or ")),
+        ));
+    }
+    let bytes = read_asset(ctx, handle, asset).await?;
+    if bytes.is_empty() {
+        return Err(NodeError::input(handle, "the file is empty"));
+    }
+    Ok((asset.clone(), data_type, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_types_map_onto_data_types() {
+        assert_eq!(data_type_for_mime("image/png"), Some(DataType::Image));
+        assert_eq!(data_type_for_mime("video/mp4"), Some(DataType::Video));
+        assert_eq!(data_type_for_mime("audio/mpeg"), Some(DataType::Audio));
+        assert_eq!(data_type_for_mime("application/pdf"), None);
+    }
+
+    #[test]
+    fn mime_comes_from_the_bytes() {
+        let png_magic = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(detect_mime(png_magic), Some("image/png"));
+        assert_eq!(detect_mime(b"just some text"), None);
+    }
+}

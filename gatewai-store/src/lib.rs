@@ -1,1 +1,73 @@
-//! Storage backends for Gatewai.
+//! # gatewai-store
+//!
+//! Durable storage for Gatewai: users, workflows, runs, node executions, file assets and the
+//! engine's result cache, behind one set of traits with three backends:
+//!
+//! - `memory://` (feature `memory`): in the process, for tests and one-off embedded runs;
+//! - `sqlite://path?mode=rwc` (feature `sqlite`, the default): one file, WAL, one writer;
+//! - `postgres://user@host/db` (feature `postgres`).
+//!
+//! [`Store::open`] picks the backend from the URL and applies the schema migrations.
+//!
+//! ```no_run
+//! # async fn demo() -> gatewai_store::Result<()> {
+//! use gatewai_store::prelude::*;
+//! let store = Store::open("sqlite://gatewai.db?mode=rwc").await?;
+//! store.upsert_user(&NewUser::new("u1", "ada@example.com")).await?;
+//! let wf = store
+//!     .create_workflow("u1", NewWorkflow::new("My canvas", gatewai_core::Workflow::default()))
+//!     .await?;
+//! // Persist every run of an engine as it happens:
+//! let engine = gatewai_core::Engine::builder().observer(store.recorder());
+//! # let _ = (wf, engine);
+//! # Ok(()) }
+//! ```
+//!
+//! Other pieces:
+//! - [`RunRecorder`]: an engine [`Observer`](gatewai_core::Observer) that commits each batch of
+//!   run events in one transaction before the engine hands over the next.
+//! - [`Store::find_interrupted_runs`](RunStore::find_interrupted_runs),
+//!   [`Store::resume_plan`] and [`RunStore::mark_interrupted`]: what to do with runs a crashed
+//!   process left RUNNING.
+//! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
+//!   the store, so cache hits survive restarts.
+//! - [`FsAssetStore`] (feature `fs`) and [`ObjectAssetStore`] (feature `s3`): asset blobs.
+#![warn(missing_docs)]
+
+mod backend;
+mod cache;
+mod error;
+mod model;
+mod recorder;
+mod store;
+
+#[cfg(any(feature = "fs", feature = "s3"))]
+pub mod assets;
+#[cfg(feature = "memory")]
+pub mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod sql;
+
+pub use backend::{AssetRecordStore, Backend, BackendKind, CacheStore, RunStore, UserStore, WorkflowStore};
+pub use cache::StoreResultCache;
+pub use error::{Error, ErrorKind, Result};
+pub use model::{NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate};
+pub use recorder::RunRecorder;
+pub use store::{Store, open};
+
+#[cfg(feature = "fs")]
+pub use assets::FsAssetStore;
+#[cfg(feature = "s3")]
+pub use assets::ObjectAssetStore;
+
+/// Everything needed to call a [`Store`]: the handle, its traits and its types.
+pub mod prelude {
+    pub use crate::backend::{
+        AssetRecordStore, Backend, BackendKind, CacheStore, RunStore, UserStore, WorkflowStore,
+    };
+    pub use crate::model::{
+        NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User,
+        WorkflowUpdate,
+    };
+    pub use crate::{Error, ErrorKind, Result, RunRecorder, Store, StoreResultCache};
+}

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+mod plan;
+mod run;
+
 /// How failed attempts are retried: only errors whose kind is retryable, with exponential
 /// backoff and jitter; a node error's `retry_after` is honoured as a minimum.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,8 +353,36 @@ impl Engine {
     /// Validates and starts a run; must be called within a tokio runtime. An invalid workflow
     /// is an [`Error::Invalid`] listing every problem, and no node runs.
     pub fn start(&self, workflow: Workflow, options: RunOptions) -> Result<RunHandle> {
-        let _ = (workflow, options);
-        Err(Error::Config("the scheduler is being written".into()))
+        crate::validate::validate(&workflow, &self.inner.registry)?;
+        let plan = plan::Plan::build(&self.inner, &workflow, &options)?;
+        let run_id: Arc<str> = Arc::from(
+            options
+                .run_id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        );
+        let cancel = CancellationToken::new();
+        let (stream, events) = if options.stream_events {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let join = tokio::spawn(run::execute(run::RunSetup {
+            engine: self.inner.clone(),
+            workflow,
+            plan,
+            options,
+            run_id: run_id.clone(),
+            cancel: cancel.clone(),
+            stream,
+        }));
+        Ok(RunHandle {
+            run_id,
+            cancel,
+            events,
+            join,
+        })
     }
 
     /// Runs a workflow to the end.

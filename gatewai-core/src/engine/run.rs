@@ -1,0 +1,1103 @@
+//! Executing a plan: drive loops that settle nodes and continue with a lone ready successor on
+//! the same task, an event dispatcher, and the finalisation of records and the outcome.
+
+use super::plan::{Plan, PlanNode};
+use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
+use crate::cache::{CacheKey, CachedOutputs};
+use crate::error::{ErrorKind, NodeError, Result};
+use crate::event::{EventKind, EventSink, ResultSource, RunEvent, SkipReason};
+use crate::model::{
+    ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem, RunRecord,
+    RunStatus, Workflow,
+};
+use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// How a node settled.
+pub(crate) enum Settled {
+    Completed {
+        result: Arc<NodeResult>,
+        record: Arc<NodeExecution>,
+    },
+    Failed {
+        error: Arc<str>,
+        kind: ErrorKind,
+        record: Arc<NodeExecution>,
+    },
+    Skipped {
+        reason: SkipReason,
+        record: Arc<NodeExecution>,
+    },
+    Cancelled {
+        record: Arc<NodeExecution>,
+    },
+}
+
+impl Settled {
+    fn record(&self) -> &Arc<NodeExecution> {
+        match self {
+            Settled::Completed { record, .. }
+            | Settled::Failed { record, .. }
+            | Settled::Skipped { record, .. }
+            | Settled::Cancelled { record } => record,
+        }
+    }
+}
+
+/// Where new node futures go: tokio's workers, or the run's own task.
+#[derive(Clone)]
+enum Spawner {
+    Tokio,
+    Local(mpsc::UnboundedSender<BoxFuture<'static, ()>>),
+}
+
+/// The shared state of one run.
+pub(crate) struct RunState {
+    plan: Plan,
+    remaining: Vec<AtomicU32>,
+    settled: Vec<OnceLock<Settled>>,
+    settled_count: AtomicUsize,
+    done: Notify,
+    cancel: CancellationToken,
+    failed_fast: OnceLock<Arc<str>>,
+    any_failed: AtomicBool,
+    events: Option<EventSink>,
+    engine: Arc<EngineInner>,
+    run_id: Arc<str>,
+    spawner: Spawner,
+    span: tracing::Span,
+    fail_fast: bool,
+}
+
+/// Everything `Engine::start` hands over to the run task.
+pub(crate) struct RunSetup {
+    pub(crate) engine: Arc<EngineInner>,
+    pub(crate) workflow: Workflow,
+    pub(crate) plan: Plan,
+    pub(crate) options: RunOptions,
+    pub(crate) run_id: Arc<str>,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) stream: Option<mpsc::UnboundedSender<RunEvent>>,
+}
+
+/// Runs a plan to the end and builds the outcome.
+pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
+    let RunSetup {
+        engine,
+        workflow,
+        plan,
+        options,
+        run_id,
+        cancel,
+        stream,
+    } = setup;
+    let created_at = Utc::now();
+    let workflow_id = options.workflow_id.clone().or_else(|| workflow.id.clone());
+    let span = tracing::info_span!("run", run_id = %run_id, workflow_id = workflow_id.as_deref().unwrap_or(""));
+
+    // Events: a dispatcher task hands batches to observers and the stream, in order.
+    let observed = !engine.observers.is_empty() || stream.is_some();
+    let (sink, dispatcher) = if observed {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let dispatcher = tokio::spawn(dispatch_events(
+            run_id.clone(),
+            rx,
+            engine.observers.clone(),
+            stream,
+        ));
+        (Some(EventSink { tx }), Some(dispatcher))
+    } else {
+        (None, None)
+    };
+
+    let mut run = RunRecord {
+        id: run_id.to_string(),
+        workflow_id,
+        trigger_type: options.trigger,
+        status: RunStatus::Running,
+        error: None,
+        created_at,
+        started_at: Some(created_at),
+        finished_at: None,
+    };
+    let count = plan.nodes.len();
+    if let Some(sink) = &sink {
+        sink.emit(EventKind::RunStarted {
+            run: Arc::new(run.clone()),
+            node_count: count,
+        });
+        for node in &plan.nodes {
+            sink.emit(EventKind::NodeQueued {
+                node_id: node.id.clone(),
+                node_type: node.node_type.clone(),
+                label: node.label.clone(),
+            });
+        }
+    }
+    tracing::info!(parent: &span, nodes = count, "run started");
+
+    let (spawner, mut local_rx) = match engine.executor {
+        ExecutorKind::MultiThreaded => (Spawner::Tokio, None),
+        ExecutorKind::SingleThreaded => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Spawner::Local(tx), Some(rx))
+        }
+    };
+    let remaining = plan.indegree.iter().map(|&d| AtomicU32::new(d)).collect();
+    let settled = (0..count).map(|_| OnceLock::new()).collect();
+    let roots: Vec<u32> = (0..count as u32)
+        .filter(|&i| plan.indegree[i as usize] == 0)
+        .collect();
+    let state = Arc::new(RunState {
+        plan,
+        remaining,
+        settled,
+        settled_count: AtomicUsize::new(0),
+        done: Notify::new(),
+        cancel: cancel.clone(),
+        failed_fast: OnceLock::new(),
+        any_failed: AtomicBool::new(false),
+        events: sink.clone(),
+        engine: engine.clone(),
+        run_id: run_id.clone(),
+        spawner: spawner.clone(),
+        span: span.clone(),
+        fail_fast: options.fail_fast,
+    });
+
+    if count > 0 {
+        for root in roots {
+            state.spawn(root);
+        }
+        wait_for_settlement(&state, &mut local_rx, engine.cancel_grace).await;
+    }
+    drop(local_rx);
+
+    // Anything still unsettled (a node that ignored cancellation) is abandoned as cancelled.
+    let now = Utc::now();
+    for i in 0..count {
+        if state.settled[i].get().is_none() {
+            let node = &state.plan.nodes[i];
+            let record = state.record(
+                node,
+                ExecutionStatus::Cancelled,
+                None,
+                Some("abandoned after the cancellation grace period".into()),
+                None,
+                now,
+                0,
+                false,
+                None,
+            );
+            state.settle(i, Settled::Cancelled { record });
+        }
+    }
+
+    // Outcome.
+    let user_cancelled = cancel.is_cancelled() && state.failed_fast.get().is_none();
+    let failed = state.any_failed.load(Ordering::Acquire);
+    run.status = if user_cancelled {
+        RunStatus::Cancelled
+    } else if failed {
+        RunStatus::Failed
+    } else {
+        RunStatus::Completed
+    };
+    let mut executions = Vec::with_capacity(count);
+    let mut results = HashMap::with_capacity(count);
+    let mut exports = BTreeMap::new();
+    let mut first_error: Option<String> = None;
+    let mut written: HashMap<&str, Arc<NodeResult>> = HashMap::new();
+    for (i, node) in state.plan.nodes.iter().enumerate() {
+        let Some(settled) = state.settled[i].get() else {
+            continue;
+        };
+        match settled {
+            Settled::Completed { result, .. } => {
+                results.insert(node.id.to_string(), result.clone());
+                if !node.transient {
+                    written.insert(&node.id, result.clone());
+                }
+                if node.is_run_output {
+                    let items = result
+                        .selected()
+                        .map(|g| g.items.iter().map(OutputItem::to_item).collect())
+                        .unwrap_or_default();
+                    exports.insert(node.id.to_string(), items);
+                }
+            }
+            Settled::Failed { error, .. } => {
+                if first_error.is_none() {
+                    first_error = Some(format!("node {} failed: {error}", node.id));
+                }
+            }
+            _ => {}
+        }
+        executions.push((**settled.record()).clone());
+    }
+    run.error = match run.status {
+        RunStatus::Cancelled => Some("cancelled".to_owned()),
+        RunStatus::Failed => first_error,
+        _ => None,
+    };
+    run.finished_at = Some(Utc::now());
+    let mut workflow = workflow;
+    for node in &mut workflow.nodes {
+        if let Some(result) = written.get(node.id.as_str()) {
+            node.result = Some((**result).clone());
+        }
+    }
+    tracing::info!(parent: &span, status = run.status.as_str(), "run finished");
+    if let Some(sink) = &sink {
+        sink.emit(EventKind::RunFinished {
+            run: Arc::new(run.clone()),
+        });
+    }
+    drop(sink);
+    drop(state);
+    if let Some(dispatcher) = dispatcher {
+        // Observers have handled every event once this returns.
+        let _ = dispatcher.await;
+    }
+    Ok(RunOutcome {
+        run,
+        executions,
+        workflow,
+        results,
+        exports,
+    })
+}
+
+/// Waits until every node settled, or the run was cancelled and the grace period passed.
+async fn wait_for_settlement(
+    state: &Arc<RunState>,
+    local: &mut Option<mpsc::UnboundedReceiver<BoxFuture<'static, ()>>>,
+    grace: std::time::Duration,
+) {
+    let total = state.plan.nodes.len();
+    let mut futures: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        if state.settled_count.load(Ordering::Acquire) >= total {
+            return;
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => futures::future::pending::<()>().await,
+            }
+        };
+        let cancelled = async {
+            if deadline.is_none() {
+                state.cancel.cancelled().await
+            } else {
+                futures::future::pending::<()>().await
+            }
+        };
+        let incoming = async {
+            match local.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => futures::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = state.done.notified() => {}
+            Some(fut) = incoming => futures.push(fut),
+            Some(()) = futures.next(), if !futures.is_empty() => {}
+            _ = cancelled => {
+                deadline = Some(tokio::time::Instant::now() + grace + std::time::Duration::from_millis(50));
+            }
+            _ = sleep => return,
+        }
+    }
+}
+
+/// Hands events to observers and the stream in batches, in order, until `RunFinished`.
+async fn dispatch_events(
+    run_id: Arc<str>,
+    mut rx: mpsc::UnboundedReceiver<(DateTime<Utc>, EventKind)>,
+    observers: Vec<Arc<dyn crate::event::Observer>>,
+    stream: Option<mpsc::UnboundedSender<RunEvent>>,
+) {
+    let mut seq = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
+    loop {
+        if rx.recv_many(&mut buf, 4096).await == 0 {
+            return;
+        }
+        let mut finished = false;
+        for (at, kind) in buf.drain(..) {
+            if finished {
+                break;
+            }
+            finished = matches!(kind, EventKind::RunFinished { .. });
+            batch.push(RunEvent {
+                run_id: run_id.clone(),
+                seq,
+                at,
+                kind,
+            });
+            seq += 1;
+        }
+        for observer in &observers {
+            observer.on_events(&batch).await;
+        }
+        match &stream {
+            Some(tx) => {
+                for event in batch.drain(..) {
+                    let _ = tx.send(event);
+                }
+            }
+            None => batch.clear(),
+        }
+        if finished {
+            return;
+        }
+    }
+}
+
+/// What resolving a node's inputs found.
+enum Resolution {
+    Ready(Inputs),
+    Skip(SkipReason),
+    Cancel,
+}
+
+impl RunState {
+    fn spawn(self: &Arc<Self>, idx: u32) {
+        let state = self.clone();
+        let fut = async move { state.drive(idx).await }.boxed();
+        match &self.spawner {
+            Spawner::Tokio => {
+                tokio::spawn(fut);
+            }
+            Spawner::Local(tx) => {
+                let _ = tx.send(fut);
+            }
+        }
+    }
+
+    /// Settles `idx`, then keeps going with one newly ready dependent on this task and hands
+    /// the others to the spawner: a lone ready node never pays a cross-thread hop.
+    async fn drive(self: Arc<Self>, mut idx: u32) {
+        let mut ready = Vec::new();
+        loop {
+            self.process(idx as usize).await;
+            self.release_dependents(idx as usize, &mut ready);
+            let Some(next) = ready.pop() else { return };
+            for other in ready.drain(..) {
+                self.spawn(other);
+            }
+            idx = next;
+        }
+    }
+
+    fn release_dependents(&self, idx: usize, ready: &mut Vec<u32>) {
+        for &d in self.plan.dependents_of(idx) {
+            if self.remaining[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                ready.push(d);
+            }
+        }
+    }
+
+    fn emit(&self, kind: EventKind) {
+        if let Some(events) = &self.events {
+            events.emit(kind);
+        }
+    }
+
+    /// Records how a node settled (first writer wins) and emits the matching event.
+    fn settle(&self, idx: usize, settled: Settled) {
+        let node = &self.plan.nodes[idx];
+        let event = self.events.as_ref().map(|_| match &settled {
+            Settled::Completed { result, record } => EventKind::NodeCompleted {
+                node_id: node.id.clone(),
+                source: if record.cached {
+                    node.preset
+                        .as_ref()
+                        .map_or(ResultSource::Cached, |(_, s)| *s)
+                } else {
+                    ResultSource::Executed
+                },
+                result: result.clone(),
+                record: record.clone(),
+            },
+            Settled::Failed {
+                error,
+                kind,
+                record,
+            } => EventKind::NodeFailed {
+                node_id: node.id.clone(),
+                error: error.clone(),
+                kind: *kind,
+                attempt: record.attempts,
+                will_retry: false,
+                record: Some(record.clone()),
+            },
+            Settled::Skipped { reason, record } => EventKind::NodeSkipped {
+                node_id: node.id.clone(),
+                reason: reason.clone(),
+                record: record.clone(),
+            },
+            Settled::Cancelled { record } => EventKind::NodeCancelled {
+                node_id: node.id.clone(),
+                record: record.clone(),
+            },
+        });
+        if self.settled[idx].set(settled).is_ok() {
+            if let Some(event) = event {
+                self.emit(event);
+            }
+            if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
+                self.done.notify_one();
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        node: &PlanNode,
+        status: ExecutionStatus,
+        output: Option<&NodeResult>,
+        error: Option<String>,
+        input: Option<&Inputs>,
+        started_at: DateTime<Utc>,
+        attempts: u32,
+        cached: bool,
+        duration_ms: Option<u64>,
+    ) -> Arc<NodeExecution> {
+        let finished_at = Utc::now();
+        Arc::new(NodeExecution {
+            run_id: self.run_id.to_string(),
+            node_id: node.id.to_string(),
+            node_type: node.node_type.to_string(),
+            label: node.label.to_string(),
+            status,
+            input: input.map(snapshot_inputs),
+            output: output.cloned(),
+            error,
+            cached,
+            started_at: Some(started_at),
+            finished_at: Some(finished_at),
+            duration_ms,
+            attempts,
+        })
+    }
+
+    fn resolve(&self, node: &PlanNode) -> Resolution {
+        let mut slots = Vec::with_capacity(node.slots.len());
+        let mut not_taken: Option<Arc<str>> = None;
+        let mut required_missing = false;
+        let mut edges = 0usize;
+        let mut delivered = 0usize;
+        for slot in &node.slots {
+            let mut values = Vec::with_capacity(slot.sources.len());
+            for (src, handle) in &slot.sources {
+                edges += 1;
+                let upstream = &self.plan.nodes[*src as usize];
+                match self.settled[*src as usize].get() {
+                    Some(Settled::Completed { result, .. }) => match result.selected_item(handle) {
+                        Some(item) => values.push(item.to_item()),
+                        None => not_taken = Some(upstream.id.clone()),
+                    },
+                    Some(Settled::Failed { error, .. }) => {
+                        return Resolution::Skip(SkipReason::UpstreamFailed {
+                            node_id: upstream.id.clone(),
+                            error: error.clone(),
+                        });
+                    }
+                    Some(Settled::Skipped {
+                        reason: reason @ SkipReason::UpstreamFailed { .. },
+                        ..
+                    }) => {
+                        return Resolution::Skip(reason.clone());
+                    }
+                    Some(Settled::Skipped {
+                        reason: SkipReason::NotTaken { node_id },
+                        ..
+                    }) => {
+                        not_taken = Some(node_id.clone());
+                    }
+                    Some(Settled::Cancelled { .. }) | None => return Resolution::Cancel,
+                }
+            }
+            delivered += values.len();
+            if slot.required && values.is_empty() {
+                required_missing = true;
+            }
+            slots.push(InputSlot {
+                handle_id: slot.handle_id.clone(),
+                template_handle_id: slot.template_handle_id.clone(),
+                label: slot.label.clone(),
+                multiple: slot.multiple,
+                values,
+            });
+        }
+        if let Some(node_id) = not_taken {
+            if required_missing || delivered == 0 && edges > 0 {
+                return Resolution::Skip(SkipReason::NotTaken { node_id });
+            }
+        }
+        Resolution::Ready(Inputs::new(slots))
+    }
+
+    /// Settles one node: preset, skip, cancel, cache hit, or execution with retries.
+    async fn process(self: &Arc<Self>, idx: usize) {
+        let node = &self.plan.nodes[idx];
+        let started_at = Utc::now();
+        if let Some((result, _)) = &node.preset {
+            let record = self.record(
+                node,
+                ExecutionStatus::Completed,
+                Some(result),
+                None,
+                None,
+                started_at,
+                0,
+                true,
+                Some(0),
+            );
+            self.settle(
+                idx,
+                Settled::Completed {
+                    result: result.clone(),
+                    record,
+                },
+            );
+            return;
+        }
+        if self.cancel.is_cancelled() {
+            let reason = self.stop_reason();
+            let record = self.record(
+                node,
+                ExecutionStatus::Cancelled,
+                None,
+                Some(reason),
+                None,
+                started_at,
+                0,
+                false,
+                None,
+            );
+            self.settle(idx, Settled::Cancelled { record });
+            return;
+        }
+        let inputs = match self.resolve(node) {
+            Resolution::Ready(inputs) => inputs,
+            Resolution::Skip(reason) => {
+                let record = self.record(
+                    node,
+                    ExecutionStatus::Skipped,
+                    None,
+                    Some(reason.to_string()),
+                    None,
+                    started_at,
+                    0,
+                    false,
+                    None,
+                );
+                self.settle(idx, Settled::Skipped { reason, record });
+                return;
+            }
+            Resolution::Cancel => {
+                let reason = self.stop_reason();
+                let record = self.record(
+                    node,
+                    ExecutionStatus::Cancelled,
+                    None,
+                    Some(reason),
+                    None,
+                    started_at,
+                    0,
+                    false,
+                    None,
+                );
+                self.settle(idx, Settled::Cancelled { record });
+                return;
+            }
+        };
+        // Cache.
+        // Forced nodes skip the lookup but still store what they produce.
+        let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
+        let key = cache.map(|_| cache_key(node, &inputs));
+        if let (Some(cache), Some(key), false) = (cache, key.as_ref(), node.force) {
+            match cache.get(key).await {
+                Ok(Some(generations)) => {
+                    let result = Arc::new(merge_cached(node, &generations));
+                    let record = self.record(
+                        node,
+                        ExecutionStatus::Completed,
+                        Some(&result),
+                        None,
+                        Some(&inputs),
+                        started_at,
+                        0,
+                        true,
+                        Some(0),
+                    );
+                    self.settle(idx, Settled::Completed { result, record });
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(parent: &self.span, node_id = %node.id, error = %e, "result cache lookup failed; executing")
+                }
+            }
+        }
+        let inputs = Arc::new(inputs);
+        let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
+        let outcome = self.execute_with_retries(node, &inputs, &span).await;
+        match outcome {
+            Attempted::Done {
+                generations,
+                attempts,
+                duration_ms,
+                started_at,
+            } => {
+                let generations: Vec<Generation> = generations;
+                if let (Some(cache), Some(key)) = (cache, key) {
+                    if let Err(e) = cache.put(key, Arc::new(generations.clone())).await {
+                        tracing::warn!(parent: &span, error = %e, "result cache store failed");
+                    }
+                }
+                let result = Arc::new(merge(node, generations));
+                let record = self.record(
+                    node,
+                    ExecutionStatus::Completed,
+                    Some(&result),
+                    None,
+                    Some(&inputs),
+                    started_at,
+                    attempts,
+                    false,
+                    Some(duration_ms),
+                );
+                self.settle(idx, Settled::Completed { result, record });
+            }
+            Attempted::Failed {
+                error,
+                attempts,
+                duration_ms,
+                started_at,
+            } => {
+                if node.on_error == OnError::Continue {
+                    let handle = node
+                        .handles
+                        .iter()
+                        .find(|h| {
+                            h.is_output
+                                && (h.template_handle_id.as_deref() == Some("error")
+                                    || h.label.eq_ignore_ascii_case("error"))
+                        })
+                        .map_or_else(|| Arc::from("error"), |h| h.id.clone());
+                    let generation = Generation {
+                        items: vec![Item::text(error.message()).on(handle.to_string())],
+                    };
+                    let result = Arc::new(merge(node, vec![generation]));
+                    let record = self.record(
+                        node,
+                        ExecutionStatus::Completed,
+                        Some(&result),
+                        Some(error.to_string()),
+                        Some(&inputs),
+                        started_at,
+                        attempts,
+                        false,
+                        Some(duration_ms),
+                    );
+                    self.settle(idx, Settled::Completed { result, record });
+                    return;
+                }
+                self.any_failed.store(true, Ordering::Release);
+                let message: Arc<str> = Arc::from(error.to_string());
+                tracing::warn!(parent: &span, error = %message, "node failed");
+                let record = self.record(
+                    node,
+                    ExecutionStatus::Failed,
+                    None,
+                    Some(message.to_string()),
+                    Some(&inputs),
+                    started_at,
+                    attempts,
+                    false,
+                    Some(duration_ms),
+                );
+                self.settle(
+                    idx,
+                    Settled::Failed {
+                        error: message,
+                        kind: error.kind(),
+                        record,
+                    },
+                );
+                if self.fail_fast && self.failed_fast.set(node.id.clone()).is_ok() {
+                    self.cancel.cancel();
+                }
+            }
+            Attempted::Cancelled {
+                attempts,
+                started_at,
+            } => {
+                let reason = self.stop_reason();
+                let record = self.record(
+                    node,
+                    ExecutionStatus::Cancelled,
+                    None,
+                    Some(reason),
+                    Some(&inputs),
+                    started_at,
+                    attempts,
+                    false,
+                    None,
+                );
+                self.settle(idx, Settled::Cancelled { record });
+            }
+        }
+    }
+
+    fn stop_reason(&self) -> String {
+        match self.failed_fast.get() {
+            Some(node) => format!("run stopped after node {node} failed (fail-fast)"),
+            None => "run cancelled".to_owned(),
+        }
+    }
+
+    async fn execute_with_retries(
+        self: &Arc<Self>,
+        node: &PlanNode,
+        inputs: &Arc<Inputs>,
+        span: &tracing::Span,
+    ) -> Attempted {
+        let mut attempt = 0u32;
+        let first_start = Utc::now();
+        loop {
+            attempt += 1;
+            // Concurrency: the node type's limit first, then the global one, so a node waiting
+            // for its type never holds a global slot.
+            let _type_permit = match &node.type_limit {
+                Some(sem) => tokio::select! {
+                    p = sem.clone().acquire_owned() => p.ok(),
+                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                },
+                None => None,
+            };
+            let _global_permit = match &self.engine.global_limit {
+                Some(sem) => tokio::select! {
+                    p = sem.clone().acquire_owned() => p.ok(),
+                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                },
+                None => None,
+            };
+            let started_at = Utc::now();
+            let clock = Instant::now();
+            self.emit(EventKind::NodeStarted {
+                node_id: node.id.clone(),
+                attempt,
+            });
+            let ctx = NodeContext {
+                run_id: self.run_id.clone(),
+                node_id: node.id.clone(),
+                node_type: node.node_type.clone(),
+                config: node.config.clone(),
+                previous_result: node.previous.clone(),
+                run_input: node.run_input.clone(),
+                cancel: self.cancel.clone(),
+                assets: self.engine.assets.clone(),
+                events: self.events.clone(),
+                span: span.clone(),
+                attempt,
+            };
+            let result = self.attempt(node, &ctx, inputs, span).await;
+            let duration_ms = clock.elapsed().as_millis() as u64;
+            match result {
+                AttemptResult::Ok(outputs) => match map_outputs(node, outputs) {
+                    Ok(generations) => {
+                        return Attempted::Done {
+                            generations,
+                            attempts: attempt,
+                            duration_ms,
+                            started_at,
+                        };
+                    }
+                    Err(error) => {
+                        return Attempted::Failed {
+                            error,
+                            attempts: attempt,
+                            duration_ms,
+                            started_at,
+                        };
+                    }
+                },
+                AttemptResult::Cancelled => {
+                    return Attempted::Cancelled {
+                        attempts: attempt,
+                        started_at,
+                    };
+                }
+                AttemptResult::Err(error) => {
+                    let retry = error.is_retryable()
+                        && attempt < node.retry.max_attempts
+                        && !self.cancel.is_cancelled();
+                    if !retry {
+                        return Attempted::Failed {
+                            error,
+                            attempts: attempt,
+                            duration_ms,
+                            started_at,
+                        };
+                    }
+                    let delay = node
+                        .retry
+                        .backoff(attempt)
+                        .max(error.retry_after().unwrap_or_default());
+                    tracing::info!(parent: span, attempt, error = %error, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
+                    self.emit(EventKind::NodeFailed {
+                        node_id: node.id.clone(),
+                        error: Arc::from(error.to_string()),
+                        kind: error.kind(),
+                        attempt,
+                        will_retry: true,
+                        record: None,
+                    });
+                    drop(_global_permit);
+                    drop(_type_permit);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt, started_at: first_start },
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt: dispatch with timeout, panic capture and cancellation (with a grace
+    /// period for the node to notice, after which it is abandoned).
+    async fn attempt(
+        &self,
+        node: &PlanNode,
+        ctx: &NodeContext,
+        inputs: &Inputs,
+        span: &tracing::Span,
+    ) -> AttemptResult {
+        let dispatch = self.engine.dispatcher.dispatch(&node.node, ctx, inputs);
+        let timed = async {
+            match node.timeout {
+                Some(limit) => match tokio::time::timeout(limit, dispatch).await {
+                    Ok(r) => r,
+                    Err(_) => Err(NodeError::new(
+                        ErrorKind::Timeout,
+                        format!("timed out after {} ms", limit.as_millis()),
+                    )),
+                },
+                None => dispatch.await,
+            }
+        };
+        let guarded = AssertUnwindSafe(timed.instrument(span.clone())).catch_unwind();
+        let mut guarded = std::pin::pin!(guarded);
+        let outcome = tokio::select! {
+            biased;
+            r = &mut guarded => r,
+            _ = self.cancel.cancelled() => {
+                match tokio::time::timeout(self.engine.cancel_grace, &mut guarded).await {
+                    Ok(Ok(Ok(_))) | Ok(Ok(Err(_))) | Ok(Err(_)) | Err(_) => return AttemptResult::Cancelled,
+                }
+            }
+        };
+        match outcome {
+            Ok(Ok(outputs)) => AttemptResult::Ok(outputs),
+            Ok(Err(e)) if e.kind() == ErrorKind::Cancelled && self.cancel.is_cancelled() => {
+                AttemptResult::Cancelled
+            }
+            Ok(Err(e)) => AttemptResult::Err(e),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic payload".to_owned());
+                AttemptResult::Err(NodeError::internal(format!("node panicked: {message}")))
+            }
+        }
+    }
+}
+
+enum AttemptResult {
+    Ok(Outputs),
+    Err(NodeError),
+    Cancelled,
+}
+
+enum Attempted {
+    Done {
+        generations: Vec<Generation>,
+        attempts: u32,
+        duration_ms: u64,
+        started_at: DateTime<Utc>,
+    },
+    Failed {
+        error: NodeError,
+        attempts: u32,
+        duration_ms: u64,
+        started_at: DateTime<Utc>,
+    },
+    Cancelled {
+        attempts: u32,
+        started_at: DateTime<Utc>,
+    },
+}
+
+/// Maps a node's output keys onto its instance handles and checks the data types.
+fn map_outputs(
+    node: &PlanNode,
+    outputs: Outputs,
+) -> std::result::Result<Vec<Generation>, NodeError> {
+    let mut generations = Vec::with_capacity(outputs.generations.len().max(1));
+    for generation in outputs.generations {
+        let mut items = Vec::with_capacity(generation.len());
+        for (key, item) in generation {
+            let handle = node
+                .handles
+                .iter()
+                .find(|h| h.template_handle_id.as_deref() == Some(&*key) || &*h.id == &*key)
+                .or_else(|| {
+                    node.handles
+                        .iter()
+                        .find(|h| h.label.eq_ignore_ascii_case(&key))
+                })
+                .ok_or_else(|| {
+                    NodeError::internal(format!("node produced a value on unknown handle `{key}`"))
+                })?;
+            if handle.is_output
+                && !handle.data_types.is_empty()
+                && !handle
+                    .data_types
+                    .intersects(crate::model::DataTypeSet::of(&[item.data_type]))
+            {
+                return Err(NodeError::internal(format!(
+                    "node produced {} on output `{key}`, which carries {}",
+                    item.data_type, handle.data_types
+                )));
+            }
+            items.push(item.on(handle.id.to_string()));
+        }
+        generations.push(Generation { items });
+    }
+    if generations.is_empty() {
+        generations.push(Generation::default());
+    }
+    Ok(generations)
+}
+
+/// The node's result after this run's generations, as its result mode says.
+fn merge(node: &PlanNode, generations: Vec<Generation>) -> NodeResult {
+    match node.mode {
+        ResultMode::Replace => NodeResult {
+            selected_output_index: 0,
+            outputs: generations,
+        },
+        ResultMode::Append => {
+            let mut outputs = node
+                .previous
+                .as_ref()
+                .map(|p| p.outputs.clone())
+                .unwrap_or_default();
+            outputs.extend(generations);
+            NodeResult {
+                selected_output_index: outputs.len().saturating_sub(1),
+                outputs,
+            }
+        }
+    }
+}
+
+/// A cache hit: an appending node whose selected generation already is the cached one keeps
+/// its result as it is (no duplicate generation).
+fn merge_cached(node: &PlanNode, generations: &CachedOutputs) -> NodeResult {
+    if node.mode == ResultMode::Append {
+        if let Some(previous) = &node.previous {
+            if previous.selected() == generations.last() {
+                return (**previous).clone();
+            }
+        }
+    }
+    merge(node, (**generations).clone())
+}
+
+/// The content hash of a node's (type + version, config, inputs, run input, output handles).
+fn cache_key(node: &PlanNode, inputs: &Inputs) -> CacheKey {
+    let mut h = blake3::Hasher::new();
+    h.update(node.node_type.as_bytes());
+    h.update(&[0]);
+    h.update(&node.version.to_le_bytes());
+    // serde_json maps are sorted by key, so the serialisation is canonical.
+    let _ = serde_json::to_writer(&mut h, &*node.config);
+    h.update(&[0]);
+    for slot in inputs.slots() {
+        h.update(slot.handle_id.as_bytes());
+        h.update(&[1]);
+        for value in &slot.values {
+            let _ = serde_json::to_writer(&mut h, value);
+            h.update(&[2]);
+        }
+    }
+    if let Some(input) = &node.run_input {
+        h.update(&[3]);
+        match &**input {
+            RunInput::Text(t) => {
+                h.update(b"text");
+                h.update(t.as_bytes());
+            }
+            RunInput::Bytes { bytes, name } => {
+                h.update(b"bytes");
+                h.update(bytes);
+                h.update(name.as_deref().unwrap_or("").as_bytes());
+            }
+            RunInput::Url(u) => {
+                h.update(b"url");
+                h.update(u.as_bytes());
+            }
+            RunInput::Asset(a) => {
+                h.update(b"asset");
+                let _ = serde_json::to_writer(&mut h, a);
+            }
+        }
+    }
+    for handle in node.handles.iter().filter(|h| h.is_output) {
+        h.update(&[4]);
+        h.update(handle.id.as_bytes());
+    }
+    CacheKey(*h.finalize().as_bytes())
+}
+
+/// The inputs as JSON: `{ handleId: value }`, or a list for a many-edge input.
+fn snapshot_inputs(inputs: &Inputs) -> serde_json::Value {
+    let mut map = serde_json::Map::with_capacity(inputs.slots().len());
+    for slot in inputs.slots() {
+        let value = if slot.multiple {
+            serde_json::Value::Array(slot.values.iter().map(item_json).collect())
+        } else {
+            slot.values
+                .first()
+                .map_or(serde_json::Value::Null, item_json)
+        };
+        map.insert(slot.handle_id.to_string(), value);
+    }
+    serde_json::Value::Object(map)
+}
+
+fn item_json(item: &Item) -> serde_json::Value {
+    serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
+}

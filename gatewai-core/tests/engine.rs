@@ -1,0 +1,1163 @@
+//! Behaviour of the engine through the public API, every test run against each executor.
+
+use async_trait::async_trait;
+use gatewai_core::engine::{ExecutorKind, NodePolicy};
+use gatewai_core::model::{Handle, HandleType, Node as WfNode, OnError};
+use gatewai_core::{
+    CachePolicy, DataType, Edge, Engine, EngineBuilder, ErrorKind, EventKind, ExecutionStatus,
+    HandleTemplate, Inputs, Item, MemoryResultCache, Node, NodeContext, NodeError, NodeRegistry,
+    NodeResult, NodeTemplate, Observer, Outputs, ResultMode, ResultSource, RetryPolicy, RunEvent,
+    RunOptions, RunStatus, RunTarget, Workflow,
+};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const EXECUTORS: [ExecutorKind; 2] = [ExecutorKind::MultiThreaded, ExecutorKind::SingleThreaded];
+
+// ---------- test node types ----------
+
+fn number_template(node_type: &str) -> NodeTemplate {
+    NodeTemplate::new(node_type, node_type, "Test")
+        .handle(HandleTemplate::input("in", "In", &[DataType::Number]).multiple())
+        .handle(HandleTemplate::output("out", "Out", &[DataType::Number]))
+}
+
+/// Sums its inputs plus `config.add`; counts executions.
+struct Sum {
+    template: NodeTemplate,
+    runs: Arc<AtomicUsize>,
+}
+
+impl Sum {
+    fn new(runs: Arc<AtomicUsize>) -> Self {
+        Sum {
+            template: number_template("Sum"),
+            runs,
+        }
+    }
+}
+
+#[async_trait]
+impl Node for Sum {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let add = ctx
+            .raw_config()
+            .get("add")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        let sum: f64 = inputs
+            .all("in")
+            .iter()
+            .filter_map(Item::as_f64)
+            .sum::<f64>()
+            + add;
+        Ok(Outputs::one("out", Item::number(sum)))
+    }
+}
+
+/// Waits on a shared barrier; only finishes when all parties run concurrently.
+struct BarrierNode {
+    template: NodeTemplate,
+    barrier: Arc<tokio::sync::Barrier>,
+}
+
+#[async_trait]
+impl Node for BarrierNode {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, _ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        self.barrier.wait().await;
+        Ok(Outputs::one("out", Item::number(1.0)))
+    }
+}
+
+/// Fails its first `config.failures` attempts with a retryable (or not) error.
+struct Flaky {
+    template: NodeTemplate,
+    attempts: Arc<AtomicU32>,
+}
+
+#[async_trait]
+impl Node for Flaky {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let n = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        let failures = ctx
+            .raw_config()
+            .get("failures")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32;
+        let retryable = ctx
+            .raw_config()
+            .get("retryable")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(true);
+        if n <= failures {
+            let kind = if retryable {
+                ErrorKind::Unavailable
+            } else {
+                ErrorKind::InvalidInput
+            };
+            return Err(NodeError::new(kind, format!("failure {n}")));
+        }
+        Ok(Outputs::one("out", Item::number(n as f64)))
+    }
+}
+
+/// Sleeps `config.ms`; honours cancellation unless `config.stubborn`.
+struct Sleep {
+    template: NodeTemplate,
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Node for Sleep {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    fn cache_policy(&self) -> CachePolicy {
+        CachePolicy::Volatile
+    }
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let now = self.active.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let ms = ctx
+            .raw_config()
+            .get("ms")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(10);
+        let stubborn = ctx
+            .raw_config()
+            .get("stubborn")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let sleep = tokio::time::sleep(Duration::from_millis(ms));
+        let result = if stubborn {
+            sleep.await;
+            Ok(Outputs::one("out", Item::number(ms as f64)))
+        } else {
+            tokio::select! {
+                _ = sleep => Ok(Outputs::one("out", Item::number(ms as f64))),
+                _ = ctx.cancelled() => Err(NodeError::cancelled()),
+            }
+        };
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+struct Panics {
+    template: NodeTemplate,
+}
+
+#[async_trait]
+impl Node for Panics {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, _ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        panic!("boom");
+    }
+}
+
+/// Sends its input down `config.route` ("a" or "b") only.
+struct Router {
+    template: NodeTemplate,
+}
+
+#[async_trait]
+impl Node for Router {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let route = ctx
+            .raw_config()
+            .get("route")
+            .and_then(|v| v.as_str())
+            .unwrap_or("a")
+            .to_owned();
+        let value = inputs.require("in")?.clone();
+        Ok(Outputs::one(route, value))
+    }
+}
+
+/// Appends a generation each run (like an LLM).
+struct Appender {
+    template: NodeTemplate,
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Node for Appender {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    fn result_mode(&self) -> ResultMode {
+        ResultMode::Append
+    }
+    async fn execute(&self, _ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let n = self.runs.fetch_add(1, Ordering::SeqCst) + 1;
+        let base: f64 = inputs.all("in").iter().filter_map(Item::as_f64).sum();
+        Ok(Outputs::one("out", Item::number(base + n as f64 * 1000.0)))
+    }
+}
+
+struct Export {
+    template: NodeTemplate,
+}
+
+#[async_trait]
+impl Node for Export {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    fn is_run_output(&self) -> bool {
+        true
+    }
+    async fn execute(&self, _ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        Ok(Outputs::one("in", inputs.require("in")?.clone()))
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    sum: Arc<AtomicUsize>,
+    flaky: Arc<AtomicU32>,
+    active: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    appends: Arc<AtomicUsize>,
+}
+
+fn registry(c: &Counters, barrier_parties: usize) -> NodeRegistry {
+    let mut r = NodeRegistry::new();
+    r.register(Sum::new(c.sum.clone())).unwrap();
+    r.register(BarrierNode {
+        template: number_template("Barrier"),
+        barrier: Arc::new(tokio::sync::Barrier::new(barrier_parties.max(1))),
+    })
+    .unwrap();
+    r.register(Flaky {
+        template: number_template("Flaky").handle(HandleTemplate::output(
+            "error",
+            "Error",
+            &[DataType::Text],
+        )),
+        attempts: c.flaky.clone(),
+    })
+    .unwrap();
+    r.register(Sleep {
+        template: number_template("Sleep"),
+        active: c.active.clone(),
+        peak: c.peak.clone(),
+    })
+    .unwrap();
+    r.register(Panics {
+        template: number_template("Panic"),
+    })
+    .unwrap();
+    r.register(Router {
+        template: NodeTemplate::new("Router", "Router", "Test")
+            .handle(HandleTemplate::input("in", "In", &[DataType::Number]).required())
+            .handle(HandleTemplate::output("a", "A", &[DataType::Number]))
+            .handle(HandleTemplate::output("b", "B", &[DataType::Number])),
+    })
+    .unwrap();
+    r.register(Appender {
+        template: number_template("Appender"),
+        runs: c.appends.clone(),
+    })
+    .unwrap();
+    r.register(Export {
+        template: NodeTemplate::new("Export", "Export", "Outputs")
+            .terminal()
+            .handle(
+                HandleTemplate::input("in", "Input", &[DataType::Number, DataType::Text])
+                    .required(),
+            ),
+    })
+    .unwrap();
+    r
+}
+
+fn engine(kind: ExecutorKind, c: &Counters, parties: usize) -> EngineBuilder {
+    Engine::builder()
+        .registry(registry(c, parties))
+        .executor(kind)
+}
+
+/// Builds a workflow; nodes are (id, type, config); edges are (source, source handle, target).
+/// Every node gets handles `{id}:{template handle}` from the registry's templates.
+fn workflow(
+    reg: &NodeRegistry,
+    nodes: &[(&str, &str, serde_json::Value)],
+    edges: &[(&str, &str, &str)],
+) -> Workflow {
+    use gatewai_core::TemplateSource;
+    let mut wf = Workflow::default();
+    for (id, ty, config) in nodes {
+        let mut node = WfNode::new(*id, *ty);
+        node.config = config.clone();
+        wf.nodes.push(node);
+        let template = reg.template(ty).unwrap();
+        for ht in &template.template_handles {
+            wf.handles.push(Handle {
+                id: format!("{id}:{}", ht.id),
+                handle_type: ht.handle_type,
+                data_types: ht.data_types.clone(),
+                label: ht.label.clone(),
+                order: ht.order,
+                required: ht.required,
+                template_handle_id: Some(ht.id.clone()),
+                node_id: (*id).to_owned(),
+                description: None,
+                multiple: None,
+                extra: Default::default(),
+            });
+        }
+    }
+    for (i, (s, sh, t)) in edges.iter().enumerate() {
+        wf.edges.push(Edge {
+            id: format!("e{i}"),
+            source: (*s).to_owned(),
+            target: (*t).to_owned(),
+            source_handle_id: format!("{s}:{sh}"),
+            target_handle_id: format!("{t}:in"),
+            extra: Default::default(),
+        });
+    }
+    wf
+}
+
+fn value_of(outcome: &gatewai_core::RunOutcome, node: &str) -> Option<f64> {
+    outcome
+        .results
+        .get(node)?
+        .selected()?
+        .items
+        .first()?
+        .to_item()
+        .as_f64()
+}
+
+fn status_of(outcome: &gatewai_core::RunOutcome, node: &str) -> ExecutionStatus {
+    outcome
+        .executions
+        .iter()
+        .find(|e| e.node_id == node)
+        .map(|e| e.status)
+        .unwrap()
+}
+
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<RunEvent>>,
+}
+
+#[async_trait]
+impl Observer for Recorder {
+    async fn on_events(&self, events: &[RunEvent]) {
+        self.events.lock().unwrap().extend_from_slice(events);
+    }
+}
+
+// ---------- tests ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sums_flow_along_edges_and_results_are_written_back() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Sum", json!({"add": 1})),
+                ("b", "Sum", json!({"add": 2})),
+                ("c", "Sum", json!({})),
+                ("x", "Export", json!({})),
+            ],
+            &[("a", "out", "c"), ("b", "out", "c"), ("c", "out", "x")],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(value_of(&outcome, "c"), Some(3.0));
+        assert_eq!(outcome.exports["x"], vec![Item::number(3.0)]);
+        let c_node = outcome.workflow.node("c").unwrap();
+        assert_eq!(
+            c_node
+                .result
+                .as_ref()
+                .unwrap()
+                .selected_item("c:out")
+                .unwrap()
+                .to_item(),
+            Item::number(3.0)
+        );
+        assert_eq!(outcome.executions.len(), 4);
+        assert!(
+            outcome
+                .executions
+                .iter()
+                .all(|e| e.status == ExecutionStatus::Completed && e.attempts == 1)
+        );
+        let c_exec = outcome
+            .executions
+            .iter()
+            .find(|e| e.node_id == "c")
+            .unwrap();
+        assert_eq!(
+            c_exec.input.as_ref().unwrap()["c:in"]
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn independent_branches_run_concurrently() {
+    // Three nodes wait on one barrier of three parties: they can only finish together.
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 3).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Barrier", json!({})),
+                ("b", "Barrier", json!({})),
+                ("c", "Barrier", json!({})),
+                ("s", "Sum", json!({})),
+            ],
+            &[("a", "out", "s"), ("b", "out", "s"), ("c", "out", "s")],
+        );
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(10),
+            engine.run(wf, RunOptions::default()),
+        )
+        .await
+        .expect("barrier nodes must run concurrently")
+        .unwrap();
+        assert_eq!(value_of(&outcome, "s"), Some(3.0), "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_as_soon_as_its_inputs_are_ready() {
+    // fast → after_fast must complete while slow (a sibling with no link) is still running.
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("slow", "Sleep", json!({"ms": 300})),
+                ("fast", "Sum", json!({"add": 1})),
+                ("after_fast", "Sum", json!({})),
+                ("end", "Sum", json!({})),
+            ],
+            &[
+                ("fast", "out", "after_fast"),
+                ("slow", "out", "end"),
+                ("after_fast", "out", "end"),
+            ],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed);
+        let events = recorder.events.lock().unwrap();
+        let pos = |node: &str| {
+            events
+                .iter()
+                .position(|e| {
+                    e.node_id() == Some(node) && matches!(e.kind, EventKind::NodeCompleted { .. })
+                })
+                .unwrap()
+        };
+        assert!(
+            pos("after_fast") < pos("slow"),
+            "{kind:?}: no level-by-level barrier"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_skips_downstream_and_independent_branches_go_on() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("bad", "Flaky", json!({"failures": 5, "retryable": false})),
+                ("down", "Sum", json!({})),
+                ("down2", "Sum", json!({})),
+                ("ok", "Sum", json!({"add": 7})),
+            ],
+            &[("bad", "out", "down"), ("down", "out", "down2")],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Failed, "{kind:?}");
+        assert!(outcome.run.error.as_deref().unwrap().contains("bad"));
+        assert_eq!(status_of(&outcome, "bad"), ExecutionStatus::Failed);
+        assert_eq!(status_of(&outcome, "down"), ExecutionStatus::Skipped);
+        assert_eq!(status_of(&outcome, "down2"), ExecutionStatus::Skipped);
+        let reason = outcome
+            .executions
+            .iter()
+            .find(|e| e.node_id == "down2")
+            .unwrap()
+            .error
+            .clone()
+            .unwrap();
+        assert!(reason.contains("Upstream failure in node bad"), "{reason}");
+        assert_eq!(status_of(&outcome, "ok"), ExecutionStatus::Completed);
+        assert_eq!(value_of(&outcome, "ok"), Some(7.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_stops_the_run() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("bad", "Flaky", json!({"failures": 1, "retryable": false})),
+                ("slow", "Sleep", json!({"ms": 10_000})),
+            ],
+            &[],
+        );
+        let started = std::time::Instant::now();
+        let outcome = engine
+            .run(
+                wf,
+                RunOptions {
+                    fail_fast: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5), "{kind:?}");
+        assert_eq!(outcome.run.status, RunStatus::Failed);
+        assert_eq!(status_of(&outcome, "slow"), ExecutionStatus::Cancelled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_error_continue_puts_the_error_on_the_error_handle() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let mut wf = workflow(
+            engine.registry(),
+            &[
+                ("bad", "Flaky", json!({"failures": 1, "retryable": false})),
+                ("down", "Sum", json!({})),
+            ],
+            &[("bad", "out", "down")],
+        );
+        wf.node_mut("bad").unwrap().on_error = Some(OnError::Continue);
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        let result = &outcome.results["bad"];
+        assert_eq!(
+            result
+                .selected_item("bad:error")
+                .unwrap()
+                .to_item()
+                .as_text(),
+            Some("failure 1")
+        );
+        assert_eq!(status_of(&outcome, "down"), ExecutionStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_skips_the_branch_not_taken_without_failing() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("src", "Sum", json!({"add": 5})),
+                ("r", "Router", json!({"route": "b"})),
+                ("on_a", "Sum", json!({})),
+                ("on_b", "Sum", json!({"add": 1})),
+            ],
+            &[("src", "out", "r"), ("r", "a", "on_a"), ("r", "b", "on_b")],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(status_of(&outcome, "on_a"), ExecutionStatus::Skipped);
+        assert!(
+            outcome
+                .executions
+                .iter()
+                .find(|e| e.node_id == "on_a")
+                .unwrap()
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("not taken")
+        );
+        assert_eq!(value_of(&outcome, "on_b"), Some(6.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_runs_take_exactly_the_needed_upstream() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Sum", json!({"add": 1})),
+                ("b", "Sum", json!({})),
+                ("other", "Sum", json!({})),
+                ("after", "Sum", json!({})),
+            ],
+            &[("a", "out", "b"), ("b", "out", "after")],
+        );
+        let outcome = engine
+            .run(
+                wf,
+                RunOptions {
+                    target: RunTarget::Nodes(vec!["b".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut ran: Vec<&str> = outcome
+            .executions
+            .iter()
+            .map(|e| e.node_id.as_str())
+            .collect();
+        ran.sort();
+        assert_eq!(ran, ["a", "b"], "{kind:?}");
+        assert_eq!(c.sum.load(Ordering::SeqCst), 2);
+        let err = engine
+            .start(
+                Workflow::default(),
+                RunOptions {
+                    target: RunTarget::Nodes(vec!["ghost".into()]),
+                    ..Default::default()
+                },
+            )
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("ghost"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_nodes_come_from_the_cache_and_changes_invalidate() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let cache = Arc::new(MemoryResultCache::default());
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .cache(cache.clone())
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let nodes = [
+            ("a", "Sum", json!({"add": 1})),
+            ("b", "Sum", json!({"add": 2})),
+            ("c", "Sum", json!({})),
+        ];
+        let edges = [("a", "out", "c"), ("b", "out", "c")];
+        let wf = workflow(engine.registry(), &nodes, &edges);
+        let first = engine.run(wf.clone(), RunOptions::default()).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 3);
+        let second = engine
+            .run(first.workflow.clone(), RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            c.sum.load(Ordering::SeqCst),
+            3,
+            "{kind:?}: nothing re-executed"
+        );
+        assert!(second.executions.iter().all(|e| e.cached));
+        assert_eq!(value_of(&second, "c"), Some(3.0));
+        let cached_events = recorder
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::NodeCompleted {
+                        source: ResultSource::Cached,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(cached_events, 3);
+        // Changing a's config re-runs a and c (its input changed), not b.
+        let mut changed = second.workflow.clone();
+        changed.node_mut("a").unwrap().config = json!({"add": 10});
+        let third = engine.run(changed, RunOptions::default()).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 5);
+        assert!(
+            third
+                .executions
+                .iter()
+                .find(|e| e.node_id == "b")
+                .unwrap()
+                .cached
+        );
+        assert_eq!(value_of(&third, "c"), Some(12.0));
+        // Forcing a node bypasses the cache.
+        let mut opts = RunOptions::default();
+        opts.force.insert("b".into());
+        engine.run(third.workflow.clone(), opts).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 6);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appending_nodes_keep_generations_and_a_cache_hit_adds_none() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let cache = Arc::new(MemoryResultCache::default());
+        let engine = engine(kind, &c, 1).cache(cache).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("src", "Sum", json!({"add": 1})),
+                ("llm", "Appender", json!({})),
+            ],
+            &[("src", "out", "llm")],
+        );
+        let first = engine.run(wf, RunOptions::default()).await.unwrap();
+        let mut opts = RunOptions::default();
+        opts.force.insert("llm".into());
+        let second = engine.run(first.workflow.clone(), opts).await.unwrap();
+        let result = second.workflow.node("llm").unwrap().result.clone().unwrap();
+        assert_eq!(result.outputs.len(), 2, "{kind:?}");
+        assert_eq!(result.selected_output_index, 1);
+        let third = engine
+            .run(second.workflow.clone(), RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            third
+                .workflow
+                .node("llm")
+                .unwrap()
+                .result
+                .as_ref()
+                .unwrap()
+                .outputs
+                .len(),
+            2
+        );
+        assert_eq!(c.appends.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_results_are_used_and_their_nodes_do_not_run() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({"add": 1})), ("b", "Sum", json!({}))],
+            &[("a", "out", "b")],
+        );
+        let mut pinned = HashMap::new();
+        pinned.insert(
+            "a".to_owned(),
+            NodeResult::single(gatewai_core::Generation {
+                items: vec![Item::number(41.0).on("a:out")],
+            }),
+        );
+        let outcome = engine
+            .run(
+                wf,
+                RunOptions {
+                    pinned,
+                    target: RunTarget::Nodes(vec!["b".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 1, "{kind:?}");
+        assert_eq!(value_of(&outcome, "b"), Some(41.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_running_and_queued_nodes() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("slow", "Sleep", json!({"ms": 30_000})),
+                ("after", "Sum", json!({})),
+            ],
+            &[("slow", "out", "after")],
+        );
+        let handle = engine.start(wf, RunOptions::default()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        handle.cancel();
+        let outcome = handle.wait().await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{kind:?}: prompt"
+        );
+        assert_eq!(outcome.run.status, RunStatus::Cancelled);
+        assert_eq!(status_of(&outcome, "slow"), ExecutionStatus::Cancelled);
+        assert_eq!(status_of(&outcome, "after"), ExecutionStatus::Cancelled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_ignoring_cancellation_is_abandoned_after_the_grace_period() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1)
+            .cancel_grace(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("stubborn", "Sleep", json!({"ms": 60_000, "stubborn": true}))],
+            &[],
+        );
+        let handle = engine.start(wf, RunOptions::default()).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        handle.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), handle.wait())
+            .await
+            .expect("never waited on forever")
+            .unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Cancelled, "{kind:?}");
+        assert_eq!(status_of(&outcome, "stubborn"), ExecutionStatus::Cancelled);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_fails_the_attempt() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1)
+            .default_timeout(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("slow", "Sleep", json!({"ms": 10_000}))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Failed, "{kind:?}");
+        let exec = &outcome.executions[0];
+        assert_eq!(exec.status, ExecutionStatus::Failed);
+        assert!(exec.error.as_deref().unwrap().contains("timed out"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_then_success_and_retries_exhausted() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let policy = RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(5),
+            jitter: 0.5,
+            ..RetryPolicy::default()
+        };
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .retry_policy(policy)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("f", "Flaky", json!({"failures": 2}))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(outcome.executions[0].attempts, 3);
+        let retries = recorder
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.kind,
+                    EventKind::NodeFailed {
+                        will_retry: true,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(retries, 2);
+
+        c.flaky.store(0, Ordering::SeqCst);
+        let wf = workflow(
+            engine.registry(),
+            &[("f", "Flaky", json!({"failures": 10}))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Failed);
+        assert_eq!(outcome.executions[0].attempts, 3);
+        assert_eq!(c.flaky.load(Ordering::SeqCst), 3);
+
+        // A non-retryable error is not retried.
+        c.flaky.store(0, Ordering::SeqCst);
+        let wf = workflow(
+            engine.registry(),
+            &[("f", "Flaky", json!({"failures": 1, "retryable": false}))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.executions[0].attempts, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_limits_are_never_exceeded() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1)
+            .node_policy(
+                "Sleep",
+                NodePolicy {
+                    max_concurrency: Some(2),
+                    ..Default::default()
+                },
+            )
+            .build()
+            .unwrap();
+        let nodes: Vec<(String, &str, serde_json::Value)> = (0..12)
+            .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 20})))
+            .collect();
+        let nodes_ref: Vec<(&str, &str, serde_json::Value)> = nodes
+            .iter()
+            .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
+            .collect();
+        let wf = workflow(engine.registry(), &nodes_ref, &[]);
+        // Two runs at once share the engine's limits.
+        let (a, b) = tokio::join!(
+            engine.run(wf.clone(), RunOptions::default()),
+            engine.run(wf, RunOptions::default())
+        );
+        assert_eq!(a.unwrap().run.status, RunStatus::Completed);
+        assert_eq!(b.unwrap().run.status, RunStatus::Completed);
+        assert_eq!(c.peak.load(Ordering::SeqCst), 2, "{kind:?}");
+    }
+    // The global limit.
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .max_concurrency(3)
+        .build()
+        .unwrap();
+    let nodes: Vec<(String, &str, serde_json::Value)> = (0..12)
+        .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 20})))
+        .collect();
+    let nodes_ref: Vec<(&str, &str, serde_json::Value)> = nodes
+        .iter()
+        .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
+        .collect();
+    engine
+        .run(
+            workflow(engine.registry(), &nodes_ref, &[]),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.peak.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_come_in_order_per_node() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({})), ("b", "Sum", json!({}))],
+            &[("a", "out", "b")],
+        );
+        let mut handle = engine
+            .start(
+                wf,
+                RunOptions {
+                    stream_events: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let mut stream = handle.events().unwrap();
+        let outcome = handle.wait().await.unwrap();
+        let mut streamed = Vec::new();
+        while let Ok(e) = stream.try_recv() {
+            streamed.push(e);
+        }
+        let observed = recorder.events.lock().unwrap().clone();
+        assert_eq!(streamed.len(), observed.len(), "{kind:?}");
+        assert!(observed.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+        assert!(matches!(
+            observed.first().unwrap().kind,
+            EventKind::RunStarted { .. }
+        ));
+        assert!(matches!(
+            observed.last().unwrap().kind,
+            EventKind::RunFinished { .. }
+        ));
+        for node in ["a", "b"] {
+            let kinds: Vec<&str> = observed
+                .iter()
+                .filter(|e| e.node_id() == Some(node))
+                .map(|e| match e.kind {
+                    EventKind::NodeQueued { .. } => "queued",
+                    EventKind::NodeStarted { .. } => "started",
+                    EventKind::NodeCompleted { .. } => "completed",
+                    _ => "other",
+                })
+                .collect();
+            assert_eq!(kinds, ["queued", "started", "completed"]);
+        }
+        assert_eq!(outcome.run.status, RunStatus::Completed);
+        // Events serialise for live streams.
+        let json = serde_json::to_value(&observed[observed.len() - 2]).unwrap();
+        assert_eq!(json["type"], "nodeCompleted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_node_fails_that_node_not_the_engine() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("p", "Panic", json!({})), ("ok", "Sum", json!({"add": 1}))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(
+            status_of(&outcome, "p"),
+            ExecutionStatus::Failed,
+            "{kind:?}"
+        );
+        assert!(
+            outcome
+                .executions
+                .iter()
+                .find(|e| e.node_id == "p")
+                .unwrap()
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("panicked: boom")
+        );
+        assert_eq!(status_of(&outcome, "ok"), ExecutionStatus::Completed);
+        // The engine still runs workflows afterwards.
+        let wf = workflow(engine.registry(), &[("ok", "Sum", json!({"add": 1}))], &[]);
+        assert_eq!(
+            engine
+                .run(wf, RunOptions::default())
+                .await
+                .unwrap()
+                .run
+                .status,
+            RunStatus::Completed
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_inputs_reach_source_nodes() {
+    struct Echo(NodeTemplate);
+    #[async_trait]
+    impl Node for Echo {
+        fn template(&self) -> &NodeTemplate {
+            &self.0
+        }
+        async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+            match ctx.run_input() {
+                Some(gatewai_core::RunInput::Text(t)) => {
+                    Ok(Outputs::one("out", Item::text(t.clone())))
+                }
+                _ => Ok(Outputs::one("out", Item::text("default"))),
+            }
+        }
+    }
+    let mut reg = NodeRegistry::new();
+    reg.register(Echo(
+        NodeTemplate::new("Echo", "Echo", "Test").handle(HandleTemplate::output(
+            "out",
+            "Out",
+            &[DataType::Text],
+        )),
+    ))
+    .unwrap();
+    let engine = Engine::builder().registry(reg).build().unwrap();
+    let wf = workflow(engine.registry(), &[("e", "Echo", json!({}))], &[]);
+    let mut opts = RunOptions::default();
+    opts.inputs
+        .insert("e".into(), gatewai_core::RunInput::Text("hello".into()));
+    let outcome = engine.run(wf, opts).await.unwrap();
+    assert_eq!(
+        outcome.results["e"].selected().unwrap().items[0]
+            .to_item()
+            .as_text(),
+        Some("hello")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_workflow_runs_no_node() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let mut wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
+    wf.nodes.push(WfNode::new("u", "Unknown"));
+    let err = engine.run(wf, RunOptions::default()).await.err().unwrap();
+    assert!(err.to_string().contains("unknown node type"), "{err}");
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn handle_types_are_exported() {
+    assert_ne!(HandleType::Input, HandleType::Output);
+}

@@ -1,0 +1,217 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The row does not exist, or belongs to another owner (never told apart, so that a caller
+    /// cannot probe for other users' ids).
+    #[error("{entity} `{id}` not found")]
+    NotFound {
+        /// What was looked for (`"workflow"`, `"run"`, `"user"`, …).
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// A row with this id already exists.
+    #[error("{entity} `{id}` already exists")]
+    Conflict {
+        /// What was created (`"workflow"`, `"run"`, …).
+        entity: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The store URL could not be understood.
+    #[error("invalid store URL `{url}`: {message}")]
+    InvalidUrl {
+        /// The URL (with any password replaced by `***`).
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The URL names a backend this build does not include.
+    #[error("store backend `{scheme}` needs the `{feature}` feature of gatewai-store")]
+    BackendDisabled {
+        /// The URL scheme.
+        scheme: String,
+        /// The cargo feature that enables it.
+        feature: &'static str,
+    },
+    /// A stored value cannot be read back (malformed JSON, an unknown status name, …).
+    #[error("{table} row `{row}`, column `{column}`: {message}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        row: String,
+        /// The column.
+        column: &'static str,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// An argument is invalid (an empty id, a page limit of 0, …).
+    #[error("invalid {field}: {message}")]
+    InvalidInput {
+        /// The argument or field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// An asset key that could escape the store's root or is otherwise not a key this store
+    /// made (`..`, an absolute path, odd characters).
+    #[error("asset key `{key}` rejected: {reason}")]
+    InvalidKey {
+        /// The key.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A value could not be serialized for storage.
+    #[error("cannot serialize {what}: {source}")]
+    Serialize {
+        /// What was being serialized.
+        what: &'static str,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// Local file I/O failed.
+    #[error("i/o on `{path}`: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database reported an error.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[error("schema migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The object store reported an error.
+    #[cfg(feature = "s3")]
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+/// The kind of an [`Error`], to map it to a response (404, 409, 400, 503, 500) without
+/// matching on variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The thing does not exist (or is not the caller's).
+    NotFound,
+    /// The thing already exists.
+    Conflict,
+    /// The caller passed something invalid.
+    InvalidInput,
+    /// Stored data cannot be read back.
+    Corrupt,
+    /// The database or object store is unreachable or busy; a retry may help.
+    Unavailable,
+    /// This build or backend cannot do it.
+    Unsupported,
+    /// Local I/O failed.
+    Io,
+    /// Anything else.
+    Internal,
+}
+
+impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::InvalidUrl { .. } | Error::InvalidInput { .. } | Error::InvalidKey { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::BackendDisabled { .. } => ErrorKind::Unsupported,
+            Error::Corrupt { .. } => ErrorKind::Corrupt,
+            Error::Serialize { .. } => ErrorKind::Internal,
+            Error::Io { .. } => ErrorKind::Io,
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Error::Database(e) => database_kind(e),
+            #[cfg(any(feature = "sqlite", feature = "postgres"))]
+            Error::Migrate(_) => ErrorKind::Internal,
+            #[cfg(feature = "s3")]
+            Error::ObjectStore(e) => match e {
+                object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+                object_store::Error::AlreadyExists { .. } => ErrorKind::Conflict,
+                object_store::Error::NotSupported { .. }
+                | object_store::Error::NotImplemented => ErrorKind::Unsupported,
+                _ => ErrorKind::Unavailable,
+            },
+        }
+    }
+
+    /// A not-found error.
+    pub(crate) fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound {
+            entity,
+            id: id.into(),
+        }
+    }
+
+    /// A stored value that cannot be read back.
+    pub(crate) fn corrupt(
+        table: &'static str,
+        row: impl Into<String>,
+        column: &'static str,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        Error::Corrupt {
+            table,
+            row: row.into(),
+            column,
+            message: message.to_string(),
+        }
+    }
+
+    /// The matching `gatewai-core` error, for the core traits this crate implements
+    /// (asset store, result cache).
+    pub(crate) fn into_core_asset_error(self, key: &str) -> gatewai_core::Error {
+        let kind = match self.kind() {
+            ErrorKind::NotFound => gatewai_core::ErrorKind::NotFound,
+            ErrorKind::InvalidInput => gatewai_core::ErrorKind::InvalidInput,
+            ErrorKind::Unavailable => gatewai_core::ErrorKind::Unavailable,
+            ErrorKind::Unsupported => gatewai_core::ErrorKind::Unsupported,
+            ErrorKind::Io => gatewai_core::ErrorKind::Io,
+            _ => gatewai_core::ErrorKind::Internal,
+        };
+        gatewai_core::Error::asset(key, kind, self.to_string())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn database_kind(e: &sqlx::Error) -> ErrorKind {
+    match e {
+        sqlx::Error::RowNotFound => ErrorKind::NotFound,
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => ErrorKind::Unavailable,
+        sqlx::Error::Configuration(_) => ErrorKind::InvalidInput,
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => ErrorKind::Corrupt,
+        sqlx::Error::Database(db) => match db.kind() {
+            sqlx::error::ErrorKind::UniqueViolation => ErrorKind::Conflict,
+            sqlx::error::ErrorKind::ForeignKeyViolation => ErrorKind::NotFound,
+            sqlx::error::ErrorKind::NotNullViolation | sqlx::error::ErrorKind::CheckViolation => {
+                ErrorKind::InvalidInput
+            }
+            _ if db.message().contains("locked") || db.message().contains("busy") => {
+                ErrorKind::Unavailable
+            }
+            _ => ErrorKind::Internal,
+        },
+        _ => ErrorKind::Internal,
+    }
+}
