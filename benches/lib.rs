@@ -1,1 +1,252 @@
-//! Shared code for the criterion benchmarks.
+//! Shared code for the criterion benchmarks: generated graphs (chain, fan-out/fan-in, random
+//! layered DAGs) as Gatewai workflows, a no-op summing node, and the two hand-written baseline
+//! schedulers the engine is measured against.
+
+use async_trait::async_trait;
+use gatewai_core::model::{Handle, Node as WfNode};
+use gatewai_core::{
+    DataType, Edge, HandleTemplate, HandleType, Inputs, Item, Node, NodeContext, NodeError,
+    NodeRegistry, NodeTemplate, Outputs, Workflow,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
+
+/// Values are kept below this modulus so sums stay exact.
+pub const MODULUS: i64 = 1_000_003;
+
+/// A generated DAG: `parents[i]` are the nodes feeding node `i`, all with smaller indices.
+#[derive(Debug, Clone)]
+pub struct Dag {
+    /// Parents of each node, in edge order.
+    pub parents: Vec<Vec<u32>>,
+}
+
+impl Dag {
+    /// A chain of `n` nodes.
+    pub fn chain(n: usize) -> Dag {
+        Dag {
+            parents: (0..n)
+                .map(|i| if i == 0 { vec![] } else { vec![i as u32 - 1] })
+                .collect(),
+        }
+    }
+
+    /// One source, `width` middle nodes, one sink.
+    pub fn fan(width: usize) -> Dag {
+        let mut parents = vec![vec![]];
+        parents.extend((0..width).map(|_| vec![0]));
+        parents.push((1..=width as u32).collect());
+        Dag { parents }
+    }
+
+    /// `layers` layers of `width` nodes, each node after the first layer with `k` random
+    /// parents in the previous layer, plus one sink fed by the whole last layer.
+    pub fn layered(layers: usize, width: usize, k: usize, seed: u64) -> Dag {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut parents = Vec::with_capacity(layers * width + 1);
+        for layer in 0..layers {
+            for _ in 0..width {
+                if layer == 0 {
+                    parents.push(vec![]);
+                } else {
+                    let base = ((layer - 1) * width) as u32;
+                    let mut p: Vec<u32> = Vec::with_capacity(k);
+                    while p.len() < k.min(width) {
+                        let c = base + rng.u32(0..width as u32);
+                        if !p.contains(&c) {
+                            p.push(c);
+                        }
+                    }
+                    parents.push(p);
+                }
+            }
+        }
+        let last = ((layers - 1) * width) as u32;
+        parents.push((last..last + width as u32).collect());
+        Dag { parents }
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.parents.len()
+    }
+
+    /// Whether the DAG is empty.
+    pub fn is_empty(&self) -> bool {
+        self.parents.is_empty()
+    }
+
+    /// Children lists.
+    pub fn children(&self) -> Vec<Vec<u32>> {
+        let mut children = vec![Vec::new(); self.len()];
+        for (i, ps) in self.parents.iter().enumerate() {
+            for &p in ps {
+                children[p as usize].push(i as u32);
+            }
+        }
+        children
+    }
+
+    /// The value of the last node (the sink) under the summing rule, computed sequentially.
+    pub fn sequential_sink(&self) -> i64 {
+        let mut values = vec![0i64; self.len()];
+        for i in 0..self.len() {
+            values[i] = node_value(self.parents[i].iter().map(|&p| values[p as usize]));
+        }
+        values[self.len() - 1]
+    }
+
+    /// The DAG as a Gatewai workflow of `Sum` nodes (`n{i}`), each with an `in` (many edges)
+    /// and an `out` handle.
+    pub fn workflow(&self) -> Workflow {
+        let mut wf = Workflow::default();
+        wf.nodes.reserve(self.len());
+        wf.handles.reserve(self.len() * 2);
+        for i in 0..self.len() {
+            let id = format!("n{i}");
+            wf.handles.push(handle(&id, "in", HandleType::Input));
+            wf.handles.push(handle(&id, "out", HandleType::Output));
+            wf.nodes.push(WfNode::new(id, "Sum"));
+        }
+        let mut e = 0usize;
+        for (i, ps) in self.parents.iter().enumerate() {
+            for &p in ps {
+                wf.edges.push(Edge {
+                    id: format!("e{e}"),
+                    source: format!("n{p}"),
+                    target: format!("n{i}"),
+                    source_handle_id: format!("n{p}:out"),
+                    target_handle_id: format!("n{i}:in"),
+                    extra: Default::default(),
+                });
+                e += 1;
+            }
+        }
+        wf
+    }
+}
+
+fn handle(node: &str, id: &str, handle_type: HandleType) -> Handle {
+    Handle {
+        id: format!("{node}:{id}"),
+        handle_type,
+        data_types: vec![DataType::Number],
+        label: id.to_owned(),
+        order: 0,
+        required: false,
+        template_handle_id: Some(id.to_owned()),
+        node_id: node.to_owned(),
+        description: None,
+        multiple: None,
+        extra: Default::default(),
+    }
+}
+
+/// The summing rule: (sum of inputs + 1) mod [`MODULUS`].
+pub fn node_value(inputs: impl Iterator<Item = i64>) -> i64 {
+    (inputs.fold(0i64, |a, b| (a + b) % MODULUS) + 1) % MODULUS
+}
+
+/// A no-op node that sums its inputs by [`node_value`].
+pub struct Sum {
+    template: NodeTemplate,
+}
+
+impl Default for Sum {
+    fn default() -> Self {
+        Sum {
+            template: NodeTemplate::new("Sum", "Sum", "Bench")
+                .handle(HandleTemplate::input("in", "in", &[DataType::Number]).multiple())
+                .handle(HandleTemplate::output("out", "out", &[DataType::Number])),
+        }
+    }
+}
+
+#[async_trait]
+impl Node for Sum {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, _ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let v = node_value(inputs.values().filter_map(Item::as_f64).map(|f| f as i64));
+        Ok(Outputs::one("out", Item::integer(v)))
+    }
+}
+
+/// A registry with the [`Sum`] node.
+pub fn registry() -> NodeRegistry {
+    let mut r = NodeRegistry::new();
+    // A fresh registry cannot already hold `Sum`.
+    let _ = r.register(Sum::default());
+    r
+}
+
+/// The sink's value from a run outcome.
+pub fn sink_value(outcome: &gatewai_core::RunOutcome, dag: &Dag) -> Option<i64> {
+    let id = format!("n{}", dag.len() - 1);
+    outcome
+        .results
+        .get(&id)?
+        .selected()?
+        .items
+        .first()?
+        .to_item()
+        .as_f64()
+        .map(|f| f as i64)
+}
+
+/// Baseline 1: a sequential loop over the nodes in topological order.
+pub fn sequential_baseline(dag: &Dag) -> i64 {
+    dag.sequential_sink()
+}
+
+/// Baseline 2: a plain tokio ready-queue scheduler — in-degree counters, and a task spawned
+/// for each node when its inputs are ready; each task releases its children.
+pub async fn tokio_baseline(dag: Arc<Dag>, children: Arc<Vec<Vec<u32>>>) -> i64 {
+    struct State {
+        dag: Arc<Dag>,
+        children: Arc<Vec<Vec<u32>>>,
+        remaining: Vec<AtomicU32>,
+        values: Vec<AtomicI64>,
+        done: AtomicUsize,
+        notify: tokio::sync::Notify,
+    }
+    fn spawn(state: Arc<State>, i: u32) {
+        tokio::spawn(async move {
+            let v = node_value(
+                state.dag.parents[i as usize]
+                    .iter()
+                    .map(|&p| state.values[p as usize].load(Ordering::Acquire)),
+            );
+            state.values[i as usize].store(v, Ordering::Release);
+            for &c in &state.children[i as usize] {
+                if state.remaining[c as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    spawn(state.clone(), c);
+                }
+            }
+            if state.done.fetch_add(1, Ordering::AcqRel) + 1 == state.dag.len() {
+                state.notify.notify_one();
+            }
+        });
+    }
+    let n = dag.len();
+    let state = Arc::new(State {
+        remaining: dag
+            .parents
+            .iter()
+            .map(|p| AtomicU32::new(p.len() as u32))
+            .collect(),
+        values: (0..n).map(|_| AtomicI64::new(0)).collect(),
+        done: AtomicUsize::new(0),
+        notify: tokio::sync::Notify::new(),
+        dag: dag.clone(),
+        children,
+    });
+    for (i, p) in dag.parents.iter().enumerate() {
+        if p.is_empty() {
+            spawn(state.clone(), i as u32);
+        }
+    }
+    state.notify.notified().await;
+    state.values[n - 1].load(Ordering::Acquire)
+}

@@ -20,12 +20,8 @@
 //! let mut workflow = Workflow::default();
 //! let text = edit::add_node(&mut workflow, &templates, "Text", Position::default()).unwrap();
 //! let upper = edit::add_node(&mut workflow, &templates, "Upper", Position::default()).unwrap();
-//! let edge = edit::connect(
-//!     &mut workflow,
-//!     &templates,
-//!     &Connection::between(&workflow, &text, "text", &upper, "text").unwrap(),
-//! )
-//! .unwrap();
+//! let connection = Connection::between(&workflow, &text, "text", &upper, "text").unwrap();
+//! let edge = edit::connect(&mut workflow, &templates, &connection).unwrap();
 //! assert!(gatewai_core::validate(&workflow, &templates).is_ok());
 //! edit::disconnect(&mut workflow, &edge).unwrap();
 //! ```
@@ -382,10 +378,11 @@ pub fn connect<T: TemplateSource + ?Sized>(
             }
         }
     }
-    if ends.source_node.is_some() && ends.target_node.is_some() {
-        if let Some(path) = path_between(workflow, &edge.target, &edge.source) {
-            problems.push(ValidationError::Cycle { node_ids: path });
-        }
+    if ends.source_node.is_some()
+        && ends.target_node.is_some()
+        && let Some(path) = path_between(workflow, &edge.target, &edge.source)
+    {
+        problems.push(ValidationError::Cycle { node_ids: path });
     }
     if !problems.is_empty() {
         return Err(invalid(problems));

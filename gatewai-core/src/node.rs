@@ -80,6 +80,8 @@ pub enum ResultMode {
 }
 
 /// A value handed to a source node for one run (Gatewai's API run: inputs by node id).
+// One per source node and run: the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunInput {
     /// A text value.

@@ -59,6 +59,8 @@ pub struct GraphIndex<'a> {
     nodes: HashMap<&'a str, usize>,
     handles: HashMap<&'a str, usize>,
     edges: HashMap<&'a str, usize>,
+    /// For each handle (by position), the index of the node it belongs to, if that exists.
+    handle_nodes: Vec<Option<usize>>,
 }
 
 /// The ends of an edge as far as they check out, as indices into the workflow's `nodes` and
@@ -98,11 +100,17 @@ impl<'a> GraphIndex<'a> {
                 edge_id: id.to_owned(),
             })
         });
+        let handle_nodes = workflow
+            .handles
+            .iter()
+            .map(|h| nodes.get(h.node_id.as_str()).copied())
+            .collect();
         GraphIndex {
             workflow,
             nodes,
             handles,
             edges,
+            handle_nodes,
         }
     }
 
@@ -129,6 +137,18 @@ impl<'a> GraphIndex<'a> {
     /// The handle with this id.
     pub fn handle(&self, id: &str) -> Option<&'a Handle> {
         self.handle_index(id).map(|i| &self.workflow.handles[i])
+    }
+
+    /// Index into `nodes` of the node the handle at index `handle` belongs to, if that node
+    /// exists.
+    pub fn node_of_handle(&self, handle: usize) -> Option<usize> {
+        self.handle_nodes.get(handle).copied().flatten()
+    }
+
+    /// Whether the handle at index `handle` is the first (or only) one with its id.
+    fn is_first_handle(&self, handle: usize) -> bool {
+        self.handles.len() == self.workflow.handles.len()
+            || self.handle_index(&self.workflow.handles[handle].id) == Some(handle)
     }
 
     /// Index into `edges` of the edge with this id.
@@ -192,7 +212,14 @@ impl<'a> GraphIndex<'a> {
         expected: HandleType,
         problems: &mut Vec<ValidationError>,
     ) -> (Option<usize>, Option<usize>) {
-        let Some(node) = self.node_index(node_id) else {
+        let handle = self.handle_index(handle_id);
+        let owner = handle.and_then(|h| self.handle_nodes[h]);
+        // The handle's owner is the node the edge names in the usual case: no second lookup.
+        let node = match owner {
+            Some(n) if self.workflow.nodes[n].id == node_id => Some(n),
+            _ => self.node_index(node_id),
+        };
+        let Some(node) = node else {
             problems.push(ValidationError::MissingNode {
                 edge_id: edge.id.clone(),
                 end,
@@ -200,10 +227,7 @@ impl<'a> GraphIndex<'a> {
             });
             return (None, None);
         };
-        let handle = self
-            .handle_index(handle_id)
-            .filter(|&h| self.workflow.handles[h].node_id == node_id);
-        let Some(handle) = handle else {
+        let Some(handle) = handle.filter(|_| owner == Some(node)) else {
             problems.push(ValidationError::MissingHandle {
                 edge_id: edge.id.clone(),
                 end,
@@ -286,8 +310,8 @@ fn check<T: TemplateSource + ?Sized>(
         })
         .collect();
 
-    for handle in &workflow.handles {
-        if index.node_index(&handle.node_id).is_none() {
+    for (h, handle) in workflow.handles.iter().enumerate() {
+        if index.node_of_handle(h).is_none() {
             problems.push(ValidationError::OrphanHandle {
                 handle_id: handle.id.clone(),
                 node_id: handle.node_id.clone(),
@@ -295,54 +319,45 @@ fn check<T: TemplateSource + ?Sized>(
         }
     }
 
-    // Edges: their ends, duplicate pairs, the edges entering each input, the node graph.
-    let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); workflow.handles.len()];
-    let mut pairs: HashMap<(usize, usize), usize> = HashMap::with_capacity(workflow.edges.len());
-    let mut links: Vec<(usize, usize)> = Vec::with_capacity(workflow.edges.len());
-    for (i, edge) in workflow.edges.iter().enumerate() {
-        let ends = index.check_edge(edge, &mut problems);
-        if let (Some(s), Some(t)) = (ends.source_node, ends.target_node) {
-            links.push((s, t));
-        }
-        let Some(target_handle) = ends.target_handle else {
-            continue;
-        };
-        if let Some(source_handle) = ends.source_handle {
-            match pairs.entry((source_handle, target_handle)) {
-                Entry::Occupied(first) => {
-                    problems.push(ValidationError::DuplicateEdge {
-                        edge_id: edge.id.clone(),
-                        other_edge_id: workflow.edges[*first.get()].id.clone(),
-                    });
-                    continue;
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(i);
-                }
-            }
-        }
-        incoming[target_handle].push(i);
-    }
+    // Edges: their ends, the node graph, and the edges entering each input.
+    let ends: Vec<EdgeEnds> = workflow
+        .edges
+        .iter()
+        .map(|edge| index.check_edge(edge, &mut problems))
+        .collect();
+    let links: Vec<(usize, usize)> = ends
+        .iter()
+        .filter_map(|e| e.source_node.zip(e.target_node))
+        .collect();
+    let incoming = Adjacency::new(
+        workflow.handles.len(),
+        ends.iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.target_handle.map(|t| (t, i))),
+    );
 
-    // Inputs: too many edges, required ones left open.
+    // Inputs: duplicate edges, too many edges, required ones left open.
     for (h, handle) in workflow.handles.iter().enumerate() {
-        if handle.handle_type != HandleType::Input || index.handle_index(&handle.id) != Some(h) {
+        if handle.handle_type != HandleType::Input || !index.is_first_handle(h) {
             continue;
         }
-        let Some(node) = index.node_index(&handle.node_id) else {
+        let Some(node) = index.node_of_handle(h) else {
             continue;
         };
-        let edges = &incoming[h];
-        if edges.len() > 1 && !input_takes_many(handle, node_templates[node]) {
-            problems.push(ValidationError::TooManyEdges {
-                node_id: handle.node_id.clone(),
-                handle_id: handle.id.clone(),
-                count: edges.len(),
-                edge_ids: edges
-                    .iter()
-                    .map(|&e| workflow.edges[e].id.clone())
-                    .collect(),
-            });
+        let edges = incoming.of(h);
+        if edges.len() > 1 {
+            let distinct = without_duplicate_pairs(workflow, &ends, edges, &mut problems);
+            if distinct.len() > 1 && !input_takes_many(handle, node_templates[node]) {
+                problems.push(ValidationError::TooManyEdges {
+                    node_id: handle.node_id.clone(),
+                    handle_id: handle.id.clone(),
+                    count: distinct.len(),
+                    edge_ids: distinct
+                        .iter()
+                        .map(|&e| workflow.edges[e].id.clone())
+                        .collect(),
+                });
+            }
         }
         if check_required && handle.required && edges.is_empty() {
             problems.push(ValidationError::RequiredInputUnconnected {
@@ -369,8 +384,34 @@ fn check<T: TemplateSource + ?Sized>(
     }
 }
 
-/// A directed graph over node indices in compressed sparse row form: for node `v`, its
-/// neighbours are `targets[offsets[v]..offsets[v + 1]]`.
+/// The edges (indices) entering one input, without those that repeat an earlier edge's source
+/// handle; each repeat is reported as a [`ValidationError::DuplicateEdge`].
+fn without_duplicate_pairs(
+    workflow: &Workflow,
+    ends: &[EdgeEnds],
+    edges: &[usize],
+    problems: &mut Vec<ValidationError>,
+) -> Vec<usize> {
+    let mut first_by_source: HashMap<usize, usize> = HashMap::with_capacity(edges.len());
+    let mut distinct = Vec::with_capacity(edges.len());
+    for &e in edges {
+        if let Some(source) = ends[e].source_handle {
+            if let Some(&first) = first_by_source.get(&source) {
+                problems.push(ValidationError::DuplicateEdge {
+                    edge_id: workflow.edges[e].id.clone(),
+                    other_edge_id: workflow.edges[first].id.clone(),
+                });
+                continue;
+            }
+            first_by_source.insert(source, e);
+        }
+        distinct.push(e);
+    }
+    distinct
+}
+
+/// A directed graph in compressed sparse row form: for vertex `v`, its neighbours are
+/// `targets[offsets[v]..offsets[v + 1]]`, in the order the links were given.
 struct Adjacency {
     offsets: Vec<usize>,
     targets: Vec<usize>,

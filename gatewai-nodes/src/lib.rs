@@ -15,6 +15,8 @@
 #![warn(missing_docs)]
 
 pub mod error;
+#[cfg(feature = "fetch")]
+pub mod fetch;
 pub mod media_util;
 pub mod output;
 

@@ -53,7 +53,10 @@ impl OutputNode {
         if !SHOWN.contains(&item.data_type) && !item.data_type.is_media() {
             return Err(NodeError::input(
                 "input",
-                format!("expected Text, Image, Video or Audio, got {}", item.data_type),
+                format!(
+                    "expected Text, Image, Video or Audio, got {}",
+                    item.data_type
+                ),
             ));
         }
         Ok(Outputs::one("input", item.clone()))

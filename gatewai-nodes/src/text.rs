@@ -66,9 +66,7 @@ impl TextNode {
         let template = NodeTemplate::new("Text", "Text", "Inputs")
             .description("A piece of text.")
             .aliases(&["text"])
-            .handle(
-                HandleTemplate::output("text", "Text", &[DataType::Text]).aliases(&["output"]),
-            )
+            .handle(HandleTemplate::output("text", "Text", &[DataType::Text]).aliases(&["output"]))
             .default_config(json!({ "content": "" }))
             .import_hook(|data| {
                 let mut config = Extra::new();
@@ -296,7 +294,11 @@ mod tests {
             TextNode::new().check_config(&json!({"content": 3}))[0].0,
             "content"
         );
-        assert!(TextNode::new().check_config(&json!({"content": "x"})).is_empty());
+        assert!(
+            TextNode::new()
+                .check_config(&json!({"content": "x"}))
+                .is_empty()
+        );
         assert_eq!(
             TextMergerNode::new().check_config(&json!({"join": []}))[0].0,
             "join"

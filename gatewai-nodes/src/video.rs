@@ -9,8 +9,8 @@
 use crate::media_util::{read_input_media, store_bytes};
 use async_trait::async_trait;
 use gatewai_core::{
-    DataType, ErrorKind, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError,
-    NodeRegistry, NodeTemplate, Outputs,
+    DataType, ErrorKind, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError, NodeRegistry,
+    NodeTemplate, Outputs,
 };
 use serde_json::Value;
 use std::ffi::OsString;
@@ -285,7 +285,11 @@ impl Timestamp {
             return Ok(Timestamp::Seconds(0.0));
         }
         if let Some(p) = s.strip_suffix('%') {
-            return p.trim().parse::<f64>().map(Timestamp::Percent).map_err(|_| bad());
+            return p
+                .trim()
+                .parse::<f64>()
+                .map(Timestamp::Percent)
+                .map_err(|_| bad());
         }
         if s.contains(':') {
             let parts: Vec<&str> = s.split(':').collect();
@@ -347,8 +351,7 @@ impl ExtractFrame {
                     .aliases(&["video_url"]),
             )
             .handle(
-                HandleTemplate::output("result", "Result", &[DataType::Image])
-                    .aliases(&["output"]),
+                HandleTemplate::output("result", "Result", &[DataType::Image]).aliases(&["output"]),
             )
             .default_config(serde_json::json!({ "timestamp": "0" }))
             .import_hook(|data| {
@@ -388,11 +391,21 @@ impl Node for ExtractFrame {
     }
 
     async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
-        let timestamp = Timestamp::parse(
-            config_field(ctx.raw_config(), "timestamp").unwrap_or(&Value::Null),
-        )
-        .map_err(|m| NodeError::config("timestamp", m))?;
+        let timestamp =
+            Timestamp::parse(config_field(ctx.raw_config(), "timestamp").unwrap_or(&Value::Null))
+                .map_err(|m| NodeError::config("timestamp", m))?;
         let (asset, _, bytes) = read_input_media(ctx, inputs, "video", &[DataType::Video]).await?;
+        let mime = crate::media_util::detect_mime(&bytes);
+        if mime.and_then(crate::media_util::data_type_for_mime) != Some(DataType::Video) {
+            return Err(NodeError::input(
+                "video",
+                format!(
+                    "`{}` is not a video (detected {})",
+                    asset.name,
+                    mime.unwrap_or("an unknown type")
+                ),
+            ));
+        }
         let dir = temp_dir()?;
         let input = dir.path().join("input");
         write_file(&input, &bytes).await?;
@@ -593,6 +606,16 @@ impl Node for MediaCut {
             cut_range(ctx.raw_config()).map_err(|(f, m)| NodeError::config(&f, m))?;
         let (asset, data_type, bytes) =
             read_input_media(ctx, inputs, "media", &[DataType::Video, DataType::Audio]).await?;
+        let mime = crate::media_util::detect_mime(&bytes)
+            .filter(|m| {
+                crate::media_util::data_type_for_mime(m).is_some_and(|t| t != DataType::Image)
+            })
+            .ok_or_else(|| {
+                NodeError::input(
+                    "media",
+                    format!("`{}` is not a video or audio file", asset.name),
+                )
+            })?;
         let dir = temp_dir()?;
         let input = dir.path().join("input");
         write_file(&input, &bytes).await?;
@@ -605,7 +628,11 @@ impl Node for MediaCut {
         if !usable {
             return Err(NodeError::input(
                 "media",
-                format!("`{}` has no {} stream", asset.name, data_type.as_str().to_lowercase()),
+                format!(
+                    "`{}` has no {} stream",
+                    asset.name,
+                    data_type.as_str().to_lowercase()
+                ),
             ));
         }
         if let Some(d) = info.duration
@@ -616,7 +643,7 @@ impl Node for MediaCut {
                 format!("{start} s is past the end of the media ({d} s)"),
             ));
         }
-        let ext = cut_extension(&asset.mime_type, data_type);
+        let ext = cut_extension(mime, data_type);
         let output = dir.path().join(format!("cut.{ext}"));
         let mut args: Vec<OsString> = vec![
             "-nostdin".into(),
@@ -639,7 +666,10 @@ impl Node for MediaCut {
         if !result.status.success() {
             return Err(NodeError::input(
                 "media",
-                format!("ffmpeg could not cut the media: {}", last_line(&result.stderr)),
+                format!(
+                    "ffmpeg could not cut the media: {}",
+                    last_line(&result.stderr)
+                ),
             ));
         }
         let cut = tokio::fs::read(&output).await.unwrap_or_default();
@@ -669,14 +699,23 @@ mod tests {
 
     #[test]
     fn timestamps_parse() {
-        assert_eq!(Timestamp::parse(&json!("12.5")), Ok(Timestamp::Seconds(12.5)));
+        assert_eq!(
+            Timestamp::parse(&json!("12.5")),
+            Ok(Timestamp::Seconds(12.5))
+        );
         assert_eq!(Timestamp::parse(&json!(3)), Ok(Timestamp::Seconds(3.0)));
         assert_eq!(
             Timestamp::parse(&json!("00:01:02.5")),
             Ok(Timestamp::Seconds(62.5))
         );
-        assert_eq!(Timestamp::parse(&json!("01:02")), Ok(Timestamp::Seconds(62.0)));
-        assert_eq!(Timestamp::parse(&json!(" 50% ")), Ok(Timestamp::Percent(50.0)));
+        assert_eq!(
+            Timestamp::parse(&json!("01:02")),
+            Ok(Timestamp::Seconds(62.0))
+        );
+        assert_eq!(
+            Timestamp::parse(&json!(" 50% ")),
+            Ok(Timestamp::Percent(50.0))
+        );
         for bad in [
             json!("abc"),
             json!("inf"),
@@ -699,8 +738,19 @@ mod tests {
 
     #[test]
     fn cut_ranges_are_checked() {
-        assert_eq!(cut_range(&json!({"startSec": 1, "endSec": null})), Ok((1.0, None)));
-        assert_eq!(cut_range(&json!({"startSec": 3, "endSec": 2})).unwrap_err().0, "endSec");
-        assert_eq!(cut_range(&json!({"startSec": -1})).unwrap_err().0, "startSec");
+        assert_eq!(
+            cut_range(&json!({"startSec": 1, "endSec": null})),
+            Ok((1.0, None))
+        );
+        assert_eq!(
+            cut_range(&json!({"startSec": 3, "endSec": 2}))
+                .unwrap_err()
+                .0,
+            "endSec"
+        );
+        assert_eq!(
+            cut_range(&json!({"startSec": -1})).unwrap_err().0,
+            "startSec"
+        );
     }
 }

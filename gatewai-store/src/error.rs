@@ -145,8 +145,9 @@ impl Error {
             Error::ObjectStore(e) => match e {
                 object_store::Error::NotFound { .. } => ErrorKind::NotFound,
                 object_store::Error::AlreadyExists { .. } => ErrorKind::Conflict,
-                object_store::Error::NotSupported { .. }
-                | object_store::Error::NotImplemented => ErrorKind::Unsupported,
+                object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented => {
+                    ErrorKind::Unsupported
+                }
                 _ => ErrorKind::Unavailable,
             },
         }
@@ -175,8 +176,8 @@ impl Error {
         }
     }
 
-    /// The matching `gatewai-core` error, for the core traits this crate implements
-    /// (asset store, result cache).
+    /// The matching `gatewai-core` error, for the asset stores.
+    #[cfg(any(feature = "fs", feature = "s3"))]
     pub(crate) fn into_core_asset_error(self, key: &str) -> gatewai_core::Error {
         let kind = match self.kind() {
             ErrorKind::NotFound => gatewai_core::ErrorKind::NotFound,

@@ -34,12 +34,18 @@
 //! - [`FsAssetStore`] (feature `fs`) and [`ObjectAssetStore`] (feature `s3`): asset blobs.
 #![warn(missing_docs)]
 
+mod argument;
 mod backend;
 mod cache;
 mod error;
 mod model;
 mod recorder;
 mod store;
+mod write_plan;
+
+/// The error a run and its unfinished node executions get when
+/// [`RunStore::mark_interrupted`] closes a run a crashed process left behind.
+pub const INTERRUPTED: &str = "interrupted";
 
 #[cfg(any(feature = "fs", feature = "s3"))]
 pub mod assets;
@@ -48,10 +54,14 @@ pub mod memory;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub mod sql;
 
-pub use backend::{AssetRecordStore, Backend, BackendKind, CacheStore, RunStore, UserStore, WorkflowStore};
+pub use backend::{
+    AssetRecordStore, Backend, BackendKind, CacheStore, RunStore, UserStore, WorkflowStore,
+};
 pub use cache::StoreResultCache;
 pub use error::{Error, ErrorKind, Result};
-pub use model::{NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate};
+pub use model::{
+    NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
+};
 pub use recorder::RunRecorder;
 pub use store::{Store, open};
 

@@ -33,6 +33,8 @@ pub(crate) struct HandlePlan {
 
 /// A node of the run.
 pub(crate) struct PlanNode {
+    /// Index of the node in the workflow document.
+    pub(crate) wf_index: u32,
     pub(crate) id: Arc<str>,
     pub(crate) node_type: Arc<str>,
     pub(crate) label: Arc<str>,
@@ -71,7 +73,9 @@ impl Plan {
         &self.dependents[self.dep_offsets[i] as usize..self.dep_offsets[i + 1] as usize]
     }
 
-    /// Compiles a validated workflow for a run.
+    /// Compiles a validated workflow for a run: linear in nodes + handles + edges, with one
+    /// allocation per node and handle where the data must be owned, and everything shared per
+    /// node type computed once.
     pub(crate) fn build(
         engine: &EngineInner,
         workflow: &Workflow,
@@ -79,11 +83,11 @@ impl Plan {
     ) -> Result<Plan> {
         let registry = &engine.registry;
         let n = workflow.nodes.len();
-        let index: HashMap<&str, usize> = workflow
+        let index: HashMap<&str, u32> = workflow
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, node)| (node.id.as_str(), i))
+            .map(|(i, node)| (node.id.as_str(), i as u32))
             .collect();
         let mut problems = Vec::new();
         for id in options
@@ -98,34 +102,67 @@ impl Plan {
                 });
             }
         }
-        // Node types (validation guarantees they exist) and which ones execute at all.
-        let mut impls: Vec<Option<&Arc<dyn Node>>> = Vec::with_capacity(n);
+        // Per node type, once: the implementation and the policies that apply.
+        let mut types: HashMap<&str, Option<TypeInfo>> = HashMap::new();
+        let mut type_of: Vec<Option<usize>> = Vec::with_capacity(n);
+        let mut type_list: Vec<TypeInfo> = Vec::new();
+        let mut type_slot: HashMap<&str, usize> = HashMap::new();
         for node in &workflow.nodes {
-            let imp = registry.get(&node.node_type);
-            impls.push(imp.filter(|i| i.is_executable()));
+            let name = node.node_type.as_str();
+            if !types.contains_key(name) {
+                let info = registry
+                    .get(name)
+                    .filter(|imp| imp.is_executable())
+                    .map(|imp| TypeInfo::new(engine, name, imp));
+                if let Some(info) = &info {
+                    type_slot.insert(name, type_list.len());
+                    type_list.push(info.clone());
+                }
+                types.insert(name, info);
+            }
+            type_of.push(type_slot.get(name).copied());
         }
-        // Incoming edges per node (as edge indices), for the upstream walk and slot sources.
-        let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (e, edge) in workflow.edges.iter().enumerate() {
-            if let (Some(&s), Some(&t)) = (
+        // Incoming edges per executable node, as (source index, edge index), in CSR form.
+        let mut in_counts = vec![0u32; n + 1];
+        let mut edge_ends: Vec<Option<(u32, u32)>> = Vec::with_capacity(workflow.edges.len());
+        for edge in &workflow.edges {
+            let ends = match (
                 index.get(edge.source.as_str()),
                 index.get(edge.target.as_str()),
             ) {
-                if impls[s].is_some() && impls[t].is_some() {
-                    incoming[t].push(e);
+                (Some(&s), Some(&t))
+                    if type_of[s as usize].is_some() && type_of[t as usize].is_some() =>
+                {
+                    in_counts[t as usize] += 1;
+                    Some((s, t))
                 }
+                _ => None,
+            };
+            edge_ends.push(ends);
+        }
+        let in_offsets = prefix_sums(&in_counts);
+        let mut in_fill = in_offsets.clone();
+        let mut incoming = vec![(0u32, 0u32); in_offsets[n] as usize];
+        for (e, ends) in edge_ends.iter().enumerate() {
+            if let Some((s, t)) = *ends {
+                let at = &mut in_fill[t as usize];
+                incoming[*at as usize] = (s, e as u32);
+                *at += 1;
             }
         }
+        let incoming_of =
+            |t: usize| &incoming[in_offsets[t] as usize..in_offsets[t + 1] as usize];
         // Preset results: pinned (not for terminal nodes) and resumed.
         let mut preset: Vec<Option<(Arc<NodeResult>, ResultSource)>> = vec![None; n];
         for (id, result) in &options.resumed {
             if let Some(&i) = index.get(id.as_str()) {
-                preset[i] = Some((Arc::new(result.clone()), ResultSource::Resumed));
+                preset[i as usize] = Some((Arc::new(result.clone()), ResultSource::Resumed));
             }
         }
         for (id, result) in &options.pinned {
             if let Some(&i) = index.get(id.as_str()) {
-                let terminal = impls[i].is_some_and(|imp| imp.template().is_terminal_node);
+                let i = i as usize;
+                let terminal = type_of[i].is_some_and(|t| type_list[t].terminal);
                 if terminal {
                     tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
                 } else if preset[i].is_none() {
@@ -133,19 +170,20 @@ impl Plan {
                 }
             }
         }
-        // Which nodes the run settles.
+        // Which nodes the run settles: all, or the targets and what they need upstream
+        // (a preset node needs nothing upstream).
         let mut included = vec![false; n];
         match &options.target {
             RunTarget::All => {
-                for i in 0..n {
-                    included[i] = impls[i].is_some();
+                for (i, slot) in included.iter_mut().enumerate() {
+                    *slot = type_of[i].is_some();
                 }
             }
             RunTarget::Nodes(ids) => {
                 let mut stack = Vec::new();
                 for id in ids {
                     match index.get(id.as_str()) {
-                        Some(&i) if impls[i].is_some() => stack.push(i),
+                        Some(&i) if type_of[i as usize].is_some() => stack.push(i as usize),
                         Some(_) => {}
                         None => problems.push(ValidationError::NodeNotFound {
                             node_id: id.clone(),
@@ -153,190 +191,213 @@ impl Plan {
                     }
                 }
                 while let Some(i) = stack.pop() {
-                    if std::mem::replace(&mut included[i], true) {
+                    if std::mem::replace(&mut included[i], true) || preset[i].is_some() {
                         continue;
                     }
-                    if preset[i].is_some() {
-                        continue;
-                    }
-                    for &e in &incoming[i] {
-                        if let Some(&s) = index.get(workflow.edges[e].source.as_str()) {
-                            if !included[s] {
-                                stack.push(s);
-                            }
-                        }
-                    }
+                    stack.extend(
+                        incoming_of(i)
+                            .iter()
+                            .map(|&(s, _)| s as usize)
+                            .filter(|&s| !included[s]),
+                    );
                 }
             }
         }
         if !problems.is_empty() {
             return Err(Error::Invalid(ValidationErrors(problems)));
         }
-        // Topological order of the included nodes (Kahn); preset nodes do not wait for
-        // their upstream, so edges into them are dropped.
-        let edge_counts = |i: usize| -> bool { included[i] && preset[i].is_none() };
-        let mut indeg_tmp = vec![0u32; n];
-        let mut outgoing: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for t in 0..n {
-            if !edge_counts(t) {
-                continue;
-            }
-            for &e in &incoming[t] {
-                if let Some(&s) = index.get(workflow.edges[e].source.as_str()) {
-                    if included[s] {
-                        indeg_tmp[t] += 1;
-                        outgoing[s].push(t);
-                    }
+        // Topological order (Kahn) over the edges that count: into included, non-preset nodes.
+        let counts = |t: usize| included[t] && preset[t].is_none();
+        let mut indeg = vec![0u32; n];
+        let mut out_counts = vec![0u32; n + 1];
+        for t in (0..n).filter(|&t| counts(t)) {
+            for &(s, _) in incoming_of(t) {
+                if included[s as usize] {
+                    indeg[t] += 1;
+                    out_counts[s as usize] += 1;
                 }
             }
         }
-        let mut order: Vec<usize> = (0..n)
-            .filter(|&i| included[i] && indeg_tmp[i] == 0)
+        let out_offsets = prefix_sums(&out_counts);
+        let mut out_fill = out_offsets.clone();
+        let mut outgoing = vec![0u32; out_offsets[n] as usize];
+        for t in (0..n).filter(|&t| counts(t)) {
+            for &(s, _) in incoming_of(t) {
+                if included[s as usize] {
+                    let at = &mut out_fill[s as usize];
+                    outgoing[*at as usize] = t as u32;
+                    *at += 1;
+                }
+            }
+        }
+        let mut order: Vec<u32> = (0..n as u32)
+            .filter(|&i| included[i as usize] && indeg[i as usize] == 0)
             .collect();
         let mut head = 0;
-        let mut indeg_walk = indeg_tmp.clone();
         while head < order.len() {
-            let i = order[head];
+            let i = order[head] as usize;
             head += 1;
-            for &t in &outgoing[i] {
-                indeg_walk[t] -= 1;
-                if indeg_walk[t] == 0 {
+            for &t in &outgoing[out_offsets[i] as usize..out_offsets[i + 1] as usize] {
+                indeg[t as usize] -= 1;
+                if indeg[t as usize] == 0 {
                     order.push(t);
                 }
             }
         }
         let mut position = vec![u32::MAX; n];
         for (p, &i) in order.iter().enumerate() {
-            position[i] = p as u32;
+            position[i as usize] = p as u32;
+        }
+        // Handles per node (CSR), in the document's order.
+        let mut h_counts = vec![0u32; n + 1];
+        let handle_node: Vec<Option<u32>> = workflow
+            .handles
+            .iter()
+            .map(|h| {
+                let owner = index.get(h.node_id.as_str()).copied();
+                if let Some(o) = owner {
+                    h_counts[o as usize] += 1;
+                }
+                owner
+            })
+            .collect();
+        let h_offsets = prefix_sums(&h_counts);
+        let mut h_fill = h_offsets.clone();
+        let mut handles_of = vec![0u32; h_offsets[n] as usize];
+        for (h, owner) in handle_node.iter().enumerate() {
+            if let Some(o) = owner {
+                let at = &mut h_fill[*o as usize];
+                handles_of[*at as usize] = h as u32;
+                *at += 1;
+            }
         }
         // Build plan nodes in topological order.
-        let mut nodes = Vec::with_capacity(order.len());
-        let mut handles_by_node: HashMap<&str, Vec<usize>> = HashMap::with_capacity(order.len());
-        for (h, handle) in workflow.handles.iter().enumerate() {
-            handles_by_node
-                .entry(handle.node_id.as_str())
-                .or_default()
-                .push(h);
-        }
+        let mut intern = Interner::default();
+        let mut nodes: Vec<PlanNode> = Vec::with_capacity(order.len());
         for &i in &order {
+            let i = i as usize;
             let node = &workflow.nodes[i];
-            let Some(imp) = impls[i] else { continue };
-            let template = imp.template();
-            let policy = engine.policies.get(&node.node_type);
-            let mut handle_ids: Vec<usize> = handles_by_node
-                .get(node.id.as_str())
-                .cloned()
-                .unwrap_or_default();
-            handle_ids.sort_by_key(|&h| (workflow.handles[h].order, h));
+            let Some(t) = type_of[i] else { continue };
+            let info = &type_list[t];
+            let template = info.imp.template();
+            let mut handle_ids: Vec<u32> =
+                handles_of[h_offsets[i] as usize..h_offsets[i + 1] as usize].to_vec();
+            handle_ids.sort_by_key(|&h| (workflow.handles[h as usize].order, h));
             let mut slots = Vec::new();
-            let mut handles = Vec::new();
-            let mut slot_of: HashMap<&str, usize> = HashMap::new();
+            let mut handles = Vec::with_capacity(handle_ids.len());
             for &h in &handle_ids {
-                let handle = &workflow.handles[h];
-                let tmpl = handle
-                    .template_handle_id
-                    .as_deref()
-                    .and_then(|t| template.handle_template(t));
-                let hp = HandlePlan {
-                    id: Arc::from(handle.id.as_str()),
-                    template_handle_id: handle.template_handle_id.as_deref().map(Arc::from),
-                    label: Arc::from(handle.label.as_str()),
-                    data_types: handle.type_set(),
-                    is_output: handle.handle_type == HandleType::Output,
-                };
-                if handle.handle_type == HandleType::Input {
-                    slot_of.insert(handle.id.as_str(), slots.len());
+                let handle = &workflow.handles[h as usize];
+                let template_handle_id = handle.template_handle_id.as_deref().map(|t| intern.get(t));
+                let label = intern.get(&handle.label);
+                let id: Arc<str> = Arc::from(handle.id.as_str());
+                let is_output = handle.handle_type == HandleType::Output;
+                if !is_output {
+                    let multiple = handle.multiple.unwrap_or_else(|| {
+                        handle
+                            .template_handle_id
+                            .as_deref()
+                            .and_then(|th| template.handle_template(th))
+                            .is_some_and(|th| th.multiple)
+                    });
                     slots.push(SlotPlan {
-                        handle_id: hp.id.clone(),
-                        template_handle_id: hp.template_handle_id.clone(),
-                        label: hp.label.clone(),
-                        multiple: handle
-                            .multiple
-                            .unwrap_or_else(|| tmpl.is_some_and(|t| t.multiple)),
+                        handle_id: id.clone(),
+                        template_handle_id: template_handle_id.clone(),
+                        label: label.clone(),
+                        multiple,
                         required: handle.required,
                         sources: Vec::new(),
                     });
                 }
-                handles.push(hp);
+                handles.push(HandlePlan {
+                    id,
+                    template_handle_id,
+                    label,
+                    data_types: handle.type_set(),
+                    is_output,
+                });
             }
             // Outputs first when keys are matched.
             handles.sort_by_key(|h| !h.is_output);
             if preset[i].is_none() {
-                for &e in &incoming[i] {
-                    let edge = &workflow.edges[e];
-                    let Some(&s) = index.get(edge.source.as_str()) else {
+                for &(s, e) in incoming_of(i) {
+                    if !included[s as usize] {
+                        continue;
+                    }
+                    let edge = &workflow.edges[e as usize];
+                    let Some(slot) = slots
+                        .iter_mut()
+                        .find(|slot| *slot.handle_id == *edge.target_handle_id)
+                    else {
                         continue;
                     };
-                    if !included[s] {
+                    let src = position[s as usize];
+                    let Some(src_handle) = nodes.get(src as usize).and_then(|src_node| {
+                        src_node
+                            .handles
+                            .iter()
+                            .find(|h| *h.id == *edge.source_handle_id)
+                            .map(|h| h.id.clone())
+                    }) else {
                         continue;
-                    }
-                    if let Some(&slot) = slot_of.get(edge.target_handle_id.as_str()) {
-                        slots[slot]
-                            .sources
-                            .push((position[s], Arc::from(edge.source_handle_id.as_str())));
-                    }
+                    };
+                    slot.sources.push((src, src_handle));
                 }
             }
             nodes.push(PlanNode {
+                wf_index: i as u32,
                 id: Arc::from(node.id.as_str()),
-                node_type: Arc::from(node.node_type.as_str()),
-                label: Arc::from(if node.name.is_empty() {
-                    template.display_name.as_str()
+                node_type: info.node_type.clone(),
+                label: if node.name.is_empty() {
+                    info.display_name.clone()
                 } else {
-                    node.name.as_str()
-                }),
-                node: imp.clone(),
+                    intern.get(&node.name)
+                },
+                node: info.imp.clone(),
                 config: Arc::new(node.config.clone()),
                 previous: node.result.clone().map(Arc::new),
                 slots,
                 handles,
-                transient: template.is_transient,
+                transient: info.transient,
                 on_error: node.on_error.unwrap_or_default(),
-                timeout: policy.and_then(|p| p.timeout).or(engine.default_timeout),
-                retry: Arc::new(
-                    policy
-                        .and_then(|p| p.retry.clone())
-                        .unwrap_or_else(|| engine.retry.clone()),
-                ),
-                type_limit: engine.type_limits.get(&node.node_type).cloned(),
+                timeout: info.timeout,
+                retry: info.retry.clone(),
+                type_limit: info.type_limit.clone(),
                 preset: preset[i].clone(),
-                run_input: options.inputs.get(&node.id).cloned().map(Arc::new),
-                force: options.force.contains(&node.id),
-                mode: imp.result_mode(),
-                cacheable: imp.cache_policy() == CachePolicy::Pure,
-                is_run_output: imp.is_run_output(),
-                version: imp.version(),
+                run_input: if options.inputs.is_empty() {
+                    None
+                } else {
+                    options.inputs.get(&node.id).cloned().map(Arc::new)
+                },
+                force: !options.force.is_empty() && options.force.contains(&node.id),
+                mode: info.mode,
+                cacheable: info.cacheable,
+                is_run_output: info.is_run_output,
+                version: info.version,
             });
         }
         // Dependents (CSR), once per edge, from the slot sources.
         let count = nodes.len();
-        let mut out_deg = vec![0u32; count + 1];
+        let mut dep_counts = vec![0u32; count + 1];
         for node in &nodes {
             for slot in &node.slots {
                 for (s, _) in &slot.sources {
-                    out_deg[*s as usize] += 1;
+                    dep_counts[*s as usize] += 1;
                 }
             }
         }
-        let mut dep_offsets = vec![0u32; count + 1];
-        for i in 0..count {
-            dep_offsets[i + 1] = dep_offsets[i] + out_deg[i];
-        }
+        let dep_offsets = prefix_sums(&dep_counts);
         let mut fill = dep_offsets.clone();
         let mut dependents = vec![0u32; dep_offsets[count] as usize];
+        let mut indegree = vec![0u32; count];
         for (t, node) in nodes.iter().enumerate() {
             for slot in &node.slots {
                 for (s, _) in &slot.sources {
                     let at = &mut fill[*s as usize];
                     dependents[*at as usize] = t as u32;
                     *at += 1;
+                    indegree[t] += 1;
                 }
             }
-        }
-        // A node waits for one completion per edge into it.
-        let mut indegree = vec![0u32; count];
-        for &d in &dependents {
-            indegree[d as usize] += 1;
         }
         Ok(Plan {
             nodes,
@@ -344,5 +405,71 @@ impl Plan {
             dependents,
             indegree,
         })
+    }
+}
+
+/// What every node of one type shares in a run.
+#[derive(Clone)]
+struct TypeInfo {
+    imp: Arc<dyn Node>,
+    node_type: Arc<str>,
+    display_name: Arc<str>,
+    terminal: bool,
+    transient: bool,
+    timeout: Option<Duration>,
+    retry: Arc<RetryPolicy>,
+    type_limit: Option<Arc<Semaphore>>,
+    mode: ResultMode,
+    cacheable: bool,
+    is_run_output: bool,
+    version: u32,
+}
+
+impl TypeInfo {
+    fn new(engine: &EngineInner, name: &str, imp: &Arc<dyn Node>) -> Self {
+        let policy = engine.policies.get(name);
+        let template = imp.template();
+        TypeInfo {
+            imp: imp.clone(),
+            node_type: Arc::from(name),
+            display_name: Arc::from(template.display_name.as_str()),
+            terminal: template.is_terminal_node,
+            transient: template.is_transient,
+            timeout: policy.and_then(|p| p.timeout).or(engine.default_timeout),
+            retry: Arc::new(
+                policy
+                    .and_then(|p| p.retry.clone())
+                    .unwrap_or_else(|| engine.retry.clone()),
+            ),
+            type_limit: engine.type_limits.get(name).cloned(),
+            mode: imp.result_mode(),
+            cacheable: imp.cache_policy() == CachePolicy::Pure,
+            is_run_output: imp.is_run_output(),
+            version: imp.version(),
+        }
+    }
+}
+
+/// Exclusive prefix sums: `out[i]` = sum of `counts[..i]`; `counts` has one extra slot.
+fn prefix_sums(counts: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(counts.len());
+    let mut acc = 0u32;
+    for &c in counts {
+        out.push(acc);
+        acc += c;
+    }
+    out
+}
+
+/// Shares one `Arc<str>` among equal strings borrowed from the workflow (labels, template
+/// handle ids), so a run allocates them once rather than per handle.
+#[derive(Default)]
+struct Interner<'a> {
+    strings: HashMap<&'a str, Arc<str>>,
+}
+
+impl<'a> Interner<'a> {
+    fn get(&mut self, s: &'a str) -> Arc<str> {
+        self.strings.entry(s).or_insert_with(|| Arc::from(s)).clone()
     }
 }

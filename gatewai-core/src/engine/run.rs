@@ -7,7 +7,7 @@ use crate::cache::{CacheKey, CachedOutputs};
 use crate::error::{ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, ResultSource, RunEvent, SkipReason};
 use crate::model::{
-    ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem, RunRecord,
+    Data, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem, RunRecord,
     RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput};
@@ -44,16 +44,6 @@ pub(crate) enum Settled {
     },
 }
 
-impl Settled {
-    fn record(&self) -> &Arc<NodeExecution> {
-        match self {
-            Settled::Completed { record, .. }
-            | Settled::Failed { record, .. }
-            | Settled::Skipped { record, .. }
-            | Settled::Cancelled { record } => record,
-        }
-    }
-}
 
 /// Where new node futures go: tokio's workers, or the run's own task.
 #[derive(Clone)]
@@ -214,37 +204,12 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     } else {
         RunStatus::Completed
     };
-    let mut executions = Vec::with_capacity(count);
-    let mut results = HashMap::with_capacity(count);
-    let mut exports = BTreeMap::new();
     let mut first_error: Option<String> = None;
-    let mut written: HashMap<&str, Arc<NodeResult>> = HashMap::new();
     for (i, node) in state.plan.nodes.iter().enumerate() {
-        let Some(settled) = state.settled[i].get() else {
-            continue;
-        };
-        match settled {
-            Settled::Completed { result, .. } => {
-                results.insert(node.id.to_string(), result.clone());
-                if !node.transient {
-                    written.insert(&node.id, result.clone());
-                }
-                if node.is_run_output {
-                    let items = result
-                        .selected()
-                        .map(|g| g.items.iter().map(OutputItem::to_item).collect())
-                        .unwrap_or_default();
-                    exports.insert(node.id.to_string(), items);
-                }
-            }
-            Settled::Failed { error, .. } => {
-                if first_error.is_none() {
-                    first_error = Some(format!("node {} failed: {error}", node.id));
-                }
-            }
-            _ => {}
+        if let Some(Settled::Failed { error, .. }) = state.settled[i].get() {
+            first_error = Some(format!("node {} failed: {error}", node.id));
+            break;
         }
-        executions.push((**settled.record()).clone());
     }
     run.error = match run.status {
         RunStatus::Cancelled => Some("cancelled".to_owned()),
@@ -252,12 +217,6 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         _ => None,
     };
     run.finished_at = Some(Utc::now());
-    let mut workflow = workflow;
-    for node in &mut workflow.nodes {
-        if let Some(result) = written.get(node.id.as_str()) {
-            node.result = Some((**result).clone());
-        }
-    }
     tracing::info!(parent: &span, status = run.status.as_str(), "run finished");
     if let Some(sink) = &sink {
         sink.emit(EventKind::RunFinished {
@@ -265,10 +224,60 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         });
     }
     drop(sink);
-    drop(state);
     if let Some(dispatcher) = dispatcher {
         // Observers have handled every event once this returns.
         let _ = dispatcher.await;
+    }
+    // Take the run state back from the node tasks (they end right after settling their
+    // last node), so records and results move into the outcome instead of being copied.
+    let mut state = state;
+    let mut tries = 0;
+    let (plan, settled) = loop {
+        match Arc::try_unwrap(state) {
+            Ok(owned) => break (SharedOr::Owned(owned.plan), SettledSlots::Owned(owned.settled)),
+            // A node abandoned after cancellation still holds the state: copy what we need.
+            Err(shared) if tries >= 64 => {
+                break (SharedOr::Shared(shared.clone()), SettledSlots::Shared(shared));
+            }
+            Err(shared) => {
+                tries += 1;
+                state = shared;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let nodes = plan.nodes();
+    let mut executions = Vec::with_capacity(count);
+    let mut results = HashMap::with_capacity(count);
+    let mut exports = BTreeMap::new();
+    let mut workflow = workflow;
+    for (i, slot) in settled.into_iter().enumerate() {
+        let node = &nodes[i];
+        let Some(settled) = slot else { continue };
+        let record = match settled {
+            Settled::Completed { result, record } => {
+                if node.is_run_output {
+                    let items = result
+                        .selected()
+                        .map(|g| g.items.iter().map(OutputItem::to_item).collect())
+                        .unwrap_or_default();
+                    exports.insert(node.id.to_string(), items);
+                }
+                if let Some(wf_node) = workflow
+                    .nodes
+                    .get_mut(node.wf_index as usize)
+                    .filter(|_| !node.transient)
+                {
+                    wf_node.result = Some((*result).clone());
+                }
+                results.insert(node.id.to_string(), result);
+                record
+            }
+            Settled::Failed { record, .. }
+            | Settled::Skipped { record, .. }
+            | Settled::Cancelled { record } => record,
+        };
+        executions.push(Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()));
     }
     Ok(RunOutcome {
         run,
@@ -546,10 +555,9 @@ impl RunState {
                 values,
             });
         }
-        if let Some(node_id) = not_taken {
-            if required_missing || delivered == 0 && edges > 0 {
-                return Resolution::Skip(SkipReason::NotTaken { node_id });
-            }
+        if let Some(node_id) = not_taken.filter(|_| required_missing || delivered == 0 && edges > 0)
+        {
+            return Resolution::Skip(SkipReason::NotTaken { node_id });
         }
         Resolution::Ready(Inputs::new(slots))
     }
@@ -668,10 +676,10 @@ impl RunState {
                 started_at,
             } => {
                 let generations: Vec<Generation> = generations;
-                if let (Some(cache), Some(key)) = (cache, key) {
-                    if let Err(e) = cache.put(key, Arc::new(generations.clone())).await {
-                        tracing::warn!(parent: &span, error = %e, "result cache store failed");
-                    }
+                if let (Some(cache), Some(key)) = (cache, key)
+                    && let Err(e) = cache.put(key, Arc::new(generations.clone())).await
+                {
+                    tracing::warn!(parent: &span, error = %e, "result cache store failed");
                 }
                 let result = Arc::new(merge(node, generations));
                 let record = self.record(
@@ -971,7 +979,7 @@ fn map_outputs(
             let handle = node
                 .handles
                 .iter()
-                .find(|h| h.template_handle_id.as_deref() == Some(&*key) || &*h.id == &*key)
+                .find(|h| h.template_handle_id.as_deref() == Some(&*key) || *h.id == *key)
                 .or_else(|| {
                     node.handles
                         .iter()
@@ -1026,12 +1034,11 @@ fn merge(node: &PlanNode, generations: Vec<Generation>) -> NodeResult {
 /// A cache hit: an appending node whose selected generation already is the cached one keeps
 /// its result as it is (no duplicate generation).
 fn merge_cached(node: &PlanNode, generations: &CachedOutputs) -> NodeResult {
-    if node.mode == ResultMode::Append {
-        if let Some(previous) = &node.previous {
-            if previous.selected() == generations.last() {
-                return (**previous).clone();
-            }
-        }
+    if node.mode == ResultMode::Append
+        && let Some(previous) = &node.previous
+        && previous.selected() == generations.last()
+    {
+        return (**previous).clone();
     }
     merge(node, (**generations).clone())
 }
@@ -1082,16 +1089,15 @@ fn cache_key(node: &PlanNode, inputs: &Inputs) -> CacheKey {
     CacheKey(*h.finalize().as_bytes())
 }
 
-/// The inputs as JSON: `{ handleId: value }`, or a list for a many-edge input.
+/// The inputs as JSON: `{ handleId: data }`, or a list for a many-edge input. Values are
+/// recorded by their data (text, number, boolean, or file data with its asset).
 fn snapshot_inputs(inputs: &Inputs) -> serde_json::Value {
-    let mut map = serde_json::Map::with_capacity(inputs.slots().len());
+    let mut map = serde_json::Map::new();
     for slot in inputs.slots() {
         let value = if slot.multiple {
             serde_json::Value::Array(slot.values.iter().map(item_json).collect())
         } else {
-            slot.values
-                .first()
-                .map_or(serde_json::Value::Null, item_json)
+            slot.values.first().map_or(serde_json::Value::Null, item_json)
         };
         map.insert(slot.handle_id.to_string(), value);
     }
@@ -1099,5 +1105,55 @@ fn snapshot_inputs(inputs: &Inputs) -> serde_json::Value {
 }
 
 fn item_json(item: &Item) -> serde_json::Value {
-    serde_json::to_value(item).unwrap_or(serde_json::Value::Null)
+    match &item.data {
+        Data::Text(t) => serde_json::Value::String(t.clone()),
+        Data::Number(n) => serde_json::Value::Number(n.clone()),
+        Data::Boolean(b) => serde_json::Value::Bool(*b),
+        Data::File(f) => serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
+    }
 }
+
+/// The plan, owned once the run state is back, or shared with an abandoned node task.
+enum SharedOr {
+    Owned(Plan),
+    Shared(Arc<RunState>),
+}
+
+impl SharedOr {
+    fn nodes(&self) -> &[PlanNode] {
+        match self {
+            SharedOr::Owned(plan) => &plan.nodes,
+            SharedOr::Shared(state) => &state.plan.nodes,
+        }
+    }
+}
+
+/// How each node settled, moved out of the run state or copied from a shared one.
+enum SettledSlots {
+    Owned(Vec<OnceLock<Settled>>),
+    Shared(Arc<RunState>),
+}
+
+impl SettledSlots {
+    fn into_iter(self) -> Box<dyn Iterator<Item = Option<Settled>>> {
+        match self {
+            SettledSlots::Owned(slots) => Box::new(slots.into_iter().map(OnceLock::into_inner)),
+            SettledSlots::Shared(state) => {
+                let copies: Vec<Option<Settled>> = state.settled.iter().map(|s| s.get().map(Settled::duplicate)).collect();
+                Box::new(copies.into_iter())
+            }
+        }
+    }
+}
+
+impl Settled {
+    fn duplicate(&self) -> Settled {
+        match self {
+            Settled::Completed { result, record } => Settled::Completed { result: result.clone(), record: record.clone() },
+            Settled::Failed { error, kind, record } => Settled::Failed { error: error.clone(), kind: *kind, record: record.clone() },
+            Settled::Skipped { reason, record } => Settled::Skipped { reason: reason.clone(), record: record.clone() },
+            Settled::Cancelled { record } => Settled::Cancelled { record: record.clone() },
+        }
+    }
+}
+

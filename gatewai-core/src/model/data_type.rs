@@ -82,9 +82,15 @@ impl DataTypeSet {
         self.0 & t.bit() != 0
     }
 
-    /// Whether the two sets share at least one type. `File` is compatible with every media type.
+    /// Whether the two sets share at least one type. `File` is compatible with every media type
+    /// (Image, Video, Audio), but two different media types are not compatible with each other.
     pub fn intersects(self, other: DataTypeSet) -> bool {
-        self.widen().0 & other.widen().0 != 0
+        if self.0 & other.0 != 0 {
+            return true;
+        }
+        let media = DataType::Image.bit() | DataType::Video.bit() | DataType::Audio.bit();
+        let file = DataType::File.bit();
+        (self.0 & file != 0 && other.0 & media != 0) || (other.0 & file != 0 && self.0 & media != 0)
     }
 
     /// Whether the set is empty.
@@ -97,18 +103,6 @@ impl DataTypeSet {
         DataType::ALL.into_iter().filter(move |t| self.contains(*t))
     }
 
-    /// `File` stands for any media type and any media type is a `File`.
-    fn widen(self) -> DataTypeSet {
-        let media = DataType::Image.bit() | DataType::Video.bit() | DataType::Audio.bit();
-        let mut bits = self.0;
-        if bits & DataType::File.bit() != 0 {
-            bits |= media;
-        }
-        if bits & media != 0 {
-            bits |= DataType::File.bit();
-        }
-        DataTypeSet(bits)
-    }
 }
 
 impl fmt::Display for DataTypeSet {

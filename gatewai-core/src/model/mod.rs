@@ -13,7 +13,7 @@ pub use asset::FileAsset;
 pub use data_type::{DataType, DataTypeSet};
 pub use result::{Data, FileData, Generation, Item, NodeResult, OutputItem};
 pub use run::{ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType};
-pub use template::{HandleTemplate, HandleType, ImportHook, NodeTemplate};
+pub use template::{HandleTemplate, HandleType, ImportFn, ImportHook, NodeTemplate};
 pub use workflow::{Edge, Handle, Node, OnError, Position, Workflow};
 
 /// A JSON object with fields this crate does not interpret; kept so documents round-trip.

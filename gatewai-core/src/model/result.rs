@@ -122,11 +122,11 @@ impl Item {
     pub fn file(data_type: DataType, asset: FileAsset) -> Self {
         Item {
             data_type,
-            data: Data::File(FileData {
+            data: Data::File(Box::new(FileData {
                 entity: Some(asset),
                 process_data: None,
                 extra: Extra::new(),
-            }),
+            })),
         }
     }
 
@@ -174,8 +174,9 @@ pub enum Data {
     Number(serde_json::Number),
     /// A string.
     Text(String),
-    /// A file: the stored asset and/or client-side processing data.
-    File(FileData),
+    /// A file: the stored asset and/or client-side processing data (boxed: values flow by the
+    /// thousand and most are small).
+    File(Box<FileData>),
 }
 
 /// File data: `{ entity?: FileAsset, processData?: {...} }`.

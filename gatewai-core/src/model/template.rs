@@ -103,7 +103,10 @@ impl HandleTemplate {
 /// `config`. It receives the node's data (unknown fields included) and returns the config, or a
 /// message saying which field is wrong.
 #[derive(Clone)]
-pub struct ImportHook(pub Arc<dyn Fn(&Extra) -> Result<serde_json::Value, String> + Send + Sync>);
+pub struct ImportHook(pub Arc<ImportFn>);
+
+/// The function behind an [`ImportHook`]: a node's React Flow `data` in, its config out.
+pub type ImportFn = dyn Fn(&Extra) -> Result<serde_json::Value, String> + Send + Sync;
 
 impl ImportHook {
     /// Wraps a mapping function.

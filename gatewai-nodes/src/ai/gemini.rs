@@ -47,12 +47,15 @@ impl GeminiClient {
 
     /// The key, or an `Unauthorized` error naming the variable that should hold it.
     fn key(&self) -> Result<&ApiKey, NodeError> {
-        self.key.as_ref().filter(|k| !k.expose().is_empty()).ok_or_else(|| {
-            NodeError::new(
-                ErrorKind::Unauthorized,
-                "no Gemini API key configured: set GEMINI_API_KEY (or AiSettings::gemini_key)",
-            )
-        })
+        self.key
+            .as_ref()
+            .filter(|k| !k.expose().is_empty())
+            .ok_or_else(|| {
+                NodeError::new(
+                    ErrorKind::Unauthorized,
+                    "no Gemini API key configured: set GEMINI_API_KEY (or AiSettings::gemini_key)",
+                )
+            })
     }
 
     /// Streams one `generateContent` call and collects what it produced.
@@ -74,12 +77,22 @@ impl GeminiClient {
             .post(url)
             .header("x-goog-api-key", key.header_value()?)
             .json(body);
+        tracing::debug!(provider = NAME, model, "streaming generateContent");
         let mut collected = Collected::default();
         http::post_sse(NAME, Some(key), request, |data| {
             collected.absorb(data, on_text)?;
             Ok(Flow::Continue)
         })
         .await?;
+        tracing::debug!(
+            provider = NAME,
+            model,
+            chunks = collected.chunks,
+            text_chars = collected.text.len(),
+            media = collected.media.len(),
+            finish_reason = collected.finish_reason.as_deref().unwrap_or(""),
+            "generateContent stream ended"
+        );
         collected.check()?;
         Ok(collected)
     }
@@ -139,13 +152,11 @@ impl Provider for GeminiClient {
         if let Some(s) = &request.image_size {
             image_config.insert("imageSize".into(), json!(s));
         }
-        let body = json!({
-            "contents": contents(&request.parts),
-            "generationConfig": {
-                "responseModalities": ["TEXT", "IMAGE"],
-                "imageConfig": image_config,
-            }
-        });
+        let mut generation = json!({ "responseModalities": ["TEXT", "IMAGE"] });
+        if !image_config.is_empty() {
+            generation["imageConfig"] = Value::Object(image_config);
+        }
+        let body = json!({ "contents": contents(&request.parts), "generationConfig": generation });
         let collected = self.stream(&request.model, &body, &|_| {}).await?;
         let images: Vec<Media> = collected
             .media
@@ -253,8 +264,9 @@ struct Collected {
 impl Collected {
     /// Takes in one SSE payload.
     fn absorb(&mut self, data: &str, on_text: TextSink<'_>) -> Result<(), NodeError> {
-        let chunk: ResponseChunk = serde_json::from_str(data)
-            .map_err(|e| http::bad_response(NAME, format!("stream chunk is not a response: {e}")))?;
+        let chunk: ResponseChunk = serde_json::from_str(data).map_err(|e| {
+            http::bad_response(NAME, format!("stream chunk is not a response: {e}"))
+        })?;
         self.chunks += 1;
         if let Some(error) = &chunk.error {
             let status = error.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
@@ -320,7 +332,10 @@ impl Collected {
     /// Errors that hold whatever was produced: an empty stream, a refusal.
     fn check(&self) -> Result<(), NodeError> {
         if self.chunks == 0 {
-            return Err(http::bad_response(NAME, "the stream ended without a response"));
+            return Err(http::bad_response(
+                NAME,
+                "the stream ended without a response",
+            ));
         }
         if let Some(reason) = self
             .finish_reason

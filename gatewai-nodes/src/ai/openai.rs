@@ -1,10 +1,11 @@
 //! The OpenAI-compatible chat-completions client: `POST {base}/v1/chat/completions` with
 //! `stream: true`, `Authorization: Bearer <key>`, images as `image_url` content parts holding
 //! `data:` URLs. Works with OpenAI and with local servers that speak the same API (Ollama,
-//! vLLM, llama.cpp): give their base URL (`http://localhost:11434` or `…/v1`).
+//! vLLM, llama.cpp): give their base URL (`http://localhost:11434` or `…/v1`). The token limit
+//! goes as `max_completion_tokens` (OpenAI's current name; `max_tokens` is deprecated there).
 
 use super::http::{self, Flow};
-use super::provider::{Part, Provider, TextRequest, TextSink};
+use super::provider::{ImageRequest, Media, Part, Provider, TextRequest, TextSink};
 use super::{ApiKey, check_model_name};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -23,6 +24,7 @@ pub const OPENAI_BASE_URL: &str = "https://api.openai.com";
 pub struct OpenAiClient {
     http: reqwest::Client,
     endpoint: String,
+    images_endpoint: String,
     key: Option<ApiKey>,
     key_required: bool,
 }
@@ -32,15 +34,16 @@ impl OpenAiClient {
     /// is required for api.openai.com; other servers may run without one.
     pub fn new(http: reqwest::Client, base_url: &str, key: Option<ApiKey>) -> Self {
         let base = base_url.trim_end_matches('/');
-        let endpoint = if base.ends_with("/v1") {
-            format!("{base}/chat/completions")
+        let v1 = if base.ends_with("/v1") {
+            base.to_owned()
         } else {
-            format!("{base}/v1/chat/completions")
+            format!("{base}/v1")
         };
         OpenAiClient {
             http,
+            endpoint: format!("{v1}/chat/completions"),
+            images_endpoint: format!("{v1}/images/generations"),
             key_required: base.contains("api.openai.com"),
-            endpoint,
             key,
         }
     }
@@ -120,7 +123,11 @@ impl Provider for OpenAiClient {
     ) -> Result<String, NodeError> {
         let key = self.key()?;
         check_model_name(&request.model, true)?;
-        if request.parts.iter().any(|p| matches!(p, Part::Media(m) if !m.mime_type.starts_with("image/"))) {
+        if request
+            .parts
+            .iter()
+            .any(|p| matches!(p, Part::Media(m) if !m.mime_type.starts_with("image/")))
+        {
             return Err(NodeError::new(
                 ErrorKind::Unsupported,
                 "the OpenAI-compatible chat API takes images only; use a Gemini model for audio",
@@ -186,8 +193,19 @@ impl Provider for OpenAiClient {
             Ok(Flow::Continue)
         })
         .await?;
+        tracing::debug!(
+            provider = NAME,
+            model = %request.model,
+            chunks,
+            text_chars = text.len(),
+            finish_reason = finish.as_deref().unwrap_or(""),
+            "chat completion stream ended"
+        );
         if chunks == 0 {
-            return Err(http::bad_response(NAME, "the stream ended without a response"));
+            return Err(http::bad_response(
+                NAME,
+                "the stream ended without a response",
+            ));
         }
         if !refusal.is_empty() || finish.as_deref() == Some("content_filter") {
             let detail = if refusal.is_empty() {
@@ -214,5 +232,73 @@ impl Provider for OpenAiClient {
             ));
         }
         Ok(text)
+    }
+
+    /// `POST /v1/images/generations` (text to image; reference images need the multipart
+    /// edits endpoint and are refused). The aspect ratio picks the nearest OpenAI size.
+    async fn generate_image(&self, request: &ImageRequest) -> Result<Vec<Media>, NodeError> {
+        let key = self.key()?;
+        check_model_name(&request.model, true)?;
+        let mut prompt = String::new();
+        for part in &request.parts {
+            match part {
+                Part::Text(t) => prompt.push_str(t),
+                Part::Media(_) => {
+                    return Err(NodeError::new(
+                        ErrorKind::Unsupported,
+                        "reference images are not supported with the OpenAI-compatible images API; use a Gemini model",
+                    ));
+                }
+            }
+        }
+        let mut body = json!({
+            "model": request.model,
+            "prompt": prompt,
+            "n": 1,
+            "size": openai_image_size(request.aspect_ratio.as_deref()),
+        });
+        if request.model.starts_with("dall-e") {
+            body["response_format"] = json!("b64_json");
+        }
+        let mut builder = self.http.post(&self.images_endpoint).json(&body);
+        if let Some(key) = key {
+            builder = builder.header(reqwest::header::AUTHORIZATION, key.bearer()?);
+        }
+        let mut images = Vec::new();
+        http::post_sse(NAME, key, builder, |data| {
+            let response: Value = serde_json::from_str(data)
+                .map_err(|e| http::bad_response(NAME, format!("images response: {e}")))?;
+            for item in response["data"].as_array().into_iter().flatten() {
+                let Some(b64) = item["b64_json"].as_str() else {
+                    return Err(http::bad_response(NAME, "an image without `b64_json`"));
+                };
+                let bytes = BASE64
+                    .decode(b64.trim())
+                    .map_err(|e| http::bad_response(NAME, format!("`b64_json`: {e}")))?;
+                images.push(Media {
+                    mime_type: "application/octet-stream".to_owned(),
+                    bytes: bytes.into(),
+                });
+            }
+            Ok(Flow::Continue)
+        })
+        .await?;
+        if images.is_empty() {
+            return Err(http::bad_response(NAME, "the response holds no image"));
+        }
+        Ok(images)
+    }
+}
+
+/// The OpenAI image size nearest an aspect ratio: square, landscape or portrait.
+fn openai_image_size(aspect_ratio: Option<&str>) -> &'static str {
+    let ratio = aspect_ratio
+        .and_then(|a| a.split_once(':'))
+        .and_then(|(w, h)| Some(w.parse::<f64>().ok()? / h.parse::<f64>().ok()?));
+    match ratio {
+        Some(r) if r > 1.2 => "1536x1024",
+        Some(r) if r < 0.83 => "1024x1536",
+        Some(_) => "1024x1024",
+        None => "auto",
     }
 }

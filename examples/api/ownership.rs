@@ -1,0 +1,102 @@
+//! Who may download an asset: its description's `metadata.owners` lists the users it belongs
+//! to. An upload belongs to its uploader; an asset a run produced belongs to the owner of the
+//! run, recorded by the [`AssetGrants`] observer as each node completes (before the run's
+//! event reaches any SSE client, so a client can fetch what an event announced).
+
+use crate::error::Result;
+use crate::host;
+use crate::api::RunHub;
+use async_trait::async_trait;
+use gatewai_core::{EventKind, FileAsset, Observer, RunEvent};
+use gatewai_store::prelude::*;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The users an asset belongs to.
+pub fn owners_of(asset: &FileAsset) -> Vec<String> {
+    let Some(metadata) = &asset.metadata else {
+        return Vec::new();
+    };
+    let mut owners: Vec<String> = metadata
+        .get("owners")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(owner) = metadata.get("ownerId").and_then(Value::as_str) {
+        if !owners.iter().any(|o| o == owner) {
+            owners.push(owner.to_owned());
+        }
+    }
+    owners
+}
+
+/// Whether `user` may read the asset.
+pub fn is_owner(asset: &FileAsset, user: &str) -> bool {
+    owners_of(asset).iter().any(|o| o == user)
+}
+
+/// Adds `user` to the owners of the asset with `asset`'s id (described from `asset` when the
+/// store has no description yet).
+pub async fn grant(store: &Store, asset: &FileAsset, user: &str) -> Result<()> {
+    let mut record = store
+        .get_asset_record(&asset.id)
+        .await?
+        .unwrap_or_else(|| asset.clone());
+    let mut owners = owners_of(&record);
+    if owners.iter().any(|o| o == user) {
+        return Ok(());
+    }
+    owners.push(user.to_owned());
+    let first = owners.first().cloned().unwrap_or_else(|| user.to_owned());
+    let mut metadata = match record.metadata.take() {
+        Some(Value::Object(map)) => map,
+        Some(other) => {
+            let mut map = serde_json::Map::new();
+            map.insert("original".into(), other);
+            map
+        }
+        None => serde_json::Map::new(),
+    };
+    metadata.insert("ownerId".into(), json!(first));
+    metadata.insert("owners".into(), json!(owners));
+    record.metadata = Some(Value::Object(metadata));
+    store.put_asset_record(&record, Some(&first)).await?;
+    Ok(())
+}
+
+/// An engine observer that gives the owner of a server-started run every asset its nodes
+/// produce. Register it before the [`RunHub`].
+pub struct AssetGrants {
+    store: Store,
+    hub: Arc<RunHub>,
+}
+
+impl AssetGrants {
+    /// Grants for the runs registered in `hub`.
+    pub fn new(store: Store, hub: Arc<RunHub>) -> Self {
+        AssetGrants { store, hub }
+    }
+}
+
+#[async_trait]
+impl Observer for AssetGrants {
+    async fn on_events(&self, events: &[RunEvent]) {
+        for event in events {
+            let EventKind::NodeCompleted { result, .. } = &event.kind else {
+                continue;
+            };
+            let Some(owner) = self.hub.owner(&event.run_id) else {
+                continue;
+            };
+            for asset in host::result_assets(result) {
+                if let Err(e) = grant(&self.store, asset, &owner).await {
+                    tracing::warn!(asset_id = %asset.id, error = %e, "cannot record the asset's owner");
+                }
+            }
+        }
+    }
+}

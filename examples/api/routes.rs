@@ -1,0 +1,482 @@
+//! The API's handlers.
+
+use super::events::{Subscribe, event_name};
+use super::{ApiJson, AppState, AuthUser, body_error, ownership};
+use crate::error::{Error, Result};
+use crate::host;
+use axum::Json;
+use axum::Router;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::Stream;
+use gatewai_core::{
+    Item, NodeContext, NodeRegistry, RunOptions, RunTarget, TemplateSource, TriggerType, Workflow,
+};
+use gatewai_store::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// The API routes (state is attached by [`super::router`]).
+pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
+    Router::new()
+        .route("/api/workflows", get(list_workflows).post(create_workflow))
+        .route(
+            "/api/workflows/{id}",
+            get(get_workflow)
+                .put(update_workflow)
+                .delete(delete_workflow),
+        )
+        .route("/api/workflows/{id}/run", post(start_run))
+        .route("/api/workflows/{id}/runs", get(run_history))
+        .route("/api/runs/{id}/events", get(run_events))
+        .route("/api/llm/execute", post(llm_execute))
+        .route(
+            "/api/assets",
+            post(upload_asset).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/assets/{id}", get(download_asset))
+        .route("/health", get(health))
+}
+
+/// The JSON 404 of unknown routes.
+pub(super) async fn not_found() -> Error {
+    Error::not_found("route", "")
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `?limit=&offset=` of listings.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<u32>,
+    offset: Option<u64>,
+}
+
+fn page(query: Result<Query<PageQuery>, QueryRejection>) -> Result<Page> {
+    let Query(q) =
+        query.map_err(|e| Error::bad_request(format!("bad query string: {}", e.body_text())))?;
+    if q.limit == Some(0) {
+        return Err(Error::bad_request("limit must be at least 1"));
+    }
+    Ok(Page::new(
+        q.limit.unwrap_or(50).min(Page::MAX_LIMIT),
+        q.offset.unwrap_or(0),
+    ))
+}
+
+async fn list_workflows(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Vec<StoredWorkflow>>> {
+    let page = page(query)?;
+    Ok(Json(state.store().list_workflows(user.id(), page).await?))
+}
+
+/// Body of create and update: a name and a document (a Gatewai canvas or a React Flow
+/// document; `data` is accepted for the workflow app's field name).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowBody {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default, alias = "data")]
+    document: Option<Value>,
+}
+
+/// Checks a workflow name: 1 to 200 characters after trimming.
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(Error::bad_request(
+            "field `name`: must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Reads a document of either kind and checks its structure (every problem: 422). Required
+/// inputs may still be open while a canvas is edited; a run checks them.
+fn read_document(document: Value, registry: &NodeRegistry) -> Result<Workflow> {
+    let workflow =
+        gatewai_core::import::read_document(document, registry).map_err(|e| match e {
+            gatewai_core::Error::Import { message } => {
+                Error::bad_request(format!("field `document`: {message}"))
+            }
+            other => other.into(),
+        })?;
+    gatewai_core::validate::validate_structure(&workflow, registry)?;
+    Ok(workflow)
+}
+
+async fn create_workflow(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<WorkflowBody>,
+) -> Result<(StatusCode, Json<StoredWorkflow>)> {
+    let name = check_name(
+        body.name
+            .as_deref()
+            .ok_or_else(|| Error::bad_request("field `name` is required"))?,
+    )?;
+    let document = match body.document {
+        Some(document) => read_document(document, state.engine().registry())?,
+        None => Workflow::default(),
+    };
+    let stored = state
+        .store()
+        .create_workflow(user.id(), NewWorkflow::new(name, document))
+        .await?;
+    Ok((StatusCode::CREATED, Json(stored)))
+}
+
+/// The caller's workflow, or 404.
+async fn owned_workflow(state: &AppState, user: &AuthUser, id: &str) -> Result<StoredWorkflow> {
+    state
+        .store()
+        .get_workflow(user.id(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("workflow", id))
+}
+
+async fn get_workflow(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<StoredWorkflow>> {
+    Ok(Json(owned_workflow(&state, &user, &id).await?))
+}
+
+async fn update_workflow(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<WorkflowBody>,
+) -> Result<Json<StoredWorkflow>> {
+    owned_workflow(&state, &user, &id).await?;
+    let update = WorkflowUpdate {
+        name: body.name.as_deref().map(check_name).transpose()?,
+        document: body
+            .document
+            .map(|d| read_document(d, state.engine().registry()))
+            .transpose()?,
+    };
+    Ok(Json(
+        state
+            .store()
+            .update_workflow(user.id(), &id, update)
+            .await?,
+    ))
+}
+
+async fn delete_workflow(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    state.store().delete_workflow(user.id(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/workflows/{id}/run`: empty for the whole workflow.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunRequest {
+    #[serde(default)]
+    node_ids: Option<Vec<String>>,
+}
+
+async fn start_run(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RunRequest>,
+) -> Result<(StatusCode, Json<Value>)> {
+    if state.is_shutting_down() {
+        return Err(Error::ShuttingDown);
+    }
+    let stored = owned_workflow(&state, &user, &id).await?;
+    let target = match body.node_ids {
+        None => RunTarget::All,
+        Some(ids) if ids.is_empty() => {
+            return Err(Error::bad_request(
+                "field `nodeIds`: name at least one node, or leave it out to run everything",
+            ));
+        }
+        Some(ids) => {
+            let missing: Vec<&str> = ids
+                .iter()
+                .filter(|n| stored.document.node(n).is_none())
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                return Err(Error::bad_request(format!(
+                    "field `nodeIds`: the workflow has no node {}",
+                    missing.join(", ")
+                )));
+            }
+            RunTarget::Nodes(ids)
+        }
+    };
+    let run_id = uuid::Uuid::new_v4().to_string();
+    state.hub().register(&run_id, user.id());
+    let options = RunOptions {
+        target,
+        trigger: TriggerType::Manual,
+        run_id: Some(run_id.clone()),
+        workflow_id: Some(id.clone()),
+        ..RunOptions::default()
+    };
+    let handle = match state.engine().start(stored.document, options) {
+        Ok(handle) => handle,
+        Err(e) => {
+            state.hub().remove(&run_id);
+            return Err(e.into());
+        }
+    };
+    let cancel = handle.cancellation();
+    let finisher = {
+        let state = state.clone();
+        let owner = user.id().to_owned();
+        let workflow_id = id.clone();
+        async move {
+            match handle.wait().await {
+                Ok(outcome) => {
+                    if let Err(e) =
+                        write_back(&state, &owner, &workflow_id, &outcome.workflow).await
+                    {
+                        tracing::warn!(workflow_id = %workflow_id, error = %e, "cannot write run results back");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "run task failed"),
+            }
+        }
+    };
+    state.track_run(&run_id, cancel, finisher);
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "runId": run_id, "workflowId": id })),
+    ))
+}
+
+/// Writes a finished run's results into the stored canvas (which may have been edited
+/// meanwhile: only node results change). A workflow deleted during the run is left alone.
+async fn write_back(state: &AppState, owner: &str, id: &str, finished: &Workflow) -> Result<()> {
+    let Some(mut stored) = state.store().get_workflow(owner, id).await? else {
+        return Ok(());
+    };
+    host::merge_results(&mut stored.document, finished);
+    let update = WorkflowUpdate {
+        name: None,
+        document: Some(stored.document),
+    };
+    match state.store().update_workflow(owner, id, update).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == gatewai_store::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run_history(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Vec<RunHistoryEntry>>> {
+    let page = page(query)?;
+    match state.store().run_history(user.id(), &id, page).await {
+        Ok(entries) => Ok(Json(entries)),
+        Err(e) if e.kind() == gatewai_store::ErrorKind::NotFound => {
+            Err(Error::not_found("workflow", id))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The run's events as server-sent events: what happened so far, then live events, ending
+/// after `runFinished`. A run the server no longer keeps events of (finished long ago, or
+/// before a restart) is answered with one `runRecord` event holding its stored record and node
+/// executions.
+async fn run_events(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    match state.hub().subscribe(&id, user.id()) {
+        Subscribe::Found(subscription) => {
+            let stream = futures::stream::unfold(subscription, |mut sub| async move {
+                let event = sub.next().await?;
+                let sse = Event::default()
+                    .event(event_name(&event))
+                    .id(event.seq.to_string())
+                    .json_data(&*event)
+                    .unwrap_or_else(|_| {
+                        Event::default().event("error").data("unserializable event")
+                    });
+                Some((Ok::<_, Infallible>(sse), sub))
+            });
+            Ok(sse_response(stream))
+        }
+        Subscribe::Unknown => {
+            let entry = state
+                .store()
+                .get_run_entry(user.id(), &id)
+                .await?
+                .ok_or_else(|| Error::not_found("run", &id))?;
+            let event = Event::default()
+                .event("runRecord")
+                .json_data(&entry)
+                .map_err(|e| Error::Config(format!("cannot serialize a run record: {e}")))?;
+            let stream = futures::stream::iter([Ok::<_, Infallible>(event)]);
+            Ok(sse_response(stream))
+        }
+    }
+}
+
+fn sse_response(
+    stream: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Body of `POST /api/llm/execute`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LlmRequest {
+    prompt: String,
+    #[serde(default)]
+    system_prompt: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    temperature: Option<f64>,
+}
+
+/// One LLM call through the LLM node, outside any workflow.
+async fn llm_execute(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<LlmRequest>,
+) -> Result<Json<Value>> {
+    if body.prompt.trim().is_empty() {
+        return Err(Error::bad_request("field `prompt` must not be empty"));
+    }
+    let node = state
+        .engine()
+        .registry()
+        .get("LLM")
+        .ok_or_else(|| Error::Config("the LLM node is not registered".into()))?
+        .clone();
+    let mut config = serde_json::Map::new();
+    if let Some(model) = &body.model {
+        config.insert("model".into(), json!(model));
+    }
+    if let Some(provider) = &body.provider {
+        config.insert("provider".into(), json!(provider));
+    }
+    if let Some(t) = body.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    let config = Value::Object(config);
+    let problems = state.engine().registry().check_config("LLM", &config);
+    if let Some((field, message)) = problems.into_iter().next() {
+        return Err(Error::bad_request(format!("field `{field}`: {message}")));
+    }
+    let mut inputs = gatewai_core::Inputs::default().with("prompt", Item::text(&body.prompt));
+    if let Some(system) = &body.system_prompt {
+        inputs = inputs.with("system_prompt", Item::text(system));
+    }
+    let ctx = NodeContext::detached("llm-execute", "LLM", config, state.assets().clone());
+    tracing::info!(user_id = %user.id(), "direct LLM call");
+    let outputs = node.execute(&ctx, &inputs).await?;
+    let text = outputs
+        .get("result")
+        .and_then(Item::as_text)
+        .ok_or_else(|| Error::Config("the LLM node returned no text".into()))?;
+    Ok(Json(json!({ "text": text })))
+}
+
+/// `POST /api/assets`: the multipart field `file` stored as a file asset of the caller.
+async fn upload_asset(
+    State(state): State<AppState>,
+    user: AuthUser,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<gatewai_core::FileAsset>)> {
+    let limit = state.config().upload_limit;
+    let mut multipart = multipart.map_err(|e| {
+        Error::bad_request(format!(
+            "expected a multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })?;
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| body_error(e.status(), limit, e.body_text()))?
+            .ok_or_else(|| Error::bad_request("the form has no field `file`"))?;
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field
+            .file_name()
+            .map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect())
+            .unwrap_or_else(|| "upload".to_owned());
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| body_error(e.status(), limit, e.body_text()))?;
+        if bytes.is_empty() {
+            return Err(Error::bad_request("field `file`: the file is empty"));
+        }
+        let ctx = NodeContext::detached("upload", "File", Value::Null, state.assets().clone());
+        let asset = gatewai_nodes::media_util::store_bytes(&ctx, &name, bytes).await?;
+        ownership::grant(state.store(), &asset, user.id()).await?;
+        let asset = state
+            .store()
+            .get_asset_record(&asset.id)
+            .await?
+            .unwrap_or(asset);
+        return Ok((StatusCode::CREATED, Json(asset)));
+    }
+}
+
+/// `GET /api/assets/{id}`: the asset's bytes, for its owners only (404 for anyone else).
+async fn download_asset(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let asset = state
+        .store()
+        .get_asset_record(&id)
+        .await?
+        .filter(|a| ownership::is_owner(a, user.id()))
+        .ok_or_else(|| Error::not_found("asset", &id))?;
+    let bytes = state.assets().read(&asset).await?;
+    let content_type = HeaderValue::from_str(&asset.mime_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,774 @@
+//! The HTTP server over real HTTP on 127.0.0.1 (random port), with a temporary SQLite file and
+//! asset directory: CRUD, runs followed live over SSE, run history, ownership, bad bodies,
+//! invalid graphs, uploads and downloads, the direct LLM call (against a local mock of Gemini)
+//! and graceful shutdown.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use gatewai_core::{
+    DataType, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError, NodeRegistry,
+    NodeTemplate, Outputs, RunStatus,
+};
+use gatewai_examples::api::{self, AppState, ServerConfig, SharedSecretAuth};
+use gatewai_examples::host;
+use gatewai_nodes::ai::{AiSettings, ApiKey};
+use gatewai_store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, oneshot};
+
+const SECRET: &str = "test-secret-0123456789";
+
+struct TestServer {
+    base: String,
+    http: reqwest::Client,
+    auth: SharedSecretAuth,
+    store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    join: Option<tokio::task::JoinHandle<gatewai_examples::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start(registry: NodeRegistry, config: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("server.db");
+        let store = Store::open(&host::sqlite_url(&db)).await.unwrap();
+        let assets = host::fs_assets(&dir.path().join("assets"), &store).await.unwrap();
+        let auth = SharedSecretAuth::new(SECRET).unwrap();
+        let state = AppState::new(store.clone(), assets, registry, Arc::new(auth.clone()), config)
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let join = tokio::spawn(api::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            base,
+            http: reqwest::Client::new(),
+            auth,
+            store,
+            stop: Some(stop),
+            join: Some(join),
+            _dir: dir,
+        }
+    }
+
+    async fn default() -> Self {
+        Self::start(registry(AiSettings::default()), ServerConfig::default()).await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn as_user(&self, req: reqwest::RequestBuilder, user: &str) -> reqwest::RequestBuilder {
+        req.bearer_auth(self.auth.token_for(user))
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, user: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.as_user(self.http.request(method, self.url(path)), user);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, user: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, user, None).await
+    }
+
+    async fn post(&self, path: &str, user: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, user, Some(body)).await
+    }
+
+    async fn upload(&self, user: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+        let resp = self
+            .as_user(self.http.post(self.url("/api/assets")), user)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The events of a run over SSE until the stream ends.
+    async fn events(&self, run_id: &str, user: &str) -> Vec<(String, Value)> {
+        let resp = self.open_events(run_id, user).await;
+        read_sse(resp).await
+    }
+
+    async fn open_events(&self, run_id: &str, user: &str) -> reqwest::Response {
+        let resp = self
+            .as_user(self.http.get(self.url(&format!("/api/runs/{run_id}/events"))), user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        resp
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(join) = self.join.take() {
+            tokio::time::timeout(Duration::from_secs(30), join)
+                .await
+                .expect("server stops in time")
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+fn registry(ai: AiSettings) -> NodeRegistry {
+    host::registry_with_ai(ai).unwrap()
+}
+
+/// Parsed SSE events `(event name, data)` of a stream read to its end.
+async fn read_sse(resp: reqwest::Response) -> Vec<(String, Value)> {
+    let mut sse = SseReader::new(resp);
+    let mut events = Vec::new();
+    while let Some(event) = sse.next().await {
+        events.push(event);
+    }
+    events
+}
+
+struct SseReader {
+    stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseReader {
+    fn new(resp: reqwest::Response) -> Self {
+        SseReader {
+            stream: resp.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            while let Some(pos) = self.buf.find("\n\n") {
+                let block: String = self.buf[..pos].to_owned();
+                self.buf.drain(..pos + 2);
+                let mut name = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if let Some(name) = name {
+                    return Some((name, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
+                .await
+                .expect("an event within 30 s")?;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    }
+}
+
+fn shipped(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows").join(name)
+}
+
+/// The shipped image pipeline with its File node pointing at an uploaded asset.
+fn pipeline_document(asset_id: &str) -> Value {
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped("image-pipeline.json")).unwrap()).unwrap();
+    doc["nodes"][0]["config"] = json!({ "asset": { "id": asset_id } });
+    doc
+}
+
+async fn upload_photo(server: &TestServer, user: &str) -> String {
+    let bytes = std::fs::read(shipped("assets/photo.jpg")).unwrap();
+    let (status, asset) = server.upload(user, "photo.jpg", bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{asset}");
+    assert_eq!(asset["mimeType"], "image/jpeg");
+    assert_eq!(asset["width"], 800);
+    assert_eq!(asset["height"], 600);
+    asset["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflow_crud_cycle() {
+    let mut server = TestServer::default().await;
+    let (status, list) = server.get("/api/workflows", "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]));
+
+    let doc = pipeline_document("missing-for-now");
+    let (status, created) = server
+        .post("/api/workflows", "alice", json!({ "name": "Card", "document": doc }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["name"], "Card");
+    assert_eq!(created["ownerId"], "alice");
+    assert_eq!(created["document"]["nodes"].as_array().unwrap().len(), 7);
+
+    let (status, list) = server.get("/api/workflows", "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+
+    let (status, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["document"]["edges"], created["document"]["edges"]);
+
+    // Update: a new name and a React Flow document (imported on the way in).
+    let react_flow: Value =
+        serde_json::from_str(&std::fs::read_to_string(shipped("video-frame.json")).unwrap()).unwrap();
+    let (status, updated) = server
+        .call(
+            reqwest::Method::PUT,
+            &format!("/api/workflows/{id}"),
+            "alice",
+            Some(json!({ "name": "Thumbnail", "data": react_flow })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Thumbnail");
+    let types: Vec<&str> = updated["document"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["File", "ExtractFrame", "Crop", "Resize", "Export"]);
+    let (_, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+    assert_eq!(got["name"], "Thumbnail");
+
+    let (status, _) = server
+        .call(reqwest::Method::DELETE, &format!("/api/workflows/{id}"), "alice", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains(&id), "{body}");
+    assert!(body.get("details").is_some());
+    let (status, _) = server
+        .call(reqwest::Method::DELETE, &format!("/api/workflows/{id}"), "alice", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// Node ids of the events of a kind.
+fn nodes_of(events: &[(String, Value)], kind: &str) -> Vec<String> {
+    events
+        .iter()
+        .filter(|(name, _)| name == kind)
+        .map(|(_, e)| e["nodeId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_followed_over_sse_then_history_downloads_and_cache() {
+    let mut server = TestServer::default().await;
+    let asset_id = upload_photo(&server, "alice").await;
+    let (status, created) = server
+        .post(
+            "/api/workflows",
+            "alice",
+            json!({ "name": "Card", "document": pipeline_document(&asset_id) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, started) = server
+        .post(&format!("/api/workflows/{id}/run"), "alice", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run_id = started["runId"].as_str().unwrap().to_owned();
+
+    let events = server.events(&run_id, "alice").await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"runStarted"), "{names:?}");
+    assert_eq!(names.last(), Some(&"runFinished"), "{names:?}");
+    let seqs: Vec<u64> = events.iter().map(|(_, e)| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..events.len() as u64).collect::<Vec<_>>(), "no gap, no duplicate");
+    let mut completed = nodes_of(&events, "nodeCompleted");
+    completed.sort();
+    assert_eq!(completed, ["blur", "caption", "compose", "crop", "export", "photo", "resize"]);
+    let (_, finished) = events.last().unwrap();
+    assert_eq!(finished["run"]["status"], "COMPLETED");
+    assert_eq!(finished["runId"], run_id.as_str());
+
+    // The exported card, downloadable by its owner only.
+    let export = events
+        .iter()
+        .find(|(n, e)| n == "nodeCompleted" && e["nodeId"] == "export")
+        .map(|(_, e)| e.clone())
+        .unwrap();
+    let card = &export["result"]["outputs"][0]["items"][0]["data"]["entity"];
+    let card_id = card["id"].as_str().unwrap();
+    let resp = server
+        .as_user(server.http.get(server.url(&format!("/api/assets/{card_id}"))), "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let png = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((png.width(), png.height()), (320, 360));
+    let (status, _) = server.get(&format!("/api/assets/{card_id}"), "bob").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.get(&format!("/api/assets/{asset_id}"), "bob").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A late subscriber gets the whole stream replayed.
+    let replay = server.events(&run_id, "alice").await;
+    assert_eq!(replay.len(), events.len());
+
+    // History: the run with its node executions.
+    let (status, history) = server.get(&format!("/api/workflows/{id}/runs"), "alice").await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let runs = history.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["run"]["id"], run_id.as_str());
+    assert_eq!(runs[0]["run"]["status"], "COMPLETED");
+    let executions = runs[0]["executions"].as_array().unwrap();
+    assert_eq!(executions.len(), 7);
+    assert!(executions.iter().all(|e| e["status"] == "COMPLETED"));
+
+    // Again, for the selected node only: served from the cache.
+    let (status, started) = server
+        .post(&format!("/api/workflows/{id}/run"), "alice", json!({ "nodeIds": ["resize"] }))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let second = started["runId"].as_str().unwrap().to_owned();
+    let events = server.events(&second, "alice").await;
+    let mut completed = nodes_of(&events, "nodeCompleted");
+    completed.sort();
+    assert_eq!(completed, ["crop", "photo", "resize"]);
+    let cached: Vec<&str> = events
+        .iter()
+        .filter(|(n, e)| n == "nodeCompleted" && e["source"] == "cached")
+        .map(|(_, e)| e["nodeId"].as_str().unwrap())
+        .collect();
+    assert_eq!(cached, ["crop", "resize"], "File is volatile, the rest is cached");
+    let (_, history) = server.get(&format!("/api/workflows/{id}/runs"), "alice").await;
+    assert_eq!(history.as_array().unwrap().len(), 2);
+    assert_eq!(history[0]["run"]["id"], second.as_str(), "newest first");
+
+    // Results are written back into the stored canvas when a run ends.
+    let mut written = false;
+    for _ in 0..50 {
+        let (_, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+        let crop = got["document"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "crop")
+            .unwrap()
+            .clone();
+        if crop.get("result").is_some() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written, "run results written back");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ownership_between_two_users_and_authentication() {
+    let mut server = TestServer::default().await;
+    let (_, created) = server
+        .post("/api/workflows", "alice", json!({ "name": "Mine", "document": pipeline_document("x") }))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let (status, list) = server.get("/api/workflows", "bob").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list, json!([]));
+    for (method, path, body) in [
+        (reqwest::Method::GET, format!("/api/workflows/{id}"), None),
+        (reqwest::Method::PUT, format!("/api/workflows/{id}"), Some(json!({ "name": "Stolen" }))),
+        (reqwest::Method::DELETE, format!("/api/workflows/{id}"), None),
+        (reqwest::Method::POST, format!("/api/workflows/{id}/run"), Some(json!({}))),
+        (reqwest::Method::GET, format!("/api/workflows/{id}/runs"), None),
+    ] {
+        let (status, body) = server.call(method.clone(), &path, "bob", body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert!(body["error"].is_string());
+    }
+    let (_, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+    assert_eq!(got["name"], "Mine", "bob changed nothing");
+
+    // Alice's run is invisible to bob (the run fails: its File asset does not exist).
+    let (status, started) = server
+        .post(&format!("/api/workflows/{id}/run"), "alice", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let run_id = started["runId"].as_str().unwrap();
+    let (status, _) = server.get(&format!("/api/runs/{run_id}/events"), "bob").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let events = server.events(run_id, "alice").await;
+    let (_, last) = events.last().unwrap();
+    assert_eq!(last["run"]["status"], "FAILED");
+    let failed = nodes_of(&events, "nodeFailed");
+    assert_eq!(failed, ["photo"]);
+    let skipped = nodes_of(&events, "nodeSkipped");
+    assert_eq!(skipped.len(), 5, "{events:?}");
+
+    // No token, a bad token, a malformed header: 401 with a JSON error.
+    let resp = server.http.get(server.url("/api/workflows")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("Authorization"), "{body}");
+    for header in ["Bearer wrong-secret-0123456789:alice", "Basic YWxpY2U6", "Bearer nonsense"] {
+        let resp = server
+            .http
+            .get(server.url("/api/workflows"))
+            .header("authorization", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_json_oversized_bodies_and_unknown_routes() {
+    let config = ServerConfig {
+        json_limit: 64 * 1024,
+        upload_limit: 256 * 1024,
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start(registry(AiSettings::default()), config).await;
+    let send_raw = |body: Vec<u8>| {
+        server
+            .as_user(server.http.post(server.url("/api/workflows")), "alice")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let resp = send_raw(b"{\"name\": \"x\", ".to_vec()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("not valid JSON"), "{body}");
+
+    let (status, body) = server.post("/api/workflows", "alice", json!({ "name": 5 })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("expected shape"), "{body}");
+    let (status, body) = server.post("/api/workflows", "alice", json!({ "document": {} })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("name"), "{body}");
+    let (status, _) = server
+        .post("/api/workflows", "alice", json!({ "name": "x", "surprise": true }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server
+        .post("/api/workflows", "alice", json!({ "name": "x", "document": [1, 2] }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // Over the JSON limit: 413, as JSON, with or without a Content-Length.
+    let big = json!({ "name": "big", "document": { "nodes": [], "padding": "x".repeat(100 * 1024) } });
+    let resp = send_raw(serde_json::to_vec(&big).unwrap()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["details"]["limit"], 64 * 1024);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..40).map(|_| Ok(vec![b' '; 4096])).collect();
+    let resp = server
+        .as_user(server.http.post(server.url("/api/workflows")), "alice")
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Uploads have their own, larger limit.
+    let (status, body) = server.upload("alice", "big.bin", vec![7u8; 300 * 1024]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let (status, _) = server.upload("alice", "empty.png", Vec::new()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server.upload("alice", "photo.jpg", std::fs::read(shipped("assets/photo.jpg")).unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "a 80 KB photo fits: {body}");
+
+    let (status, body) = server.get("/api/nothing-here", "alice").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let (status, body) = server.get("/api/workflows?limit=zero", "alice").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_graphs_are_422_with_every_problem() {
+    let mut server = TestServer::default().await;
+    let mut doc = pipeline_document("x");
+    doc["nodes"][3]["type"] = "Sharpen".into();
+    doc["edges"][1]["targetHandleId"] = "resize:nowhere".into();
+    doc["edges"][0]["source"] = "caption".into();
+    doc["edges"][0]["sourceHandleId"] = "caption:text".into();
+    doc["edges"].as_array_mut().unwrap().push(json!({
+        "id": "loop", "source": "resize", "target": "crop",
+        "sourceHandleId": "resize:result", "targetHandleId": "crop:image"
+    }));
+    let (status, body) = server
+        .post("/api/workflows", "alice", json!({ "name": "Broken", "document": doc }))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let details: Vec<&str> = body["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert!(details.len() >= 4, "{details:#?}");
+    assert_eq!(
+        body["error"],
+        format!("invalid workflow: {} problems", details.len())
+    );
+    let mentions = |needle: &str| details.iter().any(|d| d.contains(needle));
+    assert!(mentions("Sharpen"), "{details:#?}");
+    assert!(mentions("nowhere"), "{details:#?}");
+    assert!(mentions("caption"), "{details:#?}");
+    assert!(mentions("takes one edge"), "{details:#?}");
+
+    // A valid canvas being edited may leave a required input open; a run may not.
+    let (status, created) = server
+        .post("/api/workflows", "alice", json!({ "name": "Fine", "document": pipeline_document("x") }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let id = created["id"].as_str().unwrap();
+    let mut open = pipeline_document("x");
+    open["edges"].as_array_mut().unwrap().retain(|e| e["id"] != "e-compose-export");
+    let (status, body) = server
+        .call(reqwest::Method::PUT, &format!("/api/workflows/{id}"), "alice", Some(json!({ "document": open })))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .post(&format!("/api/workflows/{id}/run"), "alice", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["details"][0].as_str().unwrap().contains("export"), "{body}");
+    let (status, body) = server
+        .post(&format!("/api/workflows/{id}/run"), "alice", json!({ "nodeIds": ["ghost"] }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"].as_str().unwrap().contains("ghost"));
+    // An invalid PUT leaves the stored document alone.
+    let (status, _) = server
+        .call(reqwest::Method::PUT, &format!("/api/workflows/{id}"), "alice", Some(json!({ "document": doc })))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
+    assert_eq!(got["document"]["edges"].as_array().unwrap().len(), 5);
+    server.stop().await;
+}
+
+/// A node that waits until the test lets it go (or the run is cancelled).
+struct Gate {
+    template: NodeTemplate,
+    permits: Arc<Semaphore>,
+}
+
+impl Gate {
+    fn new(permits: Arc<Semaphore>) -> Self {
+        Gate {
+            template: NodeTemplate::new("Gate", "Gate", "Test")
+                .handle(HandleTemplate::output("result", "Result", &[DataType::Text])),
+            permits,
+        }
+    }
+}
+
+#[async_trait]
+impl Node for Gate {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        tokio::select! {
+            permit = self.permits.acquire() => {
+                permit.map_err(|_| NodeError::internal("gate closed"))?.forget();
+                Ok(Outputs::one("result", Item::text("through")))
+            }
+            () = ctx.cancelled() => Err(NodeError::cancelled()),
+        }
+    }
+}
+
+fn gated_server_registry(permits: Arc<Semaphore>) -> NodeRegistry {
+    let mut registry = registry(AiSettings::default());
+    registry.register(Gate::new(permits)).unwrap();
+    registry
+}
+
+fn gate_document() -> Value {
+    json!({
+        "nodes": [
+            { "id": "gate", "type": "Gate", "config": {} },
+            { "id": "export", "type": "Export", "config": {} }
+        ],
+        "handles": [
+            { "id": "gate:result", "type": "Output", "dataTypes": ["Text"], "label": "Result", "templateHandleId": "result", "nodeId": "gate" },
+            { "id": "export:input", "type": "Input", "dataTypes": ["Text", "Image", "Video", "Audio"], "label": "Input", "required": true, "templateHandleId": "input", "nodeId": "export" }
+        ],
+        "edges": [
+            { "id": "e1", "source": "gate", "target": "export", "sourceHandleId": "gate:result", "targetHandleId": "export:input" }
+        ]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_is_live_and_late_subscribers_catch_up() {
+    let permits = Arc::new(Semaphore::new(0));
+    let mut server = TestServer::start(gated_server_registry(permits.clone()), ServerConfig::default()).await;
+    let (_, created) = server
+        .post("/api/workflows", "alice", json!({ "name": "Gated", "document": gate_document() }))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let (_, started) = server.post(&format!("/api/workflows/{id}/run"), "alice", json!({})).await;
+    let run_id = started["runId"].as_str().unwrap().to_owned();
+
+    // The first subscriber sees the gate start while the run is held there.
+    let mut early = SseReader::new(server.open_events(&run_id, "alice").await);
+    let mut early_events = Vec::new();
+    loop {
+        let event = early.next().await.expect("stream open while the gate is closed");
+        let started_gate = event.0 == "nodeStarted" && event.1["nodeId"] == "gate";
+        early_events.push(event);
+        if started_gate {
+            break;
+        }
+    }
+    assert!(early_events.iter().all(|(n, _)| n != "runFinished"));
+    // A second subscriber joins mid-run, then the gate opens.
+    let late = server.open_events(&run_id, "alice").await;
+    permits.add_permits(1);
+    while let Some(event) = early.next().await {
+        early_events.push(event);
+    }
+    let late_events = read_sse(late).await;
+    assert_eq!(early_events.last().unwrap().0, "runFinished");
+    assert_eq!(early_events.last().unwrap().1["run"]["status"], "COMPLETED");
+    let seqs = |events: &[(String, Value)]| -> Vec<u64> {
+        events.iter().map(|(_, e)| e["seq"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(seqs(&early_events), seqs(&late_events));
+    assert_eq!(seqs(&early_events), (0..early_events.len() as u64).collect::<Vec<_>>());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_cancels_running_runs_and_records_them() {
+    let permits = Arc::new(Semaphore::new(0));
+    let mut server = TestServer::start(gated_server_registry(permits), ServerConfig::default()).await;
+    let (_, created) = server
+        .post("/api/workflows", "alice", json!({ "name": "Held", "document": gate_document() }))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, started) = server.post(&format!("/api/workflows/{id}/run"), "alice", json!({})).await;
+    let run_id = started["runId"].as_str().unwrap().to_owned();
+    let mut events = SseReader::new(server.open_events(&run_id, "alice").await);
+    while let Some((name, event)) = events.next().await {
+        if name == "nodeStarted" && event["nodeId"] == "gate" {
+            break;
+        }
+    }
+    // Shut down while the gate holds the run: the open stream ends with the cancelled run.
+    let store = server.store.clone();
+    server.stop().await;
+    let mut rest = Vec::new();
+    while let Some(event) = events.next().await {
+        rest.push(event);
+    }
+    let (name, last) = rest.last().expect("the stream ends with the run");
+    assert_eq!(name, "runFinished");
+    assert_eq!(last["run"]["status"], "CANCELLED");
+    let run = store.get_run(&run_id).await.unwrap().expect("run recorded");
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let executions = store.node_executions(&run_id).await.unwrap();
+    assert!(executions.iter().all(|e| e.status.is_terminal()), "{executions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_llm_call_through_a_local_gemini() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let gemini = MockServer::start().await;
+    let chunk = |text: &str| {
+        json!({ "candidates": [{ "content": { "role": "model", "parts": [{ "text": text }] }, "index": 0 }] })
+    };
+    let body = format!(
+        "data: {}\r\n\r\ndata: {}\r\n\r\n",
+        chunk("Hello, "),
+        json!({ "candidates": [{ "content": { "role": "model", "parts": [{ "text": "Ada." }] }, "finishReason": "STOP", "index": 0 }] })
+    );
+    Mock::given(method("POST"))
+        .and(path("/v1beta/models/gemini-test:streamGenerateContent"))
+        .and(header("x-goog-api-key", "test-key"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+        .expect(1)
+        .mount(&gemini)
+        .await;
+    let ai = AiSettings {
+        gemini_base_url: gemini.uri(),
+        gemini_key: Some(ApiKey::new("test-key")),
+        ..AiSettings::default()
+    };
+    let mut server = TestServer::start(registry(ai), ServerConfig::default()).await;
+    let (status, body) = server
+        .post(
+            "/api/llm/execute",
+            "alice",
+            json!({ "prompt": "Greet Ada", "systemPrompt": "Be brief", "model": "gemini-test" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["text"], "Hello, Ada.");
+    let requests = gemini.received_requests().await.unwrap();
+    let sent: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert!(sent.to_string().contains("Greet Ada"), "{sent}");
+    assert!(sent.to_string().contains("Be brief"), "{sent}");
+
+    let (status, body) = server.post("/api/llm/execute", "alice", json!({ "prompt": "  " })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server.post("/api/llm/execute", "alice", json!({})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.stop().await;
+
+    // Without a key: a clear error, not a crash.
+    let mut keyless = TestServer::default().await;
+    let (status, body) = keyless
+        .post("/api/llm/execute", "alice", json!({ "prompt": "Hi" }))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("GEMINI_API_KEY"), "{body}");
+    keyless.stop().await;
+}

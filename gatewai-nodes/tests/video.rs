@@ -1,0 +1,326 @@
+//! ExtractFrame and MediaCut on videos made with ffmpeg in the test, and the File node's video
+//! metadata.
+#![cfg(feature = "video")]
+
+mod common;
+
+use common::*;
+use gatewai_core::{DataType, ErrorKind, Inputs, Item, Node, RunInput};
+use gatewai_nodes::media::File;
+use gatewai_nodes::video::{ExtractFrame, FfmpegTools, MediaCut};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+async fn video_asset(h: &Harness) -> gatewai_core::FileAsset {
+    let dir = tempfile::tempdir().unwrap();
+    h.put("colours.mp4", "video/mp4", colour_video(dir.path()))
+        .await
+}
+
+async fn frame_colour(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &str) -> String {
+    let out = h
+        .run(
+            &ExtractFrame::new(),
+            json!({ "timestamp": timestamp }),
+            "video",
+            Item::file(DataType::Video, video.clone()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{timestamp}: {e}"));
+    let (asset, frame) = h.output_image(&out, "result").await;
+    assert_eq!(asset.mime_type, "image/png");
+    assert_eq!(frame.dimensions(), (64, 48));
+    let centre = frame.get_pixel(32, 24);
+    // The whole frame is one colour.
+    assert!(frame.pixels().all(|p| dominant(p) == dominant(centre)));
+    dominant(centre).to_owned()
+}
+
+#[tokio::test]
+async fn extract_frame_takes_the_frame_at_seconds_clock_times_and_percentages() {
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    for (timestamp, colour) in [
+        ("0", "red"),
+        ("0.5", "red"),
+        ("1.5", "green"),
+        ("00:00:02.5", "blue"),
+        ("0:01.2", "green"),
+        ("10%", "red"),
+        ("50%", "green"),
+        ("90%", "blue"),
+        ("100%", "blue"),
+    ] {
+        assert_eq!(
+            frame_colour(&h, &video, timestamp).await,
+            colour,
+            "{timestamp}"
+        );
+    }
+    // A JSON number of seconds works too.
+    let out = h
+        .run(
+            &ExtractFrame::new(),
+            json!({ "timestamp": 2.2 }),
+            "video",
+            Item::file(DataType::Video, video),
+        )
+        .await
+        .unwrap();
+    let (_, frame) = h.output_image(&out, "result").await;
+    assert_eq!(dominant(frame.get_pixel(1, 1)), "blue");
+}
+
+#[tokio::test]
+async fn extract_frame_refuses_bad_timestamps_and_non_videos() {
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    let node = ExtractFrame::new();
+    for bad in ["abc", "-1", "150%", "1:99"] {
+        assert_eq!(
+            node.check_config(&json!({ "timestamp": bad }))[0].0,
+            "timestamp"
+        );
+        let err = h
+            .run(
+                &node,
+                json!({ "timestamp": bad }),
+                "video",
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{bad}: {err}");
+        assert!(err.message().contains("timestamp"), "{err}");
+    }
+    // Past the end (3 s): a config error, never an empty image.
+    for past in ["3", "5", "00:01:00"] {
+        let err = h
+            .run(
+                &node,
+                json!({ "timestamp": past }),
+                "video",
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{past}: {err}");
+        assert!(err.message().contains("past the end"), "{err}");
+    }
+    // A PNG that claims to be a video.
+    let png = encode(&pattern(8, 8), image::ImageFormat::Png);
+    let fake = h.put("clip.mp4", "video/mp4", png).await;
+    let err = h
+        .run(
+            &node,
+            json!({ "timestamp": "0" }),
+            "video",
+            Item::file(DataType::Video, fake),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("not a video"), "{err}");
+    // Garbage bytes.
+    let junk = h.put("clip.mp4", "video/mp4", vec![7u8; 4096]).await;
+    let err = h
+        .run(
+            &node,
+            json!({ "timestamp": "0" }),
+            "video",
+            Item::file(DataType::Video, junk),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("not a video"), "{err}");
+    // A truncated MP4 (the header is there, the frames are not).
+    let dir = tempfile::tempdir().unwrap();
+    let mut mp4 = colour_video(dir.path());
+    mp4.truncate(mp4.len() / 3);
+    let cut = h.put("cut.mp4", "video/mp4", mp4).await;
+    let err = h
+        .run(
+            &node,
+            json!({ "timestamp": "2.5" }),
+            "video",
+            Item::file(DataType::Video, cut),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            ErrorKind::InvalidInput | ErrorKind::InvalidConfig
+        ),
+        "{err}"
+    );
+    // An image on the video handle.
+    let err = h
+        .run(&node, json!({}), "video", Item::text("not a file"))
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("`video`"), "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_ffmpeg_names_the_package() {
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    let tools = FfmpegTools {
+        ffmpeg: PathBuf::from("/nonexistent/ffmpeg"),
+        ffprobe: PathBuf::from("/nonexistent/ffprobe"),
+        ..FfmpegTools::default()
+    };
+    let err = h
+        .run(
+            &ExtractFrame::with_tools(tools),
+            json!({ "timestamp": "1" }),
+            "video",
+            Item::file(DataType::Video, video),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.message().contains("Debian package `ffmpeg`"), "{err}");
+}
+
+#[tokio::test]
+async fn ffmpeg_is_killed_on_cancellation_and_timeout() {
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    let ctx = h.ctx("ExtractFrame", json!({ "timestamp": "1" }));
+    ctx.cancellation().cancel();
+    let inputs = Inputs::default().with("video", Item::file(DataType::Video, video.clone()));
+    let err = ExtractFrame::new()
+        .execute(&ctx, &inputs)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    let tools = FfmpegTools {
+        timeout: Duration::from_millis(1),
+        ..FfmpegTools::default()
+    };
+    let ctx = h.ctx("ExtractFrame", json!({ "timestamp": "1" }));
+    let err = ExtractFrame::with_tools(tools)
+        .execute(&ctx, &inputs)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+}
+
+#[tokio::test]
+async fn imported_videos_carry_fps_and_duration() {
+    let h = Harness::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = h.ctx("File", json!({})).with_run_input(RunInput::Bytes {
+        bytes: colour_video(dir.path()).into(),
+        name: Some("colours.mp4".into()),
+    });
+    let out = File::new().execute(&ctx, &Inputs::default()).await.unwrap();
+    let item = out.get("file").unwrap();
+    assert_eq!(item.data_type, DataType::Video);
+    let asset = item.as_asset().unwrap();
+    assert_eq!(asset.mime_type, "video/mp4");
+    assert_eq!(asset.fps, Some(10.0));
+    assert!(
+        (asset.duration.unwrap() - 3.0).abs() < 0.05,
+        "{:?}",
+        asset.duration
+    );
+    assert_eq!((asset.width, asset.height), (Some(64), Some(48)));
+}
+
+#[tokio::test]
+async fn media_cut_cuts_video_and_audio() {
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    let out = h
+        .run(
+            &MediaCut::new(),
+            json!({"startSec": 1, "endSec": 2}),
+            "media",
+            Item::file(DataType::Video, video.clone()),
+        )
+        .await
+        .unwrap();
+    let item = out.get("result").unwrap();
+    assert_eq!(item.data_type, DataType::Video);
+    let cut = item.as_asset().unwrap().clone();
+    assert_eq!(cut.mime_type, "video/mp4");
+    assert!(
+        (cut.duration.unwrap() - 1.0).abs() < 0.15,
+        "{:?}",
+        cut.duration
+    );
+    // The cut is the green second.
+    assert_eq!(frame_colour(&h, &cut, "50%").await, "green");
+    // To the end.
+    let out = h
+        .run(
+            &MediaCut::new(),
+            json!({"startSec": 2, "endSec": null}),
+            "media",
+            Item::file(DataType::Video, video.clone()),
+        )
+        .await
+        .unwrap();
+    let cut = out.get("result").unwrap().as_asset().unwrap().clone();
+    assert_eq!(frame_colour(&h, &cut, "0").await, "blue");
+    // Audio.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = h.put("sine.wav", "audio/wav", sine_wav(dir.path())).await;
+    let out = h
+        .run(
+            &MediaCut::new(),
+            json!({"startSec": "0.5", "endSec": 1.5}),
+            "media",
+            Item::file(DataType::Audio, wav.clone()),
+        )
+        .await
+        .unwrap();
+    let item = out.get("result").unwrap();
+    assert_eq!(item.data_type, DataType::Audio);
+    let asset = item.as_asset().unwrap();
+    assert!(asset.mime_type.starts_with("audio/"), "{}", asset.mime_type);
+    assert!(
+        (asset.duration.unwrap() - 1.0).abs() < 0.05,
+        "{:?}",
+        asset.duration
+    );
+    // Bad ranges.
+    let err = h
+        .run(
+            &MediaCut::new(),
+            json!({"startSec": 2, "endSec": 1}),
+            "media",
+            Item::file(DataType::Audio, wav.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.message().contains("endSec"), "{err}");
+    let err = h
+        .run(
+            &MediaCut::new(),
+            json!({"startSec": 10}),
+            "media",
+            Item::file(DataType::Audio, wav),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("startSec"), "{err}");
+    let png = encode(&pattern(8, 8), image::ImageFormat::Png);
+    let fake = h.put("a.mp4", "video/mp4", png).await;
+    let err = h
+        .run(
+            &MediaCut::new(),
+            json!({}),
+            "media",
+            Item::file(DataType::Video, fake),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("not a video or audio"), "{err}");
+}

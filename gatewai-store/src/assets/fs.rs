@@ -1,0 +1,151 @@
+//! Asset blobs in a local directory.
+
+use super::{check_key, describe, new_key, owner_of};
+use crate::error::{Error, Result};
+use crate::store::Store;
+use async_trait::async_trait;
+use bytes::Bytes;
+use gatewai_core::{AssetStore, FileAsset, NewAsset};
+use std::path::{Path, PathBuf};
+
+/// An [`AssetStore`] keeping blobs as files under a root directory, and their descriptions in
+/// a [`Store`]'s `file_assets` table. Keys are made here (`assets/<2 hex>/<id>`); a key read
+/// back is checked ([`FsAssetStore::path_of`]) so that no asset, whatever its JSON says, can
+/// name a file outside the root.
+#[derive(Debug, Clone)]
+pub struct FsAssetStore {
+    root: PathBuf,
+    bucket: String,
+    records: Store,
+}
+
+impl FsAssetStore {
+    /// A store under `root` (created if missing), describing its assets in `records`.
+    pub async fn open(root: impl AsRef<Path>, records: Store) -> Result<Self> {
+        let root = root.as_ref();
+        tokio::fs::create_dir_all(root)
+            .await
+            .map_err(|source| Error::Io {
+                path: root.to_owned(),
+                source,
+            })?;
+        let root = tokio::fs::canonicalize(root)
+            .await
+            .map_err(|source| Error::Io {
+                path: root.to_owned(),
+                source,
+            })?;
+        Ok(FsAssetStore {
+            root,
+            bucket: "local".to_owned(),
+            records,
+        })
+    }
+
+    /// Names the bucket written into the assets' descriptions (`"local"` by default).
+    pub fn with_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.bucket = bucket.into();
+        self
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file a key names, after checking the key cannot leave the root.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    /// The file of an asset: its key as given, or the stored one when the asset has none.
+    async fn file_of(&self, asset: &FileAsset) -> Result<PathBuf> {
+        if !asset.key.is_empty() {
+            return self.path_of(&asset.key);
+        }
+        let stored = self
+            .records
+            .get_asset_record(&asset.id)
+            .await?
+            .ok_or_else(|| Error::not_found("asset", &asset.id))?;
+        self.path_of(&stored.key)
+    }
+
+    async fn put_blob(&self, asset: NewAsset) -> Result<FileAsset> {
+        let (id, key) = new_key();
+        let path = self.path_of(&key)?;
+        let io = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(io)?;
+        }
+        // Written beside, then renamed: a reader never sees half a file.
+        let partial = path.with_extension("partial");
+        tokio::fs::write(&partial, &asset.bytes)
+            .await
+            .map_err(|source| Error::Io {
+                path: partial.clone(),
+                source,
+            })?;
+        tokio::fs::rename(&partial, &path).await.map_err(io)?;
+        let file = describe(&asset, id, key, &self.bucket);
+        if let Err(e) = self.records.put_asset_record(&file, owner_of(&asset)).await {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(e);
+        }
+        Ok(file)
+    }
+
+    async fn read_blob(&self, asset: &FileAsset) -> Result<Bytes> {
+        let path = self.file_of(asset).await?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Bytes::from(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::not_found("asset", &asset.id))
+            }
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+
+    async fn delete_blob(&self, asset: &FileAsset) -> Result<()> {
+        let path = self.file_of(asset).await?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(Error::Io { path, source }),
+        }
+        self.records.delete_asset_record(&asset.id).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AssetStore for FsAssetStore {
+    async fn put(&self, asset: NewAsset) -> gatewai_core::Result<FileAsset> {
+        self.put_blob(asset)
+            .await
+            .map_err(|e| e.into_core_asset_error("new asset"))
+    }
+
+    async fn read(&self, asset: &FileAsset) -> gatewai_core::Result<Bytes> {
+        self.read_blob(asset)
+            .await
+            .map_err(|e| e.into_core_asset_error(&asset.id))
+    }
+
+    async fn get(&self, id: &str) -> gatewai_core::Result<Option<FileAsset>> {
+        self.records
+            .get_asset_record(id)
+            .await
+            .map_err(|e| e.into_core_asset_error(id))
+    }
+
+    async fn delete(&self, asset: &FileAsset) -> gatewai_core::Result<()> {
+        self.delete_blob(asset)
+            .await
+            .map_err(|e| e.into_core_asset_error(&asset.id))
+    }
+}

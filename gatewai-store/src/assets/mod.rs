@@ -1,0 +1,129 @@
+//! Asset blob stores: a local directory ([`FsAssetStore`], feature `fs`) and any
+//! `object_store` backend such as S3 ([`ObjectAssetStore`], feature `s3`). Both implement
+//! core's [`AssetStore`](gatewai_core::AssetStore), keep each asset's description in the
+//! store's `file_assets` table, and make their keys themselves from fresh ids; a key handed
+//! back to them is checked so that it can never name a blob outside the store.
+
+#[cfg(feature = "fs")]
+mod fs;
+#[cfg(feature = "s3")]
+mod object;
+
+#[cfg(feature = "fs")]
+pub use fs::FsAssetStore;
+#[cfg(feature = "s3")]
+pub use object::ObjectAssetStore;
+
+use crate::error::{Error, Result};
+use gatewai_core::{FileAsset, NewAsset};
+
+/// The longest key accepted.
+const MAX_KEY_LEN: usize = 512;
+
+/// A fresh asset id and the key its blob is stored under: `assets/<2 hex>/<uuid>`.
+pub(crate) fn new_key() -> (String, String) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let key = format!("assets/{}/{id}", &id[..2]);
+    (id, key)
+}
+
+/// Checks that a key is relative, made of `/`-separated segments of ASCII letters, digits,
+/// `-`, `_` and `.`, none of them empty, `.` or `..`. Such a key cannot leave the store's root
+/// on any platform.
+pub(crate) fn check_key(key: &str) -> Result<()> {
+    let reject = |reason| {
+        Err(Error::InvalidKey {
+            key: key.chars().take(100).collect(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return reject("empty");
+    }
+    if key.len() > MAX_KEY_LEN {
+        return reject("too long");
+    }
+    if key.starts_with('/') || key.starts_with('\\') {
+        return reject("absolute path");
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return reject("empty path segment"),
+            "." | ".." => return reject("`.` or `..` path segment"),
+            _ => {}
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return reject("characters other than ASCII letters, digits, `-`, `_`, `.` and `/`");
+        }
+    }
+    Ok(())
+}
+
+/// The asset description of a new blob.
+pub(crate) fn describe(asset: &NewAsset, id: String, key: String, bucket: &str) -> FileAsset {
+    FileAsset {
+        id,
+        name: asset.name.clone(),
+        bucket: bucket.to_owned(),
+        key,
+        mime_type: asset.mime_type.clone(),
+        size: asset.bytes.len() as u64,
+        width: asset.width,
+        height: asset.height,
+        fps: asset.fps,
+        duration: asset.duration,
+        metadata: asset.metadata.clone(),
+        ..FileAsset::default()
+    }
+}
+
+/// The owner named in an asset's metadata (`ownerId` or `userId`), if any.
+pub(crate) fn owner_of(asset: &NewAsset) -> Option<&str> {
+    let metadata = asset.metadata.as_ref()?;
+    metadata
+        .get("ownerId")
+        .or_else(|| metadata.get("userId"))
+        .and_then(|v| v.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_pass_the_check() {
+        for _ in 0..100 {
+            let (id, key) = new_key();
+            check_key(&key).unwrap();
+            assert!(key.ends_with(&id));
+        }
+    }
+
+    #[test]
+    fn escaping_or_odd_keys_are_rejected() {
+        for key in [
+            "",
+            "..",
+            "../etc/passwd",
+            "assets/../../x",
+            "assets/./x",
+            "/etc/passwd",
+            "\\windows\\system32",
+            "assets//x",
+            "assets/x/",
+            "C:\\x",
+            "assets/a b",
+            "assets/\u{0}x",
+            "assets/ü",
+            "assets/x\\..\\..\\y",
+        ] {
+            let err = check_key(key).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput, "{key:?}");
+        }
+        check_key(&"a".repeat(MAX_KEY_LEN + 1)).unwrap_err();
+        check_key("assets/ab/abc.png").unwrap();
+    }
+}

@@ -1,0 +1,180 @@
+//! The rows a store keeps, as Rust types.
+
+use chrono::{DateTime, Utc};
+use gatewai_core::{NodeExecution, RunOptions, RunRecord, Workflow};
+use serde::{Deserialize, Serialize};
+
+/// A user. The id comes from the host's identity provider; the store only keeps it so that
+/// workflows have an owner (deleting a user deletes their workflows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// Id from the identity provider.
+    pub id: String,
+    /// Email address.
+    pub email: String,
+    /// First name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// When the user was first stored.
+    pub created_at: DateTime<Utc>,
+    /// When the user was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A user to create or update ([`UserStore::upsert_user`](crate::UserStore::upsert_user)).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewUser {
+    /// Id from the identity provider.
+    pub id: String,
+    /// Email address.
+    pub email: String,
+    /// First name.
+    #[serde(default)]
+    pub first_name: Option<String>,
+    /// Last name.
+    #[serde(default)]
+    pub last_name: Option<String>,
+}
+
+impl NewUser {
+    /// A user with an id and an email and no names.
+    pub fn new(id: impl Into<String>, email: impl Into<String>) -> Self {
+        NewUser {
+            id: id.into(),
+            email: email.into(),
+            first_name: None,
+            last_name: None,
+        }
+    }
+}
+
+/// A stored workflow: the canvas document plus who owns it and when it changed.
+///
+/// `document.id` and `document.name` are set to the row's `id` and `name` when read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredWorkflow {
+    /// Workflow id.
+    pub id: String,
+    /// The owning user's id.
+    pub owner_id: String,
+    /// Name.
+    pub name: String,
+    /// The canvas document.
+    pub document: Workflow,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last updated.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workflow to create ([`WorkflowStore::create_workflow`](crate::WorkflowStore::create_workflow)).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewWorkflow {
+    /// The id to use; a fresh UUID when `None`.
+    pub id: Option<String>,
+    /// Name.
+    pub name: String,
+    /// The canvas document.
+    pub document: Workflow,
+}
+
+impl NewWorkflow {
+    /// A workflow with a fresh id.
+    pub fn new(name: impl Into<String>, document: Workflow) -> Self {
+        NewWorkflow {
+            id: None,
+            name: name.into(),
+            document,
+        }
+    }
+
+    /// Uses this id instead of a fresh one.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+}
+
+/// Changes to a stored workflow; `None` fields are left as they are.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkflowUpdate {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new document.
+    pub document: Option<Workflow>,
+}
+
+/// A page of a listing: at most `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page {
+    /// Maximum rows returned (1..=[`Page::MAX_LIMIT`]; larger values are clamped).
+    pub limit: u32,
+    /// Rows skipped.
+    pub offset: u64,
+}
+
+impl Page {
+    /// The largest page.
+    pub const MAX_LIMIT: u32 = 1000;
+
+    /// A page of `limit` rows after `offset`.
+    pub fn new(limit: u32, offset: u64) -> Self {
+        Page { limit, offset }
+    }
+
+    /// The first `limit` rows.
+    pub fn first(limit: u32) -> Self {
+        Page { limit, offset: 0 }
+    }
+
+    /// The page after this one.
+    pub fn next(self) -> Self {
+        Page {
+            limit: self.limit,
+            offset: self.offset + u64::from(self.limit),
+        }
+    }
+
+    /// The limit, clamped to 1..=MAX_LIMIT.
+    pub fn effective_limit(self) -> u32 {
+        self.limit.clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+impl Default for Page {
+    /// The first 50 rows.
+    fn default() -> Self {
+        Page::first(50)
+    }
+}
+
+/// One run of a workflow's history, with its node executions (in the order the run queued
+/// them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunHistoryEntry {
+    /// The run.
+    pub run: RunRecord,
+    /// Its node executions.
+    pub executions: Vec<NodeExecution>,
+}
+
+/// How to resume an interrupted run ([`Store::resume_plan`](crate::Store::resume_plan)):
+/// start `workflow` on the engine with `options`. The options keep the run's id, set the
+/// trigger to [`TriggerType::Resume`](gatewai_core::TriggerType::Resume) and hand in the
+/// results of the nodes that had completed, so they are not executed again.
+#[derive(Debug, Clone)]
+pub struct ResumePlan {
+    /// The run as it was left.
+    pub run: RunRecord,
+    /// The stored workflow the run belongs to, when it still exists (its current document).
+    pub workflow: Option<StoredWorkflow>,
+    /// The engine options that resume the run.
+    pub options: RunOptions,
+}

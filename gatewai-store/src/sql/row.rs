@@ -1,0 +1,305 @@
+//! Rows as the databases return them, and their conversion into the model. A value that
+//! cannot be read back (malformed JSON, an unknown status) is an
+//! [`Error::Corrupt`](crate::Error::Corrupt) naming the table, row and column — never a panic.
+
+use crate::error::{Error, Result};
+use crate::model::{StoredWorkflow, User};
+use chrono::{DateTime, Utc};
+use gatewai_core::{FileAsset, Generation, NodeExecution, RunRecord, Workflow};
+use serde::de::DeserializeOwned;
+
+/// A JSON column read as its text, so that parsing it is ours to report. SQLite keeps JSON as
+/// `TEXT`, PostgreSQL as `JSONB`.
+#[derive(Debug, Clone)]
+pub(crate) struct RawJson(pub(crate) String);
+
+#[cfg(feature = "sqlite")]
+mod sqlite_json {
+    use super::RawJson;
+    use sqlx::sqlite::{Sqlite, SqliteTypeInfo, SqliteValueRef};
+    use sqlx::{Decode, Type, error::BoxDynError};
+
+    impl Type<Sqlite> for RawJson {
+        fn type_info() -> SqliteTypeInfo {
+            <String as Type<Sqlite>>::type_info()
+        }
+
+        fn compatible(ty: &SqliteTypeInfo) -> bool {
+            <String as Type<Sqlite>>::compatible(ty)
+        }
+    }
+
+    impl<'r> Decode<'r, Sqlite> for RawJson {
+        fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+            Ok(RawJson(<String as Decode<'r, Sqlite>>::decode(value)?))
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_json {
+    use super::RawJson;
+    use serde_json::value::RawValue;
+    use sqlx::postgres::{PgTypeInfo, PgValueRef, Postgres};
+    use sqlx::types::Json;
+    use sqlx::{Decode, Type, error::BoxDynError};
+
+    impl Type<Postgres> for RawJson {
+        fn type_info() -> PgTypeInfo {
+            <Json<()> as Type<Postgres>>::type_info()
+        }
+
+        fn compatible(ty: &PgTypeInfo) -> bool {
+            <Json<()> as Type<Postgres>>::compatible(ty)
+        }
+    }
+
+    impl<'r> Decode<'r, Postgres> for RawJson {
+        fn decode(value: PgValueRef<'r>) -> Result<Self, BoxDynError> {
+            let Json(raw) = <Json<&'r RawValue> as Decode<'r, Postgres>>::decode(value)?;
+            Ok(RawJson(raw.get().to_owned()))
+        }
+    }
+}
+
+/// Parses a JSON column.
+fn parse<T: DeserializeOwned>(
+    table: &'static str,
+    row: &str,
+    column: &'static str,
+    json: &RawJson,
+) -> Result<T> {
+    serde_json::from_str(&json.0)
+        .map_err(|e| Error::corrupt(table, row, column, format!("malformed JSON: {e}")))
+}
+
+/// Parses an enum stored by its wire name (`"RUNNING"`, …).
+fn parse_name<T: DeserializeOwned>(
+    table: &'static str,
+    row: &str,
+    column: &'static str,
+    name: &str,
+) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| Error::corrupt(table, row, column, format!("unknown value `{name}`")))
+}
+
+/// Converts a stored integer, failing on a negative or out-of-range value.
+fn unsigned<T: TryFrom<i64>>(
+    table: &'static str,
+    row: &str,
+    column: &'static str,
+    value: i64,
+) -> Result<T> {
+    T::try_from(value)
+        .map_err(|_| Error::corrupt(table, row, column, format!("value {value} out of range")))
+}
+
+/// A `users` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct UserRow {
+    id: String,
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            email: row.email,
+            first_name: row.first_name,
+            last_name: row.last_name,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// A `workflows` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct WorkflowRow {
+    id: String,
+    owner_id: String,
+    name: String,
+    document: RawJson,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<WorkflowRow> for StoredWorkflow {
+    type Error = Error;
+
+    fn try_from(row: WorkflowRow) -> Result<Self> {
+        let mut document: Workflow = parse("workflows", &row.id, "document", &row.document)?;
+        document.id = Some(row.id.clone());
+        document.name = Some(row.name.clone());
+        Ok(StoredWorkflow {
+            id: row.id,
+            owner_id: row.owner_id,
+            name: row.name,
+            document,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// A `workflow_runs` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: String,
+    workflow_id: Option<String>,
+    trigger_type: String,
+    status: String,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<RunRow> for RunRecord {
+    type Error = Error;
+
+    fn try_from(row: RunRow) -> Result<Self> {
+        const T: &str = "workflow_runs";
+        Ok(RunRecord {
+            trigger_type: parse_name(T, &row.id, "trigger_type", &row.trigger_type)?,
+            status: parse_name(T, &row.id, "status", &row.status)?,
+            id: row.id,
+            workflow_id: row.workflow_id,
+            error: row.error,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// A `node_executions` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ExecutionRow {
+    pub(crate) run_id: String,
+    node_id: String,
+    node_type: String,
+    node_label: String,
+    status: String,
+    input_data: Option<RawJson>,
+    output_data: Option<RawJson>,
+    error: Option<String>,
+    cached: bool,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+    attempts: i32,
+}
+
+impl TryFrom<ExecutionRow> for NodeExecution {
+    type Error = Error;
+
+    fn try_from(row: ExecutionRow) -> Result<Self> {
+        const T: &str = "node_executions";
+        let key = format!("{}/{}", row.run_id, row.node_id);
+        Ok(NodeExecution {
+            status: parse_name(T, &key, "status", &row.status)?,
+            input: row
+                .input_data
+                .as_ref()
+                .map(|j| parse(T, &key, "input_data", j))
+                .transpose()?,
+            output: row
+                .output_data
+                .as_ref()
+                .map(|j| parse(T, &key, "output_data", j))
+                .transpose()?,
+            duration_ms: row
+                .duration_ms
+                .map(|d| unsigned(T, &key, "duration_ms", d))
+                .transpose()?,
+            attempts: unsigned(T, &key, "attempts", i64::from(row.attempts))?,
+            run_id: row.run_id,
+            node_id: row.node_id,
+            node_type: row.node_type,
+            label: row.node_label,
+            error: row.error,
+            cached: row.cached,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// A `cache_entries` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct CacheRow {
+    key: String,
+    outputs: RawJson,
+}
+
+impl TryFrom<CacheRow> for Vec<Generation> {
+    type Error = Error;
+
+    fn try_from(row: CacheRow) -> Result<Self> {
+        parse("cache_entries", &row.key, "outputs", &row.outputs)
+    }
+}
+
+/// A `file_assets` row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct AssetRow {
+    id: String,
+    name: String,
+    bucket: String,
+    key: String,
+    mime_type: String,
+    size: i64,
+    width: Option<i32>,
+    height: Option<i32>,
+    fps: Option<f64>,
+    duration: Option<f64>,
+    metadata: Option<RawJson>,
+    extra: Option<RawJson>,
+}
+
+impl TryFrom<AssetRow> for FileAsset {
+    type Error = Error;
+
+    fn try_from(row: AssetRow) -> Result<Self> {
+        const T: &str = "file_assets";
+        let id = row.id.as_str();
+        Ok(FileAsset {
+            size: unsigned(T, id, "size", row.size)?,
+            width: row
+                .width
+                .map(|w| unsigned(T, id, "width", i64::from(w)))
+                .transpose()?,
+            height: row
+                .height
+                .map(|h| unsigned(T, id, "height", i64::from(h)))
+                .transpose()?,
+            metadata: row
+                .metadata
+                .as_ref()
+                .map(|j| parse(T, id, "metadata", j))
+                .transpose()?,
+            extra: row
+                .extra
+                .as_ref()
+                .map(|j| parse(T, id, "extra", j))
+                .transpose()?
+                .unwrap_or_default(),
+            name: row.name,
+            bucket: row.bucket,
+            key: row.key,
+            mime_type: row.mime_type,
+            fps: row.fps,
+            duration: row.duration,
+            signed_url: None,
+            signed_url_exp: None,
+            id: row.id,
+        })
+    }
+}

@@ -1,0 +1,1033 @@
+//! One conformance suite, run against every backend: memory, SQLite on a temp file and
+//! PostgreSQL on the server `GATEWAI_TEST_POSTGRES_URL` names (skipped with a note when it is
+//! unset, failed when it is unset under `CI=true`).
+
+mod common;
+
+use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
+use common::{Probes, Target, chain, eventually, number_of, registry, workflow};
+use gatewai_core::{
+    CacheKey, Engine, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, RunOptions,
+    RunRecord, RunStatus, TriggerType,
+};
+use gatewai_store::prelude::*;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+/// Generates one test per (backend, conformance function).
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&super::Target::memory()).await;
+                }
+            )*
+        }
+        #[cfg(feature = "sqlite")]
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(&super::Target::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    if let Some(target) = super::Target::postgres().await {
+                        super::$test(&target).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users_and_workflows_crud,
+    workflows_are_scoped_by_owner,
+    deletes_cascade,
+    run_history_is_paged_newest_first,
+    node_executions_round_trip,
+    recorder_persists_an_engine_run,
+    concurrent_runs_record_everything,
+    crashed_run_is_found_and_resumed_without_re_executing,
+    crashed_run_can_be_marked_interrupted,
+    store_cache_survives_reopening,
+    asset_records_round_trip,
+    malformed_json_is_an_error,
+);
+
+fn doc(label: &str) -> gatewai_core::Workflow {
+    let mut wf = chain(&registry(&Probes::default()), 2);
+    wf.extra.insert("description".into(), json!(label));
+    wf
+}
+
+async fn with_users(store: &Store) {
+    store
+        .upsert_user(&NewUser::new("alice", "alice@example.com"))
+        .await
+        .unwrap();
+    store
+        .upsert_user(&NewUser::new("bob", "bob@example.com"))
+        .await
+        .unwrap();
+}
+
+fn run_record(id: &str, workflow_id: Option<&str>, minutes_ago: i64) -> RunRecord {
+    let at = (Utc::now() - ChronoDuration::minutes(minutes_ago)).trunc_subsecs(6);
+    RunRecord {
+        id: id.to_owned(),
+        workflow_id: workflow_id.map(str::to_owned),
+        trigger_type: TriggerType::Api,
+        status: RunStatus::Running,
+        error: None,
+        created_at: at,
+        started_at: Some(at),
+        finished_at: None,
+    }
+}
+
+fn execution(run_id: &str, node_id: &str, value: f64) -> NodeExecution {
+    let now = Utc::now().trunc_subsecs(6);
+    NodeExecution {
+        run_id: run_id.to_owned(),
+        node_id: node_id.to_owned(),
+        node_type: "Sum".into(),
+        label: format!("Sum {node_id}"),
+        status: ExecutionStatus::Completed,
+        input: Some(json!({"in": [value - 1.0]})),
+        output: Some(NodeResult::single(Generation {
+            items: vec![Item::number(value).on(format!("{node_id}:out"))],
+        })),
+        error: None,
+        cached: false,
+        started_at: Some(now),
+        finished_at: Some(now),
+        duration_ms: Some(3),
+        attempts: 1,
+    }
+}
+
+async fn users_and_workflows_crud(target: &Target) {
+    let store = target.open().await;
+    let alice = store
+        .upsert_user(&NewUser::new("alice", "a@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(alice.email, "a@example.com");
+    let mut renamed = NewUser::new("alice", "alice@example.com");
+    renamed.first_name = Some("Alice".into());
+    let alice2 = store.upsert_user(&renamed).await.unwrap();
+    assert_eq!(alice2.email, "alice@example.com");
+    assert_eq!(alice2.first_name.as_deref(), Some("Alice"));
+    assert_eq!(alice2.created_at, alice.created_at);
+    assert_eq!(store.get_user("alice").await.unwrap().unwrap(), alice2);
+    assert!(store.get_user("nobody").await.unwrap().is_none());
+
+    let created = store
+        .create_workflow("alice", NewWorkflow::new("First", doc("one")))
+        .await
+        .unwrap();
+    assert_eq!(created.owner_id, "alice");
+    assert_eq!(created.document.id.as_deref(), Some(created.id.as_str()));
+    let fetched = store
+        .get_workflow("alice", &created.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fetched, created, "a workflow reads back as it was stored");
+    assert_eq!(fetched.document.extra["description"], json!("one"));
+    assert_eq!(fetched.document.nodes.len(), 2);
+
+    // Update name and document.
+    let updated = store
+        .update_workflow(
+            "alice",
+            &created.id,
+            WorkflowUpdate {
+                name: Some("Renamed".into()),
+                document: Some(doc("two")),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.name, "Renamed");
+    assert_eq!(updated.document.name.as_deref(), Some("Renamed"));
+    assert_eq!(updated.document.extra["description"], json!("two"));
+    assert!(updated.updated_at >= created.updated_at);
+    assert_eq!(updated.created_at, created.created_at);
+    assert_eq!(
+        store
+            .get_workflow("alice", &created.id)
+            .await
+            .unwrap()
+            .unwrap(),
+        updated
+    );
+    // A name-only update keeps the document.
+    let renamed = store
+        .update_workflow(
+            "alice",
+            &created.id,
+            WorkflowUpdate {
+                name: Some("Again".into()),
+                document: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.document.extra["description"], json!("two"));
+
+    // Chosen ids, conflicts, missing owners.
+    let chosen = store
+        .create_workflow(
+            "alice",
+            NewWorkflow::new("Chosen", doc("c")).with_id("wf-chosen"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(chosen.id, "wf-chosen");
+    let dup = store
+        .create_workflow(
+            "alice",
+            NewWorkflow::new("Dup", doc("d")).with_id("wf-chosen"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(dup.kind(), ErrorKind::Conflict, "{dup}");
+    let orphan = store
+        .create_workflow("nobody", NewWorkflow::new("X", doc("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(orphan.kind(), ErrorKind::NotFound, "{orphan}");
+    let empty = store
+        .create_workflow("alice", NewWorkflow::new("X", doc("x")).with_id(""))
+        .await
+        .unwrap_err();
+    assert_eq!(empty.kind(), ErrorKind::InvalidInput, "{empty}");
+
+    // Listing: most recently updated first, paged.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store
+        .update_workflow(
+            "alice",
+            &created.id,
+            WorkflowUpdate {
+                name: Some("Newest".into()),
+                document: None,
+            },
+        )
+        .await
+        .unwrap();
+    let all = store
+        .list_workflows("alice", Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
+        ["Newest", "Chosen"]
+    );
+    let first = store.list_workflows("alice", Page::first(1)).await.unwrap();
+    let second = store
+        .list_workflows("alice", Page::first(1).next())
+        .await
+        .unwrap();
+    assert_eq!(first[0].name, "Newest");
+    assert_eq!(second[0].name, "Chosen");
+    assert!(
+        store
+            .list_workflows("alice", Page::new(10, 2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Delete.
+    store.delete_workflow("alice", &created.id).await.unwrap();
+    assert!(
+        store
+            .get_workflow("alice", &created.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = store
+        .delete_workflow("alice", &created.id)
+        .await
+        .unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::NotFound);
+    let gone = store
+        .update_workflow("alice", &created.id, WorkflowUpdate::default())
+        .await
+        .unwrap_err();
+    assert_eq!(gone.kind(), ErrorKind::NotFound);
+    store.close().await;
+}
+
+async fn workflows_are_scoped_by_owner(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Alice's", doc("private")))
+        .await
+        .unwrap();
+    store
+        .save_run(&run_record("run-a", Some(&wf.id), 1))
+        .await
+        .unwrap();
+
+    // Bob sees nothing of Alice's, exactly as if it did not exist.
+    assert!(store.get_workflow("bob", &wf.id).await.unwrap().is_none());
+    assert!(
+        store
+            .list_workflows("bob", Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let update = store
+        .update_workflow(
+            "bob",
+            &wf.id,
+            WorkflowUpdate {
+                name: Some("stolen".into()),
+                document: Some(doc("overwritten")),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(update.kind(), ErrorKind::NotFound);
+    assert!(
+        matches!(&update, Error::NotFound { entity: "workflow", id } if *id == wf.id),
+        "{update}"
+    );
+    let delete = store.delete_workflow("bob", &wf.id).await.unwrap_err();
+    assert_eq!(delete.kind(), ErrorKind::NotFound);
+    let history = store
+        .run_history("bob", &wf.id, Page::default())
+        .await
+        .unwrap_err();
+    assert_eq!(history.kind(), ErrorKind::NotFound);
+    assert!(store.get_run_entry("bob", "run-a").await.unwrap().is_none());
+
+    // Alice's workflow is untouched.
+    let still = store.get_workflow("alice", &wf.id).await.unwrap().unwrap();
+    assert_eq!(still, wf);
+    assert_eq!(
+        store
+            .list_workflows("alice", Page::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let entry = store
+        .get_run_entry("alice", "run-a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.run.id, "run-a");
+    store.close().await;
+}
+
+async fn deletes_cascade(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf1 = store
+        .create_workflow("alice", NewWorkflow::new("One", doc("1")))
+        .await
+        .unwrap();
+    let wf2 = store
+        .create_workflow("alice", NewWorkflow::new("Two", doc("2")))
+        .await
+        .unwrap();
+    let bobs = store
+        .create_workflow("bob", NewWorkflow::new("Bob's", doc("b")))
+        .await
+        .unwrap();
+    for (run, wf) in [("r1", &wf1), ("r2", &wf1), ("r3", &wf2), ("rb", &bobs)] {
+        store
+            .save_run(&run_record(run, Some(&wf.id), 1))
+            .await
+            .unwrap();
+        store
+            .save_node_execution(&execution(run, "n0", 1.0))
+            .await
+            .unwrap();
+    }
+    // A run of a document that is not stored is kept without a workflow.
+    store
+        .save_run(&run_record("adhoc", Some("not-stored"), 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_run("adhoc").await.unwrap().unwrap().workflow_id,
+        None
+    );
+
+    // Deleting a workflow takes its runs and their executions.
+    store.delete_workflow("alice", &wf1.id).await.unwrap();
+    for run in ["r1", "r2"] {
+        assert!(store.get_run(run).await.unwrap().is_none(), "{run}");
+        assert!(
+            store.node_executions(run).await.unwrap().is_empty(),
+            "{run}"
+        );
+    }
+    assert!(store.get_run("r3").await.unwrap().is_some());
+
+    // Deleting a user takes their workflows, runs and executions.
+    store.delete_user("alice").await.unwrap();
+    assert!(store.get_user("alice").await.unwrap().is_none());
+    assert!(
+        store
+            .get_workflow("alice", &wf2.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.get_run("r3").await.unwrap().is_none());
+    assert!(store.node_executions("r3").await.unwrap().is_empty());
+    // Bob's things and the ad-hoc run stay.
+    assert!(store.get_workflow("bob", &bobs.id).await.unwrap().is_some());
+    assert_eq!(store.node_executions("rb").await.unwrap().len(), 1);
+    assert!(store.get_run("adhoc").await.unwrap().is_some());
+    let missing = store.delete_user("alice").await.unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    store.close().await;
+}
+
+async fn run_history_is_paged_newest_first(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("History", doc("h")))
+        .await
+        .unwrap();
+    let other = store
+        .create_workflow("alice", NewWorkflow::new("Other", doc("o")))
+        .await
+        .unwrap();
+    // Seven runs, run-0 the oldest; each with executions of its own.
+    for i in 0..7 {
+        let id = format!("run-{i}");
+        store
+            .save_run(&run_record(&id, Some(&wf.id), 100 - i))
+            .await
+            .unwrap();
+        for n in 0..=(i % 3) {
+            store
+                .save_node_execution(&execution(&id, &format!("n{n}"), n as f64))
+                .await
+                .unwrap();
+        }
+    }
+    store
+        .save_run(&run_record("other-run", Some(&other.id), 0))
+        .await
+        .unwrap();
+
+    let page1 = store
+        .run_history("alice", &wf.id, Page::first(3))
+        .await
+        .unwrap();
+    let page2 = store
+        .run_history("alice", &wf.id, Page::first(3).next())
+        .await
+        .unwrap();
+    let page3 = store
+        .run_history("alice", &wf.id, Page::first(3).next().next())
+        .await
+        .unwrap();
+    let ids = |page: &[RunHistoryEntry]| page.iter().map(|e| e.run.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&page1), ["run-6", "run-5", "run-4"]);
+    assert_eq!(ids(&page2), ["run-3", "run-2", "run-1"]);
+    assert_eq!(ids(&page3), ["run-0"]);
+    for entry in page1.iter().chain(&page2).chain(&page3) {
+        let i: usize = entry.run.id[4..].parse().unwrap();
+        let nodes: Vec<&str> = entry
+            .executions
+            .iter()
+            .map(|e| e.node_id.as_str())
+            .collect();
+        let expected: Vec<String> = (0..=(i % 3)).map(|n| format!("n{n}")).collect();
+        assert_eq!(nodes, expected, "executions of {} in order", entry.run.id);
+        assert!(entry.executions.iter().all(|e| e.run_id == entry.run.id));
+    }
+    assert_eq!(
+        page1[0].run,
+        run_record("run-6", Some(&wf.id), 94).clone_with(&page1[0].run)
+    );
+    let beyond = store
+        .run_history("alice", &wf.id, Page::new(3, 50))
+        .await
+        .unwrap();
+    assert!(beyond.is_empty());
+    store.close().await;
+}
+
+/// Compares everything but the timestamp a helper made at a slightly different moment.
+trait SameRun {
+    fn clone_with(self, stored: &RunRecord) -> RunRecord;
+}
+
+impl SameRun for RunRecord {
+    fn clone_with(mut self, stored: &RunRecord) -> RunRecord {
+        self.created_at = stored.created_at;
+        self.started_at = stored.started_at;
+        self
+    }
+}
+
+async fn node_executions_round_trip(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Exec", doc("e")))
+        .await
+        .unwrap();
+    let mut run = run_record("run-x", Some(&wf.id), 0);
+    store.save_run(&run).await.unwrap();
+    assert_eq!(store.get_run("run-x").await.unwrap().unwrap(), run);
+
+    let mut failed = execution("run-x", "b", 2.0);
+    failed.status = ExecutionStatus::Failed;
+    failed.output = None;
+    failed.error = Some("input `in`: boom".into());
+    failed.attempts = 3;
+    failed.cached = true;
+    let ok = execution("run-x", "a", 1.0);
+    store.save_node_execution(&ok).await.unwrap();
+    store.save_node_execution(&failed).await.unwrap();
+    assert_eq!(
+        store.node_executions("run-x").await.unwrap(),
+        vec![ok.clone(), failed.clone()]
+    );
+    // Saving again replaces the row and keeps its place.
+    let mut retried = ok.clone();
+    retried.attempts = 2;
+    store.save_node_execution(&retried).await.unwrap();
+    assert_eq!(
+        store.node_executions("run-x").await.unwrap(),
+        vec![retried, failed]
+    );
+    let orphan = store
+        .save_node_execution(&execution("no-such-run", "a", 1.0))
+        .await
+        .unwrap_err();
+    assert_eq!(orphan.kind(), ErrorKind::NotFound, "{orphan}");
+
+    run.status = RunStatus::Failed;
+    run.error = Some("node b failed".into());
+    run.finished_at = Some(Utc::now().trunc_subsecs(6));
+    store.update_run(&run).await.unwrap();
+    assert_eq!(store.get_run("run-x").await.unwrap().unwrap(), run);
+    let missing = store
+        .update_run(&run_record("nope", None, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.kind(), ErrorKind::NotFound);
+    store.close().await;
+}
+
+async fn recorder_persists_an_engine_run(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let probes = Probes::default();
+    let reg = registry(&probes);
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Chain", chain(&reg, 6)))
+        .await
+        .unwrap();
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .registry(reg)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let outcome = engine
+        .run(wf.document.clone(), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(recorder.failures(), 0, "{:?}", recorder.last_error());
+
+    // The run returned after observers handled RunFinished: everything is stored.
+    let history = store
+        .run_history("alice", &wf.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    let entry = &history[0];
+    assert_eq!(entry.run.id, outcome.run.id);
+    assert_eq!(entry.run.status, RunStatus::Completed);
+    assert_eq!(entry.run.trigger_type, TriggerType::Manual);
+    assert!(entry.run.finished_at.is_some());
+    let nodes: Vec<&str> = entry
+        .executions
+        .iter()
+        .map(|e| e.node_id.as_str())
+        .collect();
+    assert_eq!(nodes, ["n0", "n1", "n2", "n3", "n4", "n5"], "queue order");
+    for (stored, reported) in entry.executions.iter().zip(&outcome.executions) {
+        assert_eq!(stored.status, ExecutionStatus::Completed);
+        assert_eq!(stored.node_type, "Sum");
+        assert_eq!(stored.output, reported.output, "{}", stored.node_id);
+        assert_eq!(stored.attempts, reported.attempts);
+        assert_eq!(stored.duration_ms, reported.duration_ms);
+        assert!(stored.started_at.is_some() && stored.finished_at.is_some());
+    }
+    assert_eq!(
+        number_of(entry.executions[5].output.as_ref().unwrap()),
+        Some(6.0)
+    );
+    assert!(store.find_interrupted_runs().await.unwrap().is_empty());
+    store.close().await;
+}
+
+async fn concurrent_runs_record_everything(target: &Target) {
+    const RUNS: usize = 24;
+    const NODES: usize = 25;
+    let store = target.open().await;
+    with_users(&store).await;
+    let probes = Probes::default();
+    let reg = registry(&probes);
+    // A wide workflow: one source feeding NODES - 1 parallel nodes.
+    let ids: Vec<String> = (0..NODES).map(|i| format!("n{i}")).collect();
+    let nodes: Vec<(&str, &str, serde_json::Value)> = ids
+        .iter()
+        .map(|id| (id.as_str(), "Sum", json!({"add": 1})))
+        .collect();
+    let edges: Vec<(&str, &str)> = ids[1..].iter().map(|t| ("n0", t.as_str())).collect();
+    let document = workflow(&reg, &nodes, &edges);
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Wide", document))
+        .await
+        .unwrap();
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .registry(reg)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..RUNS {
+        let engine = engine.clone();
+        let document = wf.document.clone();
+        runs.spawn(async move { engine.run(document, RunOptions::default()).await });
+    }
+    let mut ids = Vec::new();
+    while let Some(outcome) = runs.join_next().await {
+        let outcome = outcome.unwrap().unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed);
+        ids.push(outcome.run.id);
+    }
+    assert_eq!(
+        recorder.failures(),
+        0,
+        "no batch lost: {:?}",
+        recorder.last_error()
+    );
+    assert_eq!(probes.counts.total(), RUNS * NODES);
+    let history = store
+        .run_history("alice", &wf.id, Page::first(100))
+        .await
+        .unwrap();
+    assert_eq!(history.len(), RUNS);
+    for entry in &history {
+        assert!(ids.contains(&entry.run.id));
+        assert_eq!(entry.run.status, RunStatus::Completed, "{}", entry.run.id);
+        assert_eq!(entry.executions.len(), NODES, "{}", entry.run.id);
+        assert!(
+            entry
+                .executions
+                .iter()
+                .all(|e| e.status == ExecutionStatus::Completed && e.output.is_some())
+        );
+    }
+    store.close().await;
+}
+
+/// Starts a run of `a → b → gate → c` on a runtime of its own (a process), waits until the
+/// store shows `a` and `b` completed and `gate` executing, then kills that runtime mid-run
+/// (a crash: no RunFinished, no cleanup). Returns the workflow id and the run id.
+async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let reg = registry(probes);
+    let document = workflow(
+        &reg,
+        &[
+            ("a", "Sum", json!({"add": 1})),
+            ("b", "Sum", json!({"add": 10})),
+            ("gate", "Gate", json!({})),
+            ("c", "Sum", json!({"add": 100})),
+        ],
+        &[("a", "b"), ("b", "gate"), ("gate", "c")],
+    );
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Crashy", document))
+        .await
+        .unwrap();
+    let run_id = format!("run-{}", uuid::Uuid::new_v4());
+
+    let process = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    {
+        // The crashing process has its own connections (the memory backend: the same store).
+        let (url, shared) = (
+            target.url.clone(),
+            (target.name == "memory").then(|| store.clone()),
+        );
+        let (document, run_id, reg) = (wf.document.clone(), run_id.clone(), registry(probes));
+        process.spawn(async move {
+            let store = match shared {
+                Some(store) => store,
+                None => Store::open(&url).await.unwrap(),
+            };
+            let engine = Engine::builder()
+                .registry(reg)
+                .observer(store.recorder())
+                .build()
+                .unwrap();
+            let options = RunOptions {
+                run_id: Some(run_id),
+                ..RunOptions::default()
+            };
+            let _ = engine.run(document, options).await;
+        });
+    }
+    eventually("a, b completed and the gate executing", || async {
+        let executions = store.node_executions(&run_id).await.unwrap();
+        let status = |id: &str| {
+            executions
+                .iter()
+                .find(|e| e.node_id == id)
+                .map(|e| e.status)
+        };
+        status("a") == Some(ExecutionStatus::Completed)
+            && status("b") == Some(ExecutionStatus::Completed)
+            && status("gate") == Some(ExecutionStatus::Executing)
+    })
+    .await;
+    // The crash.
+    process.shutdown_background();
+    assert_eq!(probes.gate_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(probes.counts.of("c"), 0);
+    store.close().await;
+    (wf.id, run_id)
+}
+
+async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) {
+    let probes = Probes::default();
+    let (workflow_id, run_id) = crash_mid_run(target, &probes).await;
+
+    // A new process starts.
+    let store = target.open().await;
+    let interrupted = store.find_interrupted_runs().await.unwrap();
+    assert_eq!(
+        interrupted
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>(),
+        [run_id.as_str()]
+    );
+    let before = interrupted[0].clone();
+    assert_eq!(before.status, RunStatus::Running);
+
+    let plan = store.resume_plan(&run_id).await.unwrap();
+    assert_eq!(plan.options.run_id.as_deref(), Some(run_id.as_str()));
+    assert_eq!(plan.options.trigger, TriggerType::Resume);
+    let mut resumed: Vec<&str> = plan.options.resumed.keys().map(String::as_str).collect();
+    resumed.sort();
+    assert_eq!(resumed, ["a", "b"], "only completed nodes are reused");
+    let workflow = plan.workflow.expect("the run's workflow").document;
+
+    probes.gate_open.store(true, Ordering::SeqCst);
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .registry(registry(&probes))
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let outcome = engine.run(workflow, plan.options).await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(outcome.run.id, run_id);
+    // Completed nodes were not executed again; the rest ran once more.
+    assert_eq!(probes.counts.of("a"), 1);
+    assert_eq!(probes.counts.of("b"), 1);
+    assert_eq!(probes.gate_runs.load(Ordering::SeqCst), 2);
+    assert_eq!(probes.counts.of("c"), 1);
+    assert_eq!(number_of(&outcome.results["c"]), Some(111.0));
+    assert_eq!(recorder.failures(), 0, "{:?}", recorder.last_error());
+
+    // The store holds one run, finished, with its original creation time.
+    assert!(store.find_interrupted_runs().await.unwrap().is_empty());
+    let history = store
+        .run_history("alice", &workflow_id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    let entry = &history[0];
+    assert_eq!(entry.run.status, RunStatus::Completed);
+    assert_eq!(entry.run.trigger_type, TriggerType::Resume);
+    assert_eq!(entry.run.created_at, before.created_at);
+    assert!(
+        entry
+            .executions
+            .iter()
+            .all(|e| e.status == ExecutionStatus::Completed),
+        "{:?}",
+        entry.executions
+    );
+    assert_eq!(entry.executions.len(), 4);
+    store.close().await;
+}
+
+async fn crashed_run_can_be_marked_interrupted(target: &Target) {
+    let probes = Probes::default();
+    let (workflow_id, run_id) = crash_mid_run(target, &probes).await;
+    let store = target.open().await;
+    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 1);
+    store.mark_interrupted(&run_id).await.unwrap();
+    assert!(store.find_interrupted_runs().await.unwrap().is_empty());
+
+    let entry = store
+        .get_run_entry("alice", &run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.run.status, RunStatus::Failed);
+    assert_eq!(entry.run.error.as_deref(), Some("interrupted"));
+    assert!(entry.run.finished_at.is_some());
+    let status = |id: &str| {
+        entry
+            .executions
+            .iter()
+            .find(|e| e.node_id == id)
+            .map(|e| (e.status, e.error.clone()))
+            .unwrap()
+    };
+    assert_eq!(status("a"), (ExecutionStatus::Completed, None));
+    assert_eq!(status("b"), (ExecutionStatus::Completed, None));
+    assert_eq!(
+        status("gate"),
+        (ExecutionStatus::Failed, Some("interrupted".into()))
+    );
+    assert_eq!(
+        status("c"),
+        (ExecutionStatus::Failed, Some("interrupted".into()))
+    );
+    // A finished run is not resumable.
+    let err = store.resume_plan(&run_id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = store.mark_interrupted("no-such-run").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let history = store
+        .run_history("alice", &workflow_id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1);
+    store.close().await;
+}
+
+async fn store_cache_survives_reopening(target: &Target) {
+    let probes = Probes::default();
+    let reg = registry(&probes);
+    let document = chain(&reg, 3);
+    {
+        let store = target.open().await;
+        let engine = Engine::builder()
+            .registry(registry(&probes))
+            .cache(store.result_cache())
+            .build()
+            .unwrap();
+        let outcome = engine
+            .run(document.clone(), RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed);
+        assert_eq!(probes.counts.total(), 3);
+        store.close().await;
+    }
+    // A restarted process: a new store handle and engine on the same database.
+    let store = target.open().await;
+    let engine = Engine::builder()
+        .registry(registry(&probes))
+        .cache(store.result_cache())
+        .build()
+        .unwrap();
+    let outcome = engine.run(document, RunOptions::default()).await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(
+        probes.counts.total(),
+        3,
+        "every node was served from the cache"
+    );
+    assert!(outcome.executions.iter().all(|e| e.cached));
+    assert_eq!(number_of(&outcome.results["n2"]), Some(3.0));
+
+    // The cache rows directly.
+    let key = CacheKey([7; 32]);
+    assert!(store.cache_get(&key).await.unwrap().is_none());
+    let generations = vec![Generation {
+        items: vec![Item::text("hello").on("h")],
+    }];
+    store.cache_put(&key, &generations).await.unwrap();
+    store.cache_put(&key, &generations).await.unwrap();
+    assert_eq!(store.cache_get(&key).await.unwrap(), Some(generations));
+    store.close().await;
+}
+
+async fn asset_records_round_trip(target: &Target) {
+    let store = target.open().await;
+    let mut asset = gatewai_core::FileAsset {
+        id: "asset-1".into(),
+        name: "fox.png".into(),
+        bucket: "local".into(),
+        key: "assets/as/asset-1".into(),
+        mime_type: "image/png".into(),
+        size: 1234,
+        width: Some(640),
+        height: Some(480),
+        fps: None,
+        duration: None,
+        metadata: Some(json!({"nodeId": "n1"})),
+        ..Default::default()
+    };
+    asset.extra.insert("createdBy".into(), json!("test"));
+    store.put_asset_record(&asset, Some("alice")).await.unwrap();
+    assert_eq!(
+        store.get_asset_record("asset-1").await.unwrap(),
+        Some(asset.clone())
+    );
+    let mut video = asset.clone();
+    video.mime_type = "video/mp4".into();
+    video.fps = Some(23.976);
+    video.duration = Some(4.5);
+    store.put_asset_record(&video, None).await.unwrap();
+    assert_eq!(
+        store.get_asset_record("asset-1").await.unwrap(),
+        Some(video)
+    );
+    assert!(store.delete_asset_record("asset-1").await.unwrap());
+    assert!(!store.delete_asset_record("asset-1").await.unwrap());
+    assert!(store.get_asset_record("asset-1").await.unwrap().is_none());
+    store.close().await;
+}
+
+async fn malformed_json_is_an_error(target: &Target) {
+    if target.name == "memory" {
+        // Nothing is serialized in memory.
+        return;
+    }
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow(
+            "alice",
+            NewWorkflow::new("Good", doc("g")).with_id("wf-bad"),
+        )
+        .await
+        .unwrap();
+    store
+        .save_run(&run_record("run-bad", Some(&wf.id), 0))
+        .await
+        .unwrap();
+    store
+        .save_node_execution(&execution("run-bad", "n0", 1.0))
+        .await
+        .unwrap();
+    store
+        .cache_put(&CacheKey([1; 32]), &[Generation::default()])
+        .await
+        .unwrap();
+    // Valid JSON of the wrong shape (PostgreSQL's JSONB refuses broken syntax) …
+    target
+        .execute_raw(
+            "UPDATE workflows SET document = '{\"nodes\": \"oops\"}' WHERE id = 'wf-bad';\
+             UPDATE node_executions SET output_data = '[1, 2]' WHERE run_id = 'run-bad';\
+             UPDATE cache_entries SET outputs = '{\"x\": 1}'",
+        )
+        .await;
+    let err = store.get_workflow("alice", "wf-bad").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    assert!(
+        matches!(&err, Error::Corrupt { table: "workflows", row, column: "document", .. } if row == "wf-bad"),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("workflows") && msg.contains("wf-bad") && msg.contains("document"),
+        "{msg}"
+    );
+    let err = store
+        .list_workflows("alice", Page::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt);
+    let err = store.node_executions("run-bad").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { table: "node_executions", row, column: "output_data", .. } if row == "run-bad/n0"),
+        "{err}"
+    );
+    let err = store.cache_get(&CacheKey([1; 32])).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Corrupt {
+                table: "cache_entries",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // … and, where the column is text, broken syntax and unknown status names.
+    if target.name == "sqlite" {
+        target
+            .execute_raw(
+                "UPDATE workflows SET document = '{\"nodes\": [' WHERE id = 'wf-bad';\
+                 UPDATE workflow_runs SET status = 'EXPLODED' WHERE id = 'run-bad'",
+            )
+            .await;
+        let err = store.get_workflow("alice", "wf-bad").await.unwrap_err();
+        assert!(err.to_string().contains("malformed JSON"), "{err}");
+        let err = store.get_run("run-bad").await.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Corrupt {
+                    table: "workflow_runs",
+                    column: "status",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    // The rest of the store still works.
+    store
+        .create_workflow(
+            "alice",
+            NewWorkflow::new("Fine", doc("f")).with_id("wf-fine"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_workflow("alice", "wf-fine")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    store.close().await;
+}
