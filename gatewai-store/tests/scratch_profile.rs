@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+struct Noop;
+#[async_trait]
+impl Observer for Noop { async fn on_events(&self, _e: &[RunEvent]) {} }
 struct Timed { store: Store, log: Mutex<Vec<(usize, Duration)>> }
 #[async_trait]
 impl Observer for Timed {
@@ -31,7 +34,12 @@ async fn profile() {
     let timed = Arc::new(Timed { store: store.clone(), log: Mutex::new(vec![]) });
     let engine = Engine::builder().registry(reg).observer(timed.clone()).build().unwrap();
     let plain = Engine::builder().registry(common::registry(&probes)).build().unwrap();
-    for _ in 0..3 {
+    let noop = Engine::builder().registry(common::registry(&probes)).observer(Arc::new(Noop)).build().unwrap();
+    for _ in 0..5 {
+        let s = Instant::now();
+        noop.run(wf.clone(), RunOptions::default()).await.unwrap();
+        let nob = s.elapsed();
+        eprintln!("noop observer {nob:?}");
         let s = Instant::now();
         plain.run(wf.clone(), RunOptions::default()).await.unwrap();
         let base = s.elapsed();
