@@ -49,7 +49,7 @@ fn ours(bytes: &[u8]) -> Vec<u8> {
     });
     let rect = crop_rect(image.width(), image.height(), &config).expect("rect");
     let cropped = image.crop_imm(rect.left, rect.top, rect.width, rect.height);
-    let format = OutputFormat::for_result(source, &cropped);
+    let format = OutputFormat::for_result(source, bytes, &cropped);
     encode_image(&cropped, format).expect("encode")
 }
 
@@ -146,7 +146,7 @@ fn crop_against_imagemagick(c: &mut Criterion) {
             black_box(decode_image("image", bytes, &limits).expect("decode"));
         });
         let cropped = decoded.crop_imm(1000, 750, 2000, 1500);
-        let format = OutputFormat::for_result(source, &cropped);
+        let format = OutputFormat::for_result(source, bytes, &cropped);
         let encode_time = median(5, || {
             black_box(encode_image(&cropped, format).expect("encode"));
         });
@@ -220,7 +220,7 @@ fn encoder_choices(c: &mut Criterion) {
         b.iter(|| jpeg_image_crate(&img))
     });
     group.bench_function("jpeg_encoder_simd_q90_ours", |b| {
-        b.iter(|| encode_image(&img, OutputFormat::Jpeg).expect("jpeg"))
+        b.iter(|| encode_image(&img, OutputFormat::Jpeg(90)).expect("jpeg"))
     });
     group.bench_function("resize_lanczos3_image_crate", |b| {
         b.iter(|| img.resize_exact(960, 540, image::imageops::FilterType::Lanczos3))
@@ -249,7 +249,7 @@ fn encoder_choices(c: &mut Criterion) {
     );
     let (a, b) = (
         median(5, || drop(jpeg_image_crate(&img))),
-        median(5, || drop(encode_image(&img, OutputFormat::Jpeg))),
+        median(5, || drop(encode_image(&img, OutputFormat::Jpeg(90)))),
     );
     println!(
         "jpeg q90 1920x1080: image crate {:.1} ms, jpeg-encoder {:.1} ms: {:.1}x faster",

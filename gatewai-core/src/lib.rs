@@ -103,6 +103,12 @@ pub mod node;
 pub mod registry;
 pub mod validate;
 
+/// Hash maps keyed by ids from documents: a fast hasher, randomly seeded per map so crafted
+/// ids cannot flood it.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// Hash sets keyed by ids from documents (see [`FastMap`]).
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+
 pub use assets::{AssetStore, MemoryAssetStore, NewAsset};
 pub use cache::{CacheKey, CachedOutputs, MemoryResultCache, ResultCache};
 pub use engine::{

@@ -9,8 +9,9 @@
 use crate::error::{ValidationError, ValidationErrors};
 use crate::model::{Edge, Handle, HandleType, Node, NodeTemplate, Workflow};
 use crate::registry::TemplateSource;
+use crate::{FastMap as HashMap, FastSet as HashSet};
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Validates a workflow against node templates; returns every problem found.
 ///
@@ -257,8 +258,8 @@ fn index_ids<'a>(
     ids: impl ExactSizeIterator<Item = &'a str>,
     mut on_duplicate: impl FnMut(&'a str),
 ) -> HashMap<&'a str, usize> {
-    let mut map = HashMap::with_capacity(ids.len());
-    let mut reported = HashSet::new();
+    let mut map = HashMap::with_capacity_and_hasher(ids.len(), Default::default());
+    let mut reported = HashSet::default();
     for (i, id) in ids.enumerate() {
         match map.entry(id) {
             Entry::Occupied(_) => {
@@ -283,7 +284,7 @@ fn check<T: TemplateSource + ?Sized>(
     let index = GraphIndex::build(workflow, &mut problems);
 
     // Node types and configs; templates looked up once per distinct type name.
-    let mut by_type: HashMap<&str, Option<&NodeTemplate>> = HashMap::new();
+    let mut by_type: HashMap<&str, Option<&NodeTemplate>> = HashMap::default();
     let node_templates: Vec<Option<&NodeTemplate>> = workflow
         .nodes
         .iter()
@@ -392,7 +393,8 @@ fn without_duplicate_pairs(
     edges: &[usize],
     problems: &mut Vec<ValidationError>,
 ) -> Vec<usize> {
-    let mut first_by_source: HashMap<usize, usize> = HashMap::with_capacity(edges.len());
+    let mut first_by_source: HashMap<usize, usize> =
+        HashMap::with_capacity_and_hasher(edges.len(), Default::default());
     let mut distinct = Vec::with_capacity(edges.len());
     for &e in edges {
         if let Some(source) = ends[e].source_handle {

@@ -490,8 +490,6 @@ fn a_cycle_deep_in_a_100_000_node_chain_is_found() {
 }
 
 #[test]
-#[ignore = "waits for DataTypeSet::intersects to stop treating two different media types as \
-            compatible (both widen to File); model::data_type's own unit test fails the same way"]
 fn an_image_output_into_a_video_input_is_incompatible() {
     let w = base()
         .node("frame", "ExtractFrame")

@@ -72,6 +72,9 @@ async fn a_jpeg_stays_a_jpeg() {
     let (asset, cropped) = h.output_image(&out, "result").await;
     assert_eq!(asset.mime_type, "image/jpeg");
     assert!(asset.name.ends_with(".jpg"), "{}", asset.name);
+    // The image crate saved the input at quality 75; the crop keeps it.
+    let written = h.read(&asset).await;
+    assert_eq!(gatewai_nodes::media::jpeg_quality(&written), Some(75));
     assert_eq!(cropped.dimensions(), (32, 48));
     for p in cropped.pixels() {
         for (c, want) in [40i32, 120, 200].iter().enumerate() {

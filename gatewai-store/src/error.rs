@@ -162,6 +162,7 @@ impl Error {
     }
 
     /// A stored value that cannot be read back.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn corrupt(
         table: &'static str,
         row: impl Into<String>,

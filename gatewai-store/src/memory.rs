@@ -8,7 +8,9 @@ use crate::error::{Error, Result};
 use crate::model::{
     NewUser, NewWorkflow, Page, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
 };
-use crate::write_plan::{ProgressUpdate, Write, normalize_execution, normalize_run, now, plan_writes};
+use crate::write_plan::{
+    ProgressUpdate, Write, normalize_execution, normalize_run, now, plan_writes,
+};
 use async_trait::async_trait;
 use gatewai_core::{
     CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord, RunStatus,

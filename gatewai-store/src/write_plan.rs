@@ -186,7 +186,11 @@ fn attempt_update(
             run_id: run_id.to_owned(),
             node_id: node_id.to_owned(),
             status: ExecutionStatus::Executing,
-            started_at: if error.is_none() { at } else { earlier.started_at },
+            started_at: if error.is_none() {
+                at
+            } else {
+                earlier.started_at
+            },
             attempts: attempt,
             error,
         }),

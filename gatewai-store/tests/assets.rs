@@ -1,12 +1,12 @@
 //! The asset blob stores through core's `AssetStore` trait: a local directory (descriptions in
 //! a SQLite store) and, with `s3`, an object store.
 
-#![cfg(feature = "fs")]
+#![cfg(all(feature = "fs", feature = "memory", feature = "sqlite"))]
 
 use bytes::Bytes;
 use gatewai_core::{AssetStore, ErrorKind, FileAsset, NewAsset};
-use gatewai_store::prelude::*;
 use gatewai_store::FsAssetStore;
+use gatewai_store::prelude::*;
 use serde_json::json;
 
 fn png(name: &str) -> NewAsset {
@@ -22,7 +22,10 @@ fn png(name: &str) -> NewAsset {
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("assets.db").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("assets.db").display()
+    );
     Store::open(&url).await.unwrap()
 }
 
@@ -41,8 +44,14 @@ async fn fs_store_puts_reads_and_deletes() {
     // The blob is a file under the root, the description a row.
     let path = assets.path_of(&put.key).unwrap();
     assert!(path.starts_with(assets.root()));
-    assert_eq!(std::fs::read(&path).unwrap(), b"\x89PNG\r\n\x1a\nnot really");
-    assert_eq!(store.get_asset_record(&put.id).await.unwrap(), Some(put.clone()));
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"\x89PNG\r\n\x1a\nnot really"
+    );
+    assert_eq!(
+        store.get_asset_record(&put.id).await.unwrap(),
+        Some(put.clone())
+    );
     assert_eq!(assets.get(&put.id).await.unwrap(), Some(put.clone()));
     assert_eq!(
         assets.read(&put).await.unwrap(),
@@ -133,8 +142,13 @@ async fn object_store_puts_reads_and_deletes() {
     );
     assets.delete(&put).await.unwrap();
     assert!(objects.head(&location).await.is_err());
-    assert_eq!(assets.read(&put).await.unwrap_err().kind(), ErrorKind::NotFound);
-    assert!(ObjectAssetStore::new(objects, "media", store)
-        .with_prefix("../up")
-        .is_err());
+    assert_eq!(
+        assets.read(&put).await.unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    assert!(
+        ObjectAssetStore::new(objects, "media", store)
+            .with_prefix("../up")
+            .is_err()
+    );
 }

@@ -17,6 +17,7 @@ use std::sync::atomic::Ordering;
 /// Generates one test per (backend, conformance function).
 macro_rules! conformance {
     ($($test:ident),* $(,)?) => {
+        #[cfg(feature = "memory")]
         mod memory {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,11 +2,11 @@
 //! slot's sources as node indices, dependents in one CSR array, and in-degree counts.
 
 use super::{EngineInner, RetryPolicy, RunOptions, RunTarget};
+use crate::FastMap as HashMap;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
 use crate::model::{HandleType, NodeResult, OnError, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -103,10 +103,10 @@ impl Plan {
             }
         }
         // Per node type, once: the implementation and the policies that apply.
-        let mut types: HashMap<&str, Option<TypeInfo>> = HashMap::new();
+        let mut types: HashMap<&str, Option<TypeInfo>> = HashMap::default();
         let mut type_of: Vec<Option<usize>> = Vec::with_capacity(n);
         let mut type_list: Vec<TypeInfo> = Vec::new();
-        let mut type_slot: HashMap<&str, usize> = HashMap::new();
+        let mut type_slot: HashMap<&str, usize> = HashMap::default();
         for node in &workflow.nodes {
             let name = node.node_type.as_str();
             if !types.contains_key(name) {
@@ -150,8 +150,7 @@ impl Plan {
                 *at += 1;
             }
         }
-        let incoming_of =
-            |t: usize| &incoming[in_offsets[t] as usize..in_offsets[t + 1] as usize];
+        let incoming_of = |t: usize| &incoming[in_offsets[t] as usize..in_offsets[t + 1] as usize];
         // Preset results: pinned (not for terminal nodes) and resumed.
         let mut preset: Vec<Option<(Arc<NodeResult>, ResultSource)>> = vec![None; n];
         for (id, result) in &options.resumed {
@@ -287,7 +286,8 @@ impl Plan {
             let mut handles = Vec::with_capacity(handle_ids.len());
             for &h in &handle_ids {
                 let handle = &workflow.handles[h as usize];
-                let template_handle_id = handle.template_handle_id.as_deref().map(|t| intern.get(t));
+                let template_handle_id =
+                    handle.template_handle_id.as_deref().map(|t| intern.get(t));
                 let label = intern.get(&handle.label);
                 let id: Arc<str> = Arc::from(handle.id.as_str());
                 let is_output = handle.handle_type == HandleType::Output;
@@ -470,6 +470,9 @@ struct Interner<'a> {
 
 impl<'a> Interner<'a> {
     fn get(&mut self, s: &'a str) -> Arc<str> {
-        self.strings.entry(s).or_insert_with(|| Arc::from(s)).clone()
+        self.strings
+            .entry(s)
+            .or_insert_with(|| Arc::from(s))
+            .clone()
     }
 }

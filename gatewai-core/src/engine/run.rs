@@ -7,8 +7,8 @@ use crate::cache::{CacheKey, CachedOutputs};
 use crate::error::{ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, ResultSource, RunEvent, SkipReason};
 use crate::model::{
-    Data, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem, RunRecord,
-    RunStatus, Workflow,
+    Data, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem,
+    RunRecord, RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput};
 use chrono::{DateTime, Utc};
@@ -43,7 +43,6 @@ pub(crate) enum Settled {
         record: Arc<NodeExecution>,
     },
 }
-
 
 /// Where new node futures go: tokio's workers, or the run's own task.
 #[derive(Clone)]
@@ -234,10 +233,18 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     let mut tries = 0;
     let (plan, settled) = loop {
         match Arc::try_unwrap(state) {
-            Ok(owned) => break (SharedOr::Owned(owned.plan), SettledSlots::Owned(owned.settled)),
+            Ok(owned) => {
+                break (
+                    SharedOr::Owned(owned.plan),
+                    SettledSlots::Owned(owned.settled),
+                );
+            }
             // A node abandoned after cancellation still holds the state: copy what we need.
             Err(shared) if tries >= 64 => {
-                break (SharedOr::Shared(shared.clone()), SettledSlots::Shared(shared));
+                break (
+                    SharedOr::Shared(shared.clone()),
+                    SettledSlots::Shared(shared),
+                );
             }
             Err(shared) => {
                 tries += 1;
@@ -1097,7 +1104,9 @@ fn snapshot_inputs(inputs: &Inputs) -> serde_json::Value {
         let value = if slot.multiple {
             serde_json::Value::Array(slot.values.iter().map(item_json).collect())
         } else {
-            slot.values.first().map_or(serde_json::Value::Null, item_json)
+            slot.values
+                .first()
+                .map_or(serde_json::Value::Null, item_json)
         };
         map.insert(slot.handle_id.to_string(), value);
     }
@@ -1139,7 +1148,11 @@ impl SettledSlots {
         match self {
             SettledSlots::Owned(slots) => Box::new(slots.into_iter().map(OnceLock::into_inner)),
             SettledSlots::Shared(state) => {
-                let copies: Vec<Option<Settled>> = state.settled.iter().map(|s| s.get().map(Settled::duplicate)).collect();
+                let copies: Vec<Option<Settled>> = state
+                    .settled
+                    .iter()
+                    .map(|s| s.get().map(Settled::duplicate))
+                    .collect();
                 Box::new(copies.into_iter())
             }
         }
@@ -1149,11 +1162,26 @@ impl SettledSlots {
 impl Settled {
     fn duplicate(&self) -> Settled {
         match self {
-            Settled::Completed { result, record } => Settled::Completed { result: result.clone(), record: record.clone() },
-            Settled::Failed { error, kind, record } => Settled::Failed { error: error.clone(), kind: *kind, record: record.clone() },
-            Settled::Skipped { reason, record } => Settled::Skipped { reason: reason.clone(), record: record.clone() },
-            Settled::Cancelled { record } => Settled::Cancelled { record: record.clone() },
+            Settled::Completed { result, record } => Settled::Completed {
+                result: result.clone(),
+                record: record.clone(),
+            },
+            Settled::Failed {
+                error,
+                kind,
+                record,
+            } => Settled::Failed {
+                error: error.clone(),
+                kind: *kind,
+                record: record.clone(),
+            },
+            Settled::Skipped { reason, record } => Settled::Skipped {
+                reason: reason.clone(),
+                record: record.clone(),
+            },
+            Settled::Cancelled { record } => Settled::Cancelled {
+                record: record.clone(),
+            },
         }
     }
 }
-

@@ -102,7 +102,6 @@ impl DataTypeSet {
     pub fn iter(self) -> impl Iterator<Item = DataType> {
         DataType::ALL.into_iter().filter(move |t| self.contains(*t))
     }
-
 }
 
 impl fmt::Display for DataTypeSet {

@@ -31,15 +31,83 @@ impl Default for ImageLimits {
 pub enum OutputFormat {
     /// PNG, fast compression.
     Png,
-    /// JPEG, quality 90.
-    Jpeg,
+    /// JPEG at a quality (1–100).
+    Jpeg(u8),
+}
+
+/// The JPEG quality used when the source's cannot be estimated.
+pub const DEFAULT_JPEG_QUALITY: u8 = 90;
+
+/// Table 0 with 8-bit entries from a DQT segment's payload (which may hold several tables).
+fn luma_table(segment: &[u8]) -> Option<&[u8]> {
+    let mut j = 0;
+    while j < segment.len() {
+        let (precision, id) = (segment[j] >> 4, segment[j] & 0x0f);
+        let size = if precision == 0 { 64 } else { 128 };
+        if id == 0 && precision == 0 {
+            return segment.get(j + 1..j + 1 + size);
+        }
+        j += 1 + size;
+    }
+    None
+}
+
+/// The IJG quality (1–100) a JPEG was most likely saved with, estimated from its luminance
+/// quantisation table the way libjpeg scales the standard one; `None` when `bytes` are not a
+/// JPEG or carry no 8-bit table.
+pub fn jpeg_quality(bytes: &[u8]) -> Option<u8> {
+    const STANDARD_LUMA: [u32; 64] = [
+        16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69,
+        56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81,
+        104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+    ];
+    if bytes.get(..2) != Some(&[0xff, 0xd8]) {
+        return None;
+    }
+    // Walk the markers up to the first DQT holding table 0 with 8-bit entries.
+    let mut i = 2;
+    let table: &[u8] = loop {
+        if bytes.get(i) != Some(&0xff) {
+            return None;
+        }
+        let marker = *bytes.get(i + 1)?;
+        let len = usize::from(u16::from_be_bytes([*bytes.get(i + 2)?, *bytes.get(i + 3)?]));
+        let segment = bytes.get(i + 4..i + 2 + len)?;
+        if marker == 0xdb
+            && let Some(table) = luma_table(segment)
+        {
+            break table;
+        }
+        if marker == 0xda {
+            return None;
+        }
+        i += 2 + len;
+    };
+    // Table entries in any order: compare sums (zig-zag order does not matter).
+    let actual: u32 = table.iter().map(|v| u32::from(*v)).sum();
+    (1..=100u32)
+        .min_by_key(|q| {
+            let scale = if *q < 50 { 5000 / q } else { 200 - 2 * q };
+            let expected: u32 = STANDARD_LUMA
+                .iter()
+                .map(|v| ((v * scale + 50) / 100).clamp(1, 255))
+                .sum();
+            expected.abs_diff(actual)
+        })
+        .and_then(|q| u8::try_from(q).ok())
 }
 
 impl OutputFormat {
-    /// JPEG when the source was JPEG and the result has no transparency; PNG otherwise.
-    pub fn for_result(source: Option<ImageFormat>, image: &DynamicImage) -> Self {
+    /// JPEG at the source's quality (estimated from `source_bytes`, else
+    /// [`DEFAULT_JPEG_QUALITY`]) when the source was JPEG and the result has no transparency;
+    /// PNG otherwise.
+    pub fn for_result(
+        source: Option<ImageFormat>,
+        source_bytes: &[u8],
+        image: &DynamicImage,
+    ) -> Self {
         if source == Some(ImageFormat::Jpeg) && !image.color().has_alpha() {
-            OutputFormat::Jpeg
+            OutputFormat::Jpeg(jpeg_quality(source_bytes).unwrap_or(DEFAULT_JPEG_QUALITY))
         } else {
             OutputFormat::Png
         }
@@ -49,7 +117,7 @@ impl OutputFormat {
     pub fn extension(self) -> &'static str {
         match self {
             OutputFormat::Png => "png",
-            OutputFormat::Jpeg => "jpg",
+            OutputFormat::Jpeg(_) => "jpg",
         }
     }
 }
@@ -128,14 +196,14 @@ pub fn encode_image(image: &DynamicImage, format: OutputFormat) -> Result<Vec<u8
     };
     let mut out = Vec::new();
     match format {
-        OutputFormat::Jpeg => {
+        OutputFormat::Jpeg(quality) => {
             let (w, h) = (image.width(), image.height());
             let (w16, h16) = match (u16::try_from(w), u16::try_from(h)) {
                 (Ok(w), Ok(h)) => (w, h),
                 // Past JPEG's 65 535-pixel side, fall back to PNG's encoder for the error text.
                 _ => return encode_image(image, OutputFormat::Png),
             };
-            let encoder = jpeg_encoder::Encoder::new(&mut out, 90);
+            let encoder = jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100));
             match image {
                 DynamicImage::ImageLuma8(gray) => {
                     encoder.encode(gray.as_raw(), w16, h16, jpeg_encoder::ColorType::Luma)
@@ -194,19 +262,44 @@ mod tests {
         let rgb = DynamicImage::ImageRgb8(RgbImage::new(2, 2));
         let rgba = DynamicImage::ImageRgba8(image::RgbaImage::new(2, 2));
         assert_eq!(
-            OutputFormat::for_result(Some(ImageFormat::Jpeg), &rgb),
-            OutputFormat::Jpeg
+            OutputFormat::for_result(Some(ImageFormat::Jpeg), &[], &rgb),
+            OutputFormat::Jpeg(DEFAULT_JPEG_QUALITY)
         );
         assert_eq!(
-            OutputFormat::for_result(Some(ImageFormat::Jpeg), &rgba),
+            OutputFormat::for_result(Some(ImageFormat::Jpeg), &[], &rgba),
             OutputFormat::Png
         );
         assert_eq!(
-            OutputFormat::for_result(Some(ImageFormat::WebP), &rgb),
+            OutputFormat::for_result(Some(ImageFormat::WebP), &[], &rgb),
             OutputFormat::Png
         );
-        let jpeg = encode_image(&rgb, OutputFormat::Jpeg).unwrap();
+        let jpeg = encode_image(&rgb, OutputFormat::Jpeg(90)).unwrap();
         assert_eq!(crate::media_util::detect_mime(&jpeg), Some("image/jpeg"));
+        assert_eq!(
+            OutputFormat::for_result(Some(ImageFormat::Jpeg), &jpeg, &rgb),
+            OutputFormat::Jpeg(90)
+        );
+    }
+
+    #[test]
+    fn jpeg_quality_is_estimated_from_the_tables() {
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(16, 16, |x, y| {
+            Rgb([x as u8 * 16, y as u8 * 16, 99])
+        }));
+        for q in [30u8, 50, 75, 85, 95] {
+            // Our encoder (jpeg-encoder) and the image crate's both write IJG-scaled tables.
+            let ours = encode_image(&img, OutputFormat::Jpeg(q)).unwrap();
+            assert_eq!(jpeg_quality(&ours), Some(q), "jpeg-encoder q{q}");
+            let mut theirs = Vec::new();
+            img.write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+                &mut theirs,
+                q,
+            ))
+            .unwrap();
+            assert_eq!(jpeg_quality(&theirs), Some(q), "image crate q{q}");
+        }
+        assert_eq!(jpeg_quality(b"not a jpeg"), None);
+        assert_eq!(jpeg_quality(&[0xff, 0xd8, 0xff]), None);
     }
 
     #[test]

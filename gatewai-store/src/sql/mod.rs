@@ -129,14 +129,24 @@ const ROWS_PER_STATEMENT: usize = 1000;
 /// A step of applying a batch: a run row, or the node rows between two run rows.
 enum Step<'w> {
     Run(&'w RunRecord),
-    Nodes {
-        /// Executions just queued: only their identity, the other columns reset.
-        queued: Vec<(i64, &'w NodeExecution)>,
-        /// Executions written whole.
-        full: Vec<(i64, &'w NodeExecution)>,
-        /// Running executions' progress.
-        progress: Vec<&'w ProgressUpdate>,
-    },
+    Nodes(NodeWrites<'w>),
+}
+
+/// Node rows to write, by kind of statement.
+#[derive(Default)]
+struct NodeWrites<'w> {
+    /// Executions just queued: only their identity, the other columns reset.
+    queued: Vec<(i64, &'w NodeExecution)>,
+    /// Executions written whole.
+    full: Vec<(i64, &'w NodeExecution)>,
+    /// Running executions' progress.
+    progress: Vec<&'w ProgressUpdate>,
+}
+
+impl NodeWrites<'_> {
+    fn is_empty(&self) -> bool {
+        self.queued.is_empty() && self.full.is_empty() && self.progress.is_empty()
+    }
 }
 
 /// Whether an execution record says no more than "queued" (written with fewer columns).
@@ -156,32 +166,25 @@ fn is_just_queued(record: &NodeExecution) -> bool {
 /// writes between two run writes can go in any order.
 fn steps(writes: &[Write]) -> Vec<Step<'_>> {
     let mut steps = Vec::new();
-    let mut queued = Vec::new();
-    let mut full = Vec::new();
-    let mut progress = Vec::new();
-    let mut flush = |queued: &mut Vec<_>, full: &mut Vec<_>, progress: &mut Vec<_>, steps: &mut Vec<_>| {
-        if !queued.is_empty() || !full.is_empty() || !progress.is_empty() {
-            steps.push(Step::Nodes {
-                queued: std::mem::take(queued),
-                full: std::mem::take(full),
-                progress: std::mem::take(progress),
-            });
-        }
-    };
+    let mut nodes = NodeWrites::default();
     for write in writes {
         match write {
             Write::SaveRun(run) => {
-                flush(&mut queued, &mut full, &mut progress, &mut steps);
+                if !nodes.is_empty() {
+                    steps.push(Step::Nodes(std::mem::take(&mut nodes)));
+                }
                 steps.push(Step::Run(run));
             }
             Write::Execution { seq, record } if is_just_queued(record) => {
-                queued.push((*seq, record))
+                nodes.queued.push((*seq, record))
             }
-            Write::Execution { seq, record } => full.push((*seq, record)),
-            Write::ExecutionProgress(update) => progress.push(update),
+            Write::Execution { seq, record } => nodes.full.push((*seq, record)),
+            Write::ExecutionProgress(update) => nodes.progress.push(update),
         }
     }
-    flush(&mut queued, &mut full, &mut progress, &mut steps);
+    if !nodes.is_empty() {
+        steps.push(Step::Nodes(nodes));
+    }
     steps
 }
 
@@ -244,25 +247,30 @@ macro_rules! sql_backend {
                 for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                     let json = chunk
                         .iter()
-                        .map(|(_, r)| Ok((raw_json(r.input.as_ref())?, raw_json(r.output.as_ref())?)))
+                        .map(|(_, r)| {
+                            Ok((raw_json(r.input.as_ref())?, raw_json(r.output.as_ref())?))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     let mut statement = sqlx::QueryBuilder::<$db>::new(query::INSERT_EXECUTIONS);
-                    statement.push_values(chunk.iter().zip(json), |mut row, ((seq, r), (input, output))| {
-                        row.push_bind(&r.run_id)
-                            .push_bind(&r.node_id)
-                            .push_bind(*seq)
-                            .push_bind(&r.node_type)
-                            .push_bind(&r.label)
-                            .push_bind(r.status.as_str())
-                            .push_bind(input.map(Json))
-                            .push_bind(output.map(Json))
-                            .push_bind(&r.error)
-                            .push_bind(r.cached)
-                            .push_bind(r.started_at)
-                            .push_bind(r.finished_at)
-                            .push_bind(r.duration_ms.map(to_i64))
-                            .push_bind(to_i32(r.attempts));
-                    });
+                    statement.push_values(
+                        chunk.iter().zip(json),
+                        |mut row, ((seq, r), (input, output))| {
+                            row.push_bind(&r.run_id)
+                                .push_bind(&r.node_id)
+                                .push_bind(*seq)
+                                .push_bind(&r.node_type)
+                                .push_bind(&r.label)
+                                .push_bind(r.status.as_str())
+                                .push_bind(input.map(Json))
+                                .push_bind(output.map(Json))
+                                .push_bind(&r.error)
+                                .push_bind(r.cached)
+                                .push_bind(r.started_at)
+                                .push_bind(r.finished_at)
+                                .push_bind(r.duration_ms.map(to_i64))
+                                .push_bind(to_i32(r.attempts));
+                        },
+                    );
                     statement.push(query::ON_CONFLICT_REPLACE_EXECUTION);
                     statement.build().execute(&mut *conn).await?;
                 }
@@ -343,14 +351,10 @@ macro_rules! sql_backend {
                 for step in steps(writes) {
                     match step {
                         Step::Run(run) => Self::save_run_row(conn, run).await?,
-                        Step::Nodes {
-                            queued,
-                            full,
-                            progress,
-                        } => {
-                            Self::save_queued(conn, &queued).await?;
-                            Self::save_executions(conn, &full).await?;
-                            Self::save_progress(conn, &progress).await?;
+                        Step::Nodes(nodes) => {
+                            Self::save_queued(conn, &nodes.queued).await?;
+                            Self::save_executions(conn, &nodes.full).await?;
+                            Self::save_progress(conn, &nodes.progress).await?;
                         }
                     }
                 }

@@ -28,6 +28,7 @@ pub struct Target {
 }
 
 impl Target {
+    #[cfg(feature = "memory")]
     pub fn memory() -> Target {
         Target {
             name: "memory",
@@ -55,9 +56,7 @@ impl Target {
     /// configured. Under CI (`CI=true`) a missing server fails the test.
     #[cfg(feature = "postgres")]
     pub async fn postgres() -> Option<Target> {
-        let Some(admin_url) = postgres_url() else {
-            return None;
-        };
+        let admin_url = postgres_url()?;
         let name = format!("gatewai_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = url::Url::parse(&admin_url).expect("GATEWAI_TEST_POSTGRES_URL is a URL");
         {
@@ -102,6 +101,8 @@ impl Target {
 
     /// Runs a raw SQL statement on the database (SQL backends only).
     pub async fn execute_raw(&self, sql: &str) {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = sql;
         match self.name {
             #[cfg(feature = "sqlite")]
             "sqlite" => {
