@@ -1161,3 +1161,158 @@ async fn an_invalid_workflow_runs_no_node() {
 fn handle_types_are_exported() {
     assert_ne!(HandleType::Input, HandleType::Output);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_results_stay_in_the_run() {
+    struct Preview(NodeTemplate);
+    #[async_trait]
+    impl Node for Preview {
+        fn template(&self) -> &NodeTemplate {
+            &self.0
+        }
+        async fn execute(&self, _ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+            Ok(Outputs::one("in", inputs.require("in")?.clone()))
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let mut reg = registry(&c, 1);
+        reg.register(Preview(
+            NodeTemplate::new("Preview", "Preview", "Outputs")
+                .transient()
+                .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
+        ))
+        .unwrap();
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({"add": 2})), ("p", "Preview", json!({}))],
+            &[("a", "out", "p")],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(
+            outcome.results["p"]
+                .selected_item("p:in")
+                .unwrap()
+                .to_item(),
+            Item::number(2.0),
+            "{kind:?}"
+        );
+        assert!(
+            outcome.workflow.node("p").unwrap().result.is_none(),
+            "transient result not written back"
+        );
+        assert!(outcome.workflow.node("a").unwrap().result.is_some());
+        let record = outcome
+            .executions
+            .iter()
+            .find(|e| e.node_id == "p")
+            .unwrap();
+        assert!(record.output.is_some(), "the run record keeps it");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_execution_goes_through_the_dispatcher() {
+    /// Stands in for a remote executor: counts dispatches and runs the node in-process.
+    struct Counting(AtomicUsize);
+    #[async_trait]
+    impl gatewai_core::NodeDispatcher for Counting {
+        async fn dispatch(
+            &self,
+            node: &Arc<dyn Node>,
+            ctx: &NodeContext,
+            inputs: &Inputs,
+        ) -> Result<Outputs, NodeError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            node.execute(ctx, inputs).await
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let dispatcher = Arc::new(Counting(AtomicUsize::new(0)));
+        let engine = engine(kind, &c, 1)
+            .dispatcher(dispatcher.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Sum", json!({})),
+                ("b", "Sum", json!({})),
+                ("c", "Sum", json!({})),
+            ],
+            &[("a", "out", "c"), ("b", "out", "c")],
+        );
+        engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(dispatcher.0.load(Ordering::SeqCst), 3, "{kind:?}");
+        assert_eq!(c.sum.load(Ordering::SeqCst), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_run_input_is_not_served_from_the_cache() {
+    struct Echo(NodeTemplate, Arc<AtomicUsize>);
+    #[async_trait]
+    impl Node for Echo {
+        fn template(&self) -> &NodeTemplate {
+            &self.0
+        }
+        async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            let text = match ctx.run_input() {
+                Some(gatewai_core::RunInput::Text(t)) => t.clone(),
+                _ => "default".to_owned(),
+            };
+            Ok(Outputs::one("out", Item::text(text)))
+        }
+    }
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut reg = NodeRegistry::new();
+    reg.register(Echo(
+        NodeTemplate::new("Echo", "Echo", "Test").handle(HandleTemplate::output(
+            "out",
+            "Out",
+            &[DataType::Text],
+        )),
+        runs.clone(),
+    ))
+    .unwrap();
+    let engine = Engine::builder()
+        .registry(reg)
+        .cache(Arc::new(MemoryResultCache::default()))
+        .build()
+        .unwrap();
+    let wf = workflow(engine.registry(), &[("e", "Echo", json!({}))], &[]);
+    let run_with = |text: &str| {
+        let mut opts = RunOptions::default();
+        opts.inputs
+            .insert("e".into(), gatewai_core::RunInput::Text(text.into()));
+        engine.run(wf.clone(), opts)
+    };
+    let first = run_with("one").await.unwrap();
+    let again = run_with("one").await.unwrap();
+    let other = run_with("two").await.unwrap();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "same input cached, new input executed"
+    );
+    assert!(again.executions[0].cached);
+    assert_eq!(
+        first.results["e"].selected().unwrap().items[0]
+            .to_item()
+            .as_text(),
+        Some("one")
+    );
+    assert_eq!(
+        other.results["e"].selected().unwrap().items[0]
+            .to_item()
+            .as_text(),
+        Some("two")
+    );
+}
