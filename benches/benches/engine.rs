@@ -51,9 +51,11 @@ fn engine(cache: bool) -> Engine {
     let mut b = Engine::builder()
         .registry(registry())
         .observer(Arc::new(EventCounter::default()));
-    if cache {
-        b = b.cache(Arc::new(MemoryResultCache::default()));
-    }
+    b = if cache {
+        b.cache(Arc::new(MemoryResultCache::default()))
+    } else {
+        b.no_cache()
+    };
     b.build().expect("engine")
 }
 

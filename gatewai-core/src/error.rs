@@ -405,6 +405,14 @@ pub enum ValidationError {
         /// What is wrong.
         message: String,
     },
+    /// A pinned result handed in for a run does not fit its node.
+    #[error("node `{node_id}`: pinned result: {message}")]
+    InvalidPinnedResult {
+        /// The node.
+        node_id: String,
+        /// What does not fit.
+        message: String,
+    },
     /// An edit named a node that does not exist.
     #[error("node `{node_id}` does not exist")]
     NodeNotFound {

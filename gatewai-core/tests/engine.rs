@@ -1316,3 +1316,317 @@ async fn a_new_run_input_is_not_served_from_the_cache() {
         Some("two")
     );
 }
+
+// ---------- regressions from the engine review ----------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_run_is_not_queued_behind_a_big_one() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .max_concurrency(2)
+        .build()
+        .unwrap();
+    let big: Vec<(String, &str, serde_json::Value)> = (0..100)
+        .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 10})))
+        .collect();
+    let big_ref: Vec<(&str, &str, serde_json::Value)> = big
+        .iter()
+        .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
+        .collect();
+    let big_wf = workflow(engine.registry(), &big_ref, &[]);
+    let small_wf = workflow(
+        engine.registry(),
+        &[("only", "Sleep", json!({"ms": 10}))],
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let big_run = engine.start(big_wf, RunOptions::default()).unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let small = engine.run(small_wf, RunOptions::default()).await.unwrap();
+    let small_done = started.elapsed();
+    let big = big_run.wait().await.unwrap();
+    let big_done = started.elapsed();
+    assert_eq!(small.run.status, RunStatus::Completed);
+    assert_eq!(big.run.status, RunStatus::Completed);
+    // FIFO would finish the small run together with the big one (~500 ms); round-robin serves
+    // it at the next free slot.
+    assert!(
+        small_done * 3 < big_done,
+        "small run done at {small_done:?}, big at {big_done:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_cache_fails_the_node_instead_of_hanging_the_run() {
+    struct Broken;
+    #[async_trait]
+    impl gatewai_core::ResultCache for Broken {
+        async fn get(
+            &self,
+            _key: &gatewai_core::CacheKey,
+        ) -> gatewai_core::Result<Option<gatewai_core::CachedOutputs>> {
+            panic!("cache exploded")
+        }
+        async fn put(
+            &self,
+            _key: gatewai_core::CacheKey,
+            _outputs: gatewai_core::CachedOutputs,
+        ) -> gatewai_core::Result<()> {
+            Ok(())
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).cache(Arc::new(Broken)).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({})), ("b", "Sum", json!({}))],
+            &[("a", "out", "b")],
+        );
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            engine.run(wf, RunOptions::default()),
+        )
+        .await
+        .expect("no hang")
+        .unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Failed, "{kind:?}");
+        assert!(
+            outcome
+                .executions
+                .iter()
+                .find(|e| e.node_id == "a")
+                .unwrap()
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("cache exploded")
+        );
+        assert_eq!(status_of(&outcome, "b"), ExecutionStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_waiting_for_a_slot_never_starts_after_cancel() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .node_type_limit("Sleep", 1)
+        .cancel_grace(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    // Three slow nodes, one slot: whichever gets it runs; the other two wait for the slot.
+    let wf = workflow(
+        engine.registry(),
+        &[
+            ("n1", "Sleep", json!({"ms": 10_000})),
+            ("n2", "Sleep", json!({"ms": 10_000})),
+            ("n3", "Sleep", json!({"ms": 10_000})),
+        ],
+        &[],
+    );
+    let handle = engine.start(wf, RunOptions::default()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.cancel();
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Cancelled);
+    assert_eq!(c.peak.load(Ordering::SeqCst), 1);
+    assert!(
+        outcome
+            .executions
+            .iter()
+            .all(|e| e.status == ExecutionStatus::Cancelled)
+    );
+    let never_started = outcome
+        .executions
+        .iter()
+        .filter(|e| e.attempts == 0)
+        .count();
+    assert_eq!(never_started, 2, "the waiting nodes never executed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_fast_leaves_the_hosts_token_alone_and_ends_failed() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = workflow(
+        engine.registry(),
+        &[
+            ("bad", "Flaky", json!({"failures": 1, "retryable": false})),
+            ("slow", "Sleep", json!({"ms": 10_000})),
+        ],
+        &[],
+    );
+    let handle = engine
+        .start(
+            wf,
+            RunOptions {
+                fail_fast: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let token = handle.cancellation();
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Failed);
+    assert!(
+        !token.is_cancelled(),
+        "fail-fast cancels the run's own token, not the host's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_keeps_the_users_selected_generation() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = workflow(
+        engine.registry(),
+        &[
+            ("src", "Sum", json!({"add": 1})),
+            ("llm", "Appender", json!({})),
+        ],
+        &[("src", "out", "llm")],
+    );
+    let first = engine.run(wf, RunOptions::default()).await.unwrap();
+    let mut opts = RunOptions::default();
+    opts.force.insert("llm".into());
+    let second = engine.run(first.workflow.clone(), opts).await.unwrap();
+    let mut picked = second.workflow.clone();
+    picked
+        .node_mut("llm")
+        .unwrap()
+        .result
+        .as_mut()
+        .unwrap()
+        .selected_output_index = 0;
+    let third = engine.run(picked, RunOptions::default()).await.unwrap();
+    let result = third.workflow.node("llm").unwrap().result.clone().unwrap();
+    assert_eq!(result.outputs.len(), 2, "no duplicate generation");
+    assert_eq!(result.selected_output_index, 0, "the user's pick stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = workflow(
+        engine.registry(),
+        &[("a", "Sum", json!({})), ("b", "Sum", json!({}))],
+        &[("a", "out", "b")],
+    );
+    let mut pinned = HashMap::new();
+    pinned.insert(
+        "a".to_owned(),
+        NodeResult::single(gatewai_core::Generation {
+            items: vec![
+                Item::text("not a number").on("a:out"),
+                Item::number(1.0).on("b:in"),
+            ],
+        }),
+    );
+    let err = engine
+        .start(
+            wf,
+            RunOptions {
+                pinned,
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("Text on output `a:out`"), "{text}");
+    assert!(
+        text.contains("`b:in`, which is not an output handle"),
+        "{text}"
+    );
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renaming_an_input_label_invalidates_the_cache() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = workflow(
+        engine.registry(),
+        &[("a", "Sum", json!({"add": 1})), ("b", "Sum", json!({}))],
+        &[("a", "out", "b")],
+    );
+    let first = engine.run(wf, RunOptions::default()).await.unwrap();
+    let mut renamed = first.workflow.clone();
+    renamed
+        .handles
+        .iter_mut()
+        .find(|h| h.id == "b:in")
+        .unwrap()
+        .label = "Renamed".into();
+    let second = engine.run(renamed, RunOptions::default()).await.unwrap();
+    assert!(
+        second
+            .executions
+            .iter()
+            .find(|e| e.node_id == "a")
+            .unwrap()
+            .cached
+    );
+    assert!(
+        !second
+            .executions
+            .iter()
+            .find(|e| e.node_id == "b")
+            .unwrap()
+            .cached
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_observer_does_not_silence_the_others() {
+    struct Panicky;
+    #[async_trait]
+    impl Observer for Panicky {
+        async fn on_events(&self, _events: &[RunEvent]) {
+            panic!("observer bug");
+        }
+    }
+    let c = Counters::default();
+    let recorder = Arc::new(Recorder::default());
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .observer(Arc::new(Panicky))
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
+    let mut handle = engine
+        .start(
+            wf,
+            RunOptions {
+                stream_events: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut stream = handle.events().unwrap();
+    handle.wait().await.unwrap();
+    let mut last = None;
+    while let Ok(e) = stream.try_recv() {
+        last = Some(e);
+    }
+    assert!(matches!(last.unwrap().kind, EventKind::RunFinished { .. }));
+    assert!(matches!(
+        recorder.events.lock().unwrap().last().unwrap().kind,
+        EventKind::RunFinished { .. }
+    ));
+}
+
+#[test]
+fn backoff_never_panics_on_large_settings() {
+    let policy = RetryPolicy {
+        max_attempts: 100,
+        initial_backoff: Duration::from_secs(3600),
+        multiplier: 1e9,
+        max_backoff: Duration::MAX,
+        jitter: 1.0,
+    };
+    for attempt in [1, 2, 50, u32::MAX] {
+        let _ = policy.backoff(attempt);
+    }
+}

@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod limiter;
 mod plan;
 mod run;
 
@@ -57,15 +58,16 @@ impl RetryPolicy {
 
     /// The delay before attempt `attempt + 1` after attempt `attempt` (from 1) failed.
     pub fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.max_backoff.as_secs_f64();
         let base = self.initial_backoff.as_secs_f64()
             * self
                 .multiplier
                 .max(1.0)
-                .powi(attempt.saturating_sub(1) as i32);
-        let base = base.min(self.max_backoff.as_secs_f64());
+                .powi(attempt.saturating_sub(1).min(1024) as i32);
+        let base = if base.is_finite() { base.min(cap) } else { cap };
         let spread = self.jitter.clamp(0.0, 1.0);
         let factor = 1.0 + spread * (fastrand::f64() * 2.0 - 1.0);
-        Duration::from_secs_f64((base * factor).max(0.0))
+        Duration::try_from_secs_f64(base * factor).unwrap_or(self.max_backoff)
     }
 }
 
@@ -87,8 +89,9 @@ pub enum ExecutorKind {
     /// on the thread that made it ready (the default).
     #[default]
     MultiThreaded,
-    /// Every node future of a run is polled by one task (no parallelism of CPU work; useful
-    /// on a current-thread runtime and for deterministic tests).
+    /// Every node future of a run is polled by one task: concurrency without parallelism of
+    /// CPU work, no task spawned per node (useful on a current-thread runtime, and as a second
+    /// executor every engine test runs against).
     SingleThreaded,
 }
 
@@ -183,6 +186,7 @@ pub struct EngineBuilder {
     observers: Vec<Arc<dyn Observer>>,
     assets: Option<Arc<dyn AssetStore>>,
     cache: Option<Arc<dyn ResultCache>>,
+    no_cache: bool,
     dispatcher: Option<Arc<dyn NodeDispatcher>>,
     executor: ExecutorKind,
     cancel_grace: Duration,
@@ -196,8 +200,9 @@ pub struct Engine {
 
 pub(crate) struct EngineInner {
     pub(crate) registry: NodeRegistry,
-    pub(crate) global_limit: Option<Arc<Semaphore>>,
-    pub(crate) type_limits: HashMap<String, Arc<Semaphore>>,
+    pub(crate) global_limit: Option<Arc<limiter::FairLimiter>>,
+    pub(crate) type_limits: HashMap<String, Arc<limiter::FairLimiter>>,
+    pub(crate) next_run_key: std::sync::atomic::AtomicU64,
     pub(crate) policies: HashMap<String, NodePolicy>,
     pub(crate) default_timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
@@ -220,6 +225,7 @@ impl Default for EngineBuilder {
             observers: Vec::new(),
             assets: None,
             cache: None,
+            no_cache: false,
             dispatcher: None,
             executor: ExecutorKind::default(),
             cancel_grace: Duration::from_secs(5),
@@ -250,7 +256,10 @@ impl EngineBuilder {
     }
 
     /// Settings for one node type (timeout, retries, concurrency).
-    pub fn node_policy(mut self, node_type: &str, policy: NodePolicy) -> Self {
+    pub fn node_policy(mut self, node_type: &str, mut policy: NodePolicy) -> Self {
+        if let Some(earlier) = self.policies.get(node_type) {
+            policy.max_concurrency = policy.max_concurrency.or(earlier.max_concurrency);
+        }
         self.policies.insert(node_type.to_owned(), policy);
         self
     }
@@ -279,9 +288,19 @@ impl EngineBuilder {
         self
     }
 
-    /// The result cache (none by default: every node executes).
+    /// The result cache. By default an in-memory cache of the last 10,000 node outputs, so
+    /// that unchanged upstream nodes of "Run selected" are not executed again; a host keeps
+    /// hits across restarts with a store-backed cache (`gatewai-store`).
     pub fn cache(mut self, cache: Arc<dyn ResultCache>) -> Self {
         self.cache = Some(cache);
+        self.no_cache = false;
+        self
+    }
+
+    /// No result cache: every node executes on every run.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = None;
+        self.no_cache = true;
         self
     }
 
@@ -310,13 +329,14 @@ impl EngineBuilder {
             .iter()
             .filter_map(|(t, p)| {
                 p.max_concurrency
-                    .map(|n| (t.clone(), Arc::new(Semaphore::new(n))))
+                    .map(|n| (t.clone(), limiter::FairLimiter::new(n)))
             })
             .collect();
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 registry: self.registry,
-                global_limit: self.max_concurrency.map(|n| Arc::new(Semaphore::new(n))),
+                global_limit: self.max_concurrency.map(limiter::FairLimiter::new),
+                next_run_key: std::sync::atomic::AtomicU64::new(0),
                 type_limits,
                 policies: self.policies,
                 default_timeout: self.default_timeout,
@@ -325,7 +345,13 @@ impl EngineBuilder {
                 assets: self
                     .assets
                     .unwrap_or_else(|| Arc::new(MemoryAssetStore::new())),
-                cache: self.cache,
+                cache: match (self.cache, self.no_cache) {
+                    (Some(cache), _) => Some(cache),
+                    (None, true) => None,
+                    (None, false) => Some(Arc::new(
+                        crate::cache::MemoryResultCache::with_capacity(10_000),
+                    )),
+                },
                 dispatcher: self.dispatcher.unwrap_or_else(|| Arc::new(LocalDispatcher)),
                 executor: self.executor,
                 cancel_grace: self.cancel_grace,

@@ -1,6 +1,7 @@
 //! A workflow compiled into flat arrays for one run: nodes in topological order, each input
 //! slot's sources as node indices, dependents in one CSR array, and in-degree counts.
 
+use super::limiter::FairLimiter;
 use super::{EngineInner, RetryPolicy, RunOptions, RunTarget};
 use crate::FastMap as HashMap;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
@@ -9,7 +10,6 @@ use crate::model::{HandleType, NodeResult, OnError, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// One input handle of a planned node.
 pub(crate) struct SlotPlan {
@@ -47,7 +47,7 @@ pub(crate) struct PlanNode {
     pub(crate) on_error: OnError,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Arc<RetryPolicy>,
-    pub(crate) type_limit: Option<Arc<Semaphore>>,
+    pub(crate) type_limit: Option<Arc<FairLimiter>>,
     pub(crate) preset: Option<(Arc<NodeResult>, ResultSource)>,
     pub(crate) run_input: Option<Arc<RunInput>>,
     pub(crate) force: bool,
@@ -159,6 +159,7 @@ impl Plan {
             }
         }
         for (id, result) in &options.pinned {
+            problems.extend(check_pinned(workflow, id, result));
             if let Some(&i) = index.get(id.as_str()) {
                 let i = i as usize;
                 let terminal = type_of[i].is_some_and(|t| type_list[t].terminal);
@@ -418,7 +419,7 @@ struct TypeInfo {
     transient: bool,
     timeout: Option<Duration>,
     retry: Arc<RetryPolicy>,
-    type_limit: Option<Arc<Semaphore>>,
+    type_limit: Option<Arc<FairLimiter>>,
     mode: ResultMode,
     cacheable: bool,
     is_run_output: bool,
@@ -475,4 +476,51 @@ impl<'a> Interner<'a> {
             .or_insert_with(|| Arc::from(s))
             .clone()
     }
+}
+
+/// A pinned result comes from a client: every item must sit on an output handle of its node
+/// with a data type the handle carries, and the selected index must be in range.
+fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<ValidationError> {
+    let mut problems = Vec::new();
+    let problem = |message: String| ValidationError::InvalidPinnedResult {
+        node_id: node_id.to_owned(),
+        message,
+    };
+    if !result.outputs.is_empty() && result.selected_output_index >= result.outputs.len() {
+        problems.push(problem(format!(
+            "selectedOutputIndex {} is out of range ({} generations)",
+            result.selected_output_index,
+            result.outputs.len()
+        )));
+    }
+    for generation in &result.outputs {
+        for item in &generation.items {
+            let handle = workflow.handles.iter().find(|h| {
+                h.id == item.output_handle_id
+                    && h.node_id == node_id
+                    && h.handle_type == HandleType::Output
+            });
+            match handle {
+                None => problems.push(problem(format!(
+                    "item on `{}`, which is not an output handle of the node",
+                    item.output_handle_id
+                ))),
+                Some(h)
+                    if !h.data_types.is_empty()
+                        && !h
+                            .type_set()
+                            .intersects(crate::model::DataTypeSet::of(&[item.data_type])) =>
+                {
+                    problems.push(problem(format!(
+                        "{} on output `{}`, which carries {}",
+                        item.data_type,
+                        h.id,
+                        h.type_set()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    problems
 }

@@ -58,8 +58,11 @@ pub(crate) struct RunState {
     settled: Vec<OnceLock<Settled>>,
     settled_count: AtomicUsize,
     done: Notify,
+    /// Cancelled by the user (the host's token) or by fail-fast; nodes watch this one.
     cancel: CancellationToken,
     failed_fast: OnceLock<Arc<str>>,
+    /// This run's turn key in the engine's fair concurrency limits.
+    run_key: u64,
     any_failed: AtomicBool,
     events: Option<EventSink>,
     engine: Arc<EngineInner>,
@@ -154,8 +157,10 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         settled,
         settled_count: AtomicUsize::new(0),
         done: Notify::new(),
-        cancel: cancel.clone(),
+        // Nodes watch a child token, so fail-fast never cancels the host's own token.
+        cancel: cancel.child_token(),
         failed_fast: OnceLock::new(),
+        run_key: engine.next_run_key.fetch_add(1, Ordering::Relaxed),
         any_failed: AtomicBool::new(false),
         events: sink.clone(),
         engine: engine.clone(),
@@ -194,7 +199,11 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     }
 
     // Outcome.
-    let user_cancelled = cancel.is_cancelled() && state.failed_fast.get().is_none();
+    let any_cancelled = state
+        .settled
+        .iter()
+        .any(|s| matches!(s.get(), Some(Settled::Cancelled { .. })));
+    let user_cancelled = cancel.is_cancelled() && any_cancelled;
     let failed = state.any_failed.load(Ordering::Acquire);
     run.status = if user_cancelled {
         RunStatus::Cancelled
@@ -368,7 +377,12 @@ async fn dispatch_events(
             seq += 1;
         }
         for observer in &observers {
-            observer.on_events(&batch).await;
+            if let Err(panic) = AssertUnwindSafe(observer.on_events(&batch))
+                .catch_unwind()
+                .await
+            {
+                tracing::error!(run_id = %run_id, panic = %panic_message(&*panic), "an observer panicked; its batch is lost, the others go on");
+            }
         }
         match &stream {
             Some(tx) => {
@@ -410,14 +424,52 @@ impl RunState {
     async fn drive(self: Arc<Self>, mut idx: u32) {
         let mut ready = Vec::new();
         loop {
-            self.process(idx as usize).await;
+            // Whatever goes wrong while settling a node (a panicking cache or a bug) fails that
+            // node; it never leaves the run waiting for a node that will not settle.
+            if let Err(panic) = AssertUnwindSafe(self.process(idx as usize))
+                .catch_unwind()
+                .await
+            {
+                self.settle_after_panic(idx as usize, &panic_message(&*panic));
+            }
             self.release_dependents(idx as usize, &mut ready);
+            // A long chain of instant nodes must not hold a worker thread forever.
+            tokio::task::consume_budget().await;
             let Some(next) = ready.pop() else { return };
             for other in ready.drain(..) {
                 self.spawn(other);
             }
             idx = next;
         }
+    }
+
+    fn settle_after_panic(&self, idx: usize, message: &str) {
+        if self.settled[idx].get().is_some() {
+            return;
+        }
+        let node = &self.plan.nodes[idx];
+        let error = format!("engine error while running the node: {message}");
+        tracing::error!(parent: &self.span, node_id = %node.id, %error);
+        self.any_failed.store(true, Ordering::Release);
+        let record = self.record(
+            node,
+            ExecutionStatus::Failed,
+            None,
+            Some(error.clone()),
+            None,
+            Utc::now(),
+            0,
+            false,
+            None,
+        );
+        self.settle(
+            idx,
+            Settled::Failed {
+                error: Arc::from(error),
+                kind: ErrorKind::Internal,
+                record,
+            },
+        );
     }
 
     fn release_dependents(&self, idx: usize, ready: &mut Vec<u32>) {
@@ -758,7 +810,10 @@ impl RunState {
                         record,
                     },
                 );
-                if self.fail_fast && self.failed_fast.set(node.id.clone()).is_ok() {
+                if self.fail_fast
+                    && !self.cancel.is_cancelled()
+                    && self.failed_fast.set(node.id.clone()).is_ok()
+                {
                     self.cancel.cancel();
                 }
             }
@@ -798,26 +853,36 @@ impl RunState {
     ) -> Attempted {
         let mut attempt = 0u32;
         let first_start = Utc::now();
+        let first_clock = Instant::now();
         loop {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
             // for its type never holds a global slot.
             let _type_permit = match &node.type_limit {
-                Some(sem) => tokio::select! {
-                    p = sem.clone().acquire_owned() => p.ok(),
+                Some(limit) => tokio::select! {
+                    biased;
                     _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                    p = limit.acquire(self.run_key) => Some(p),
                 },
                 None => None,
             };
             let _global_permit = match &self.engine.global_limit {
-                Some(sem) => tokio::select! {
-                    p = sem.clone().acquire_owned() => p.ok(),
+                Some(limit) => tokio::select! {
+                    biased;
                     _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                    p = limit.acquire(self.run_key) => Some(p),
                 },
                 None => None,
             };
-            let started_at = Utc::now();
-            let clock = Instant::now();
+            // A cancel that arrived while waiting must not start a (possibly paid) execution.
+            if self.cancel.is_cancelled() {
+                return Attempted::Cancelled {
+                    attempts: attempt - 1,
+                    started_at: first_start,
+                };
+            }
+            let started_at = first_start;
+            let clock = first_clock;
             self.emit(EventKind::NodeStarted {
                 node_id: node.id.clone(),
                 attempt,
@@ -937,14 +1002,10 @@ impl RunState {
                 AttemptResult::Cancelled
             }
             Ok(Err(e)) => AttemptResult::Err(e),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic payload".to_owned());
-                AttemptResult::Err(NodeError::internal(format!("node panicked: {message}")))
-            }
+            Err(panic) => AttemptResult::Err(NodeError::internal(format!(
+                "node panicked: {}",
+                panic_message(&*panic)
+            ))),
         }
     }
 }
@@ -1043,57 +1104,155 @@ fn merge(node: &PlanNode, generations: Vec<Generation>) -> NodeResult {
 fn merge_cached(node: &PlanNode, generations: &CachedOutputs) -> NodeResult {
     if node.mode == ResultMode::Append
         && let Some(previous) = &node.previous
-        && previous.selected() == generations.last()
+        && !generations.is_empty()
+        && previous.outputs.ends_with(generations)
     {
+        // The result already holds these generations: keep it, and the user's selection.
         return (**previous).clone();
     }
     merge(node, (**generations).clone())
 }
 
-/// The content hash of a node's (type + version, config, inputs, run input, output handles).
+/// The content hash of a node's (type + version, config, inputs, run input, handles). Every
+/// variable-length field is length-prefixed, so different inputs cannot run together into the
+/// same bytes, and JSON is written canonically (object keys sorted) whatever serde_json's
+/// features are.
 fn cache_key(node: &PlanNode, inputs: &Inputs) -> CacheKey {
-    let mut h = blake3::Hasher::new();
-    h.update(node.node_type.as_bytes());
-    h.update(&[0]);
-    h.update(&node.version.to_le_bytes());
-    // serde_json maps are sorted by key, so the serialisation is canonical.
-    let _ = serde_json::to_writer(&mut h, &*node.config);
-    h.update(&[0]);
+    let mut h = KeyHasher(blake3::Hasher::new());
+    h.field(node.node_type.as_bytes());
+    h.field(&node.version.to_le_bytes());
+    h.json(&node.config);
+    h.field(&(inputs.slots().len() as u64).to_le_bytes());
     for slot in inputs.slots() {
-        h.update(slot.handle_id.as_bytes());
-        h.update(&[1]);
+        h.field(slot.handle_id.as_bytes());
+        h.field(slot.template_handle_id.as_deref().unwrap_or("").as_bytes());
+        h.field(slot.label.as_bytes());
+        h.field(&[slot.multiple as u8]);
+        h.field(&(slot.values.len() as u64).to_le_bytes());
         for value in &slot.values {
-            let _ = serde_json::to_writer(&mut h, value);
-            h.update(&[2]);
+            h.field(value.data_type.as_str().as_bytes());
+            h.data(&value.data);
         }
     }
-    if let Some(input) = &node.run_input {
-        h.update(&[3]);
-        match &**input {
-            RunInput::Text(t) => {
-                h.update(b"text");
-                h.update(t.as_bytes());
-            }
-            RunInput::Bytes { bytes, name } => {
-                h.update(b"bytes");
-                h.update(bytes);
-                h.update(name.as_deref().unwrap_or("").as_bytes());
-            }
-            RunInput::Url(u) => {
-                h.update(b"url");
-                h.update(u.as_bytes());
-            }
-            RunInput::Asset(a) => {
-                h.update(b"asset");
-                let _ = serde_json::to_writer(&mut h, a);
-            }
+    match node.run_input.as_deref() {
+        None => h.field(b"none"),
+        Some(RunInput::Text(t)) => {
+            h.field(b"text");
+            h.field(t.as_bytes());
+        }
+        Some(RunInput::Bytes { bytes, name }) => {
+            h.field(b"bytes");
+            h.field(bytes);
+            h.field(name.as_deref().unwrap_or("").as_bytes());
+        }
+        Some(RunInput::Url(u)) => {
+            h.field(b"url");
+            h.field(u.as_bytes());
+        }
+        Some(RunInput::Asset(a)) => {
+            h.field(b"asset");
+            h.json(&serde_json::to_value(a).unwrap_or_default());
         }
     }
     for handle in node.handles.iter().filter(|h| h.is_output) {
-        h.update(&[4]);
-        h.update(handle.id.as_bytes());
+        h.field(handle.id.as_bytes());
+        h.field(
+            handle
+                .template_handle_id
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        );
+        h.field(handle.label.as_bytes());
     }
-    CacheKey(*h.finalize().as_bytes())
+    CacheKey(*h.0.finalize().as_bytes())
+}
+
+/// Feeds fields into a hash, each prefixed by its length.
+struct KeyHasher(blake3::Hasher);
+
+impl KeyHasher {
+    fn field(&mut self, bytes: &[u8]) {
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+    }
+
+    fn data(&mut self, data: &Data) {
+        match data {
+            Data::Text(t) => {
+                self.field(b"t");
+                self.field(t.as_bytes());
+            }
+            Data::Number(n) => {
+                self.field(b"n");
+                self.field(n.to_string().as_bytes());
+            }
+            Data::Boolean(b) => {
+                self.field(b"b");
+                self.field(&[*b as u8]);
+            }
+            Data::File(f) => {
+                self.field(b"f");
+                // A file with a content hash is keyed by its content, so re-importing the same
+                // bytes (a new asset id) still hits the cache downstream.
+                match f.entity.as_ref().and_then(content_hash) {
+                    Some((hash, asset)) => {
+                        self.field(b"content");
+                        self.field(hash.as_bytes());
+                        self.field(asset.mime_type.as_bytes());
+                    }
+                    None => self.json(&serde_json::to_value(f).unwrap_or_default()),
+                }
+            }
+        }
+    }
+
+    /// Canonical JSON: object keys in sorted order, each token length-prefixed.
+    fn json(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.field(b"null"),
+            Value::Bool(b) => self.field(if *b { b"true" } else { b"false" }),
+            Value::Number(n) => {
+                self.field(b"num");
+                self.field(n.to_string().as_bytes());
+            }
+            Value::String(s) => {
+                self.field(b"str");
+                self.field(s.as_bytes());
+            }
+            Value::Array(items) => {
+                self.field(b"arr");
+                self.field(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    self.json(item);
+                }
+            }
+            Value::Object(map) => {
+                self.field(b"obj");
+                self.field(&(map.len() as u64).to_le_bytes());
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_unstable();
+                for key in keys {
+                    self.field(key.as_bytes());
+                    if let Some(v) = map.get(key) {
+                        self.json(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `metadata.contentHash` an asset store or node recorded for an asset's bytes.
+fn content_hash(asset: &crate::model::FileAsset) -> Option<(&str, &crate::model::FileAsset)> {
+    asset
+        .metadata
+        .as_ref()?
+        .get("contentHash")?
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(|h| (h, asset))
 }
 
 /// The inputs as JSON: `{ handleId: data }`, or a list for a many-edge input. Values are
@@ -1184,4 +1343,13 @@ impl Settled {
             },
         }
     }
+}
+
+/// The text of a panic payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".to_owned())
 }
