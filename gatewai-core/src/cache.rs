@@ -1,5 +1,8 @@
 //! The result cache: a node whose (type + version, config, inputs) did not change is not
-//! executed again (ComfyUI-style content hash). [`MemoryResultCache`] lives in the process;
+//! executed again (ComfyUI-style content hash). A file value whose asset carries
+//! `metadata.contentHash` (the built-in nodes record the blake3 hash of every file they store)
+//! is keyed by that hash and its mime type rather than by its asset id, so a source that stores
+//! the same bytes again under a new id still lets everything downstream hit the cache. [`MemoryResultCache`] lives in the process;
 //! `gatewai-store` backs the cache with a database so hits survive restarts.
 
 use crate::error::Result;

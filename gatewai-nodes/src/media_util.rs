@@ -60,8 +60,16 @@ pub async fn store_bytes(
         }
         _ => {}
     }
+    // The content hash lets the engine's result cache key downstream nodes by the bytes, not
+    // by the fresh asset id: re-importing the same file still hits the cache.
+    asset.metadata = Some(serde_json::json!({ "contentHash": content_hash(&bytes) }));
     asset.bytes = bytes;
     ctx.assets().put(asset).await.map_err(NodeError::from)
+}
+
+/// The blake3 hash of `bytes`, in hex: what `store_bytes` records as `metadata.contentHash`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
 }
 
 /// Stores `bytes` like [`store_bytes`] but only when they are an image, a video or an audio

@@ -6,6 +6,8 @@
 //! piped (MP4s with their index at the end cannot be read from a pipe). A process is killed when
 //! the node's timeout passes or the run is cancelled.
 
+use crate::media::config::{FieldError, number};
+use crate::media::file_stem;
 use crate::media_util::{read_input_media, store_bytes};
 use async_trait::async_trait;
 use gatewai_core::{
@@ -460,7 +462,10 @@ impl Node for ExtractFrame {
                 ),
             ));
         }
-        let name = format!("{}-frame-{seconds:.3}s.png", stem(&asset.name));
+        let name = format!(
+            "{}-frame-{seconds:.3}s.png",
+            file_stem(&asset.name, "media")
+        );
         let stored = store_bytes(ctx, &name, frame.into()).await?;
         Ok(Outputs::one("result", Item::file(DataType::Image, stored)))
     }
@@ -481,15 +486,6 @@ fn frame_time(timestamp: Timestamp, info: &MediaInfo) -> Result<f64, NodeError> 
             "timestamp",
             "a percentage needs the video's duration, which ffprobe could not tell",
         )),
-    }
-}
-
-fn stem(name: &str) -> &str {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    match base.rsplit_once('.') {
-        Some((s, _)) if !s.is_empty() => s,
-        _ if base.is_empty() => "media",
-        _ => base,
     }
 }
 
@@ -543,26 +539,13 @@ impl Default for MediaCut {
 }
 
 /// `startSec`/`endSec` of a MediaCut config, checked.
-fn cut_range(config: &Value) -> Result<(f64, Option<f64>), (String, String)> {
-    let seconds = |field: &str| -> Result<Option<f64>, (String, String)> {
-        match config_field(config, field) {
-            None => Ok(None),
-            Some(v) => {
-                let s = match v {
-                    Value::Number(n) => n.as_f64(),
-                    Value::String(s) if s.trim().is_empty() => return Ok(None),
-                    Value::String(s) => s.trim().parse::<f64>().ok(),
-                    _ => None,
-                };
-                match s {
-                    Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(s)),
-                    _ => Err((
-                        field.to_owned(),
-                        format!("expected a number of seconds ≥ 0, got {v}"),
-                    )),
-                }
-            }
-        }
+fn cut_range(config: &Value) -> Result<(f64, Option<f64>), FieldError> {
+    let seconds = |field: &str| match number(config, field)? {
+        Some(s) if s < 0.0 => Err((
+            field.to_owned(),
+            format!("{s} s is negative; expected seconds ≥ 0"),
+        )),
+        other => Ok(other),
     };
     let start = seconds("startSec")?.unwrap_or(0.0);
     let end = seconds("endSec")?;
@@ -679,7 +662,7 @@ impl Node for MediaCut {
                 "ffmpeg produced nothing for this range",
             ));
         }
-        let name = format!("{}-cut.{ext}", stem(&asset.name));
+        let name = format!("{}-cut.{ext}", file_stem(&asset.name, "media"));
         let stored = store_bytes(ctx, &name, cut.into()).await?;
         Ok(Outputs::one("result", Item::file(data_type, stored)))
     }
@@ -728,6 +711,23 @@ mod tests {
         ] {
             assert!(Timestamp::parse(&bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn import_keeps_a_valid_timestamp_and_rejects_garbage() {
+        let node = ExtractFrame::new();
+        let hook = node.template().import_hook.clone().unwrap();
+        let data = json!({"label": "Frame", "timestamp": "50%", "status": "idle"});
+        let config = (hook.0)(data.as_object().unwrap()).unwrap();
+        assert_eq!(config, json!({"timestamp": "50%"}));
+        let data = json!({"timestamp": 12.5});
+        assert_eq!(
+            (hook.0)(data.as_object().unwrap()).unwrap(),
+            json!({"timestamp": 12.5})
+        );
+        let data = json!({"timestamp": "soon"});
+        let err = (hook.0)(data.as_object().unwrap()).unwrap_err();
+        assert!(err.contains("timestamp"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 mod blur;
 mod codec;
 mod compositor;
-mod config;
+pub(crate) mod config;
 mod crop;
 mod file;
 mod modulate;
@@ -73,17 +73,21 @@ pub(crate) async fn transform_input(
         Ok((encode_image(&image, format)?, format))
     })
     .await?;
-    let name = format!("{}-{suffix}.{}", file_stem(&asset.name), format.extension());
+    let name = format!(
+        "{}-{suffix}.{}",
+        file_stem(&asset.name, "image"),
+        format.extension()
+    );
     let stored = store_bytes(ctx, &name, encoded.into()).await?;
     Ok(Outputs::one("result", Item::file(DataType::Image, stored)))
 }
 
-/// A file name without directories and extension ("image" when nothing is left).
-pub(crate) fn file_stem(name: &str) -> &str {
+/// A file name without directories and extension (`fallback` when nothing is left).
+pub(crate) fn file_stem<'a>(name: &'a str, fallback: &'a str) -> &'a str {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let stem = match base.rsplit_once('.') {
         Some((s, _)) => s,
         None => base,
     };
-    if stem.is_empty() { "image" } else { stem }
+    if stem.is_empty() { fallback } else { stem }
 }
