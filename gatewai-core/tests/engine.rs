@@ -404,6 +404,11 @@ async fn sums_flow_along_edges_and_results_are_written_back() {
                 .to_item(),
             Item::number(3.0)
         );
+        assert_eq!(
+            outcome.workflow.node("a").unwrap().config,
+            json!({"add": 1}),
+            "config handed back"
+        );
         assert_eq!(outcome.executions.len(), 4);
         assert!(
             outcome

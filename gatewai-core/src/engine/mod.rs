@@ -380,7 +380,9 @@ impl Engine {
     /// is an [`Error::Invalid`] listing every problem, and no node runs.
     pub fn start(&self, workflow: Workflow, options: RunOptions) -> Result<RunHandle> {
         crate::validate::validate(&workflow, &self.inner.registry)?;
-        let plan = plan::Plan::build(&self.inner, &workflow, &options)?;
+        let mut plan = plan::Plan::build(&self.inner, &workflow, &options)?;
+        let mut workflow = workflow;
+        plan.take_documents(&mut workflow);
         let run_id: Arc<str> = Arc::from(
             options
                 .run_id

@@ -69,6 +69,17 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// Moves each planned node's config and previous result out of the run's own copy of the
+    /// document (the run hands them back when it ends), so no node's data is deep-copied.
+    pub(crate) fn take_documents(&mut self, workflow: &mut Workflow) {
+        for node in &mut self.nodes {
+            if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
+                node.config = Arc::new(std::mem::take(&mut doc.config));
+                node.previous = doc.result.take().map(Arc::new);
+            }
+        }
+    }
+
     pub(crate) fn dependents_of(&self, i: usize) -> &[u32] {
         &self.dependents[self.dep_offsets[i] as usize..self.dep_offsets[i + 1] as usize]
     }
@@ -354,8 +365,9 @@ impl Plan {
                     intern.get(&node.name)
                 },
                 node: info.imp.clone(),
-                config: Arc::new(node.config.clone()),
-                previous: node.result.clone().map(Arc::new),
+                // Moved in from the document by `take_documents`, not copied.
+                config: Arc::new(serde_json::Value::Null),
+                previous: None,
                 slots,
                 handles,
                 transient: info.transient,

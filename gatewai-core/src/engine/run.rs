@@ -295,6 +295,35 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         };
         executions.push(Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()));
     }
+    // Hand the configs and untouched previous results back to the document.
+    let unshare =
+        |value: Arc<serde_json::Value>| Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
+    let unshare_result =
+        |value: Arc<NodeResult>| Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
+    let restore = |wf_node: &mut crate::model::Node,
+                   config: Arc<serde_json::Value>,
+                   previous: Option<Arc<NodeResult>>| {
+        wf_node.config = unshare(config);
+        if wf_node.result.is_none() {
+            wf_node.result = previous.map(unshare_result);
+        }
+    };
+    match plan {
+        SharedOr::Owned(plan) => {
+            for node in plan.nodes {
+                if let Some(wf_node) = workflow.nodes.get_mut(node.wf_index as usize) {
+                    restore(wf_node, node.config, node.previous);
+                }
+            }
+        }
+        SharedOr::Shared(state) => {
+            for node in &state.plan.nodes {
+                if let Some(wf_node) = workflow.nodes.get_mut(node.wf_index as usize) {
+                    restore(wf_node, node.config.clone(), node.previous.clone());
+                }
+            }
+        }
+    }
     Ok(RunOutcome {
         run,
         executions,
