@@ -10,9 +10,9 @@
 //! - [`host`]: what both share (the engine composed with a store, workflow files, checks).
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod cli;
 pub mod error;
 pub mod host;
-pub mod api;
 
 pub use error::{Error, Result};

@@ -40,7 +40,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<()> {
-    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let env =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     let database_url = env("DATABASE_URL", "sqlite://gatewai-server.db?mode=rwc");
     let assets_dir = env("GATEWAI_ASSETS_DIR", "gatewai-server-assets");
     let addr = env("GATEWAI_ADDR", "127.0.0.1:3000");

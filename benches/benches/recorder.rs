@@ -2,7 +2,8 @@
 //! plus a sink) with no recorder, and recorded into SQLite (a temp file) and PostgreSQL (the
 //! server `GATEWAI_TEST_POSTGRES_URL` names, when set). Criterion reports node executions
 //! recorded per second (throughput); a summary line prints each recorder's slowdown against
-//! the run without one, measured in the same process.
+//! the run without one, measured in the same process. The PostgreSQL bench works in a
+//! database of its own, created on the server and dropped at the end.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gatewai_benches::{Dag, registry, sink_value};
@@ -18,7 +19,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn engine(store: Option<&Store>) -> Engine {
-    let mut builder = Engine::builder().registry(registry());
+    // No result cache: every iteration executes (and records) every node.
+    let mut builder = Engine::builder().registry(registry()).no_cache();
     if let Some(store) = store {
         builder = builder.observer(store.recorder());
     }
@@ -36,13 +38,63 @@ fn stores(rt: &tokio::runtime::Runtime, dir: &tempfile::TempDir) -> Vec<(&'stati
         rt.block_on(Store::open(&sqlite_url)).expect("open SQLite"),
     )];
     match std::env::var("GATEWAI_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => stores.push((
-            "postgres",
-            rt.block_on(Store::open(&url)).expect("open PostgreSQL"),
-        )),
+        Ok(url) if !url.is_empty() => {
+            let url = rt.block_on(fresh_postgres_database(&url, BENCH_DATABASE));
+            stores.push((
+                "postgres",
+                rt.block_on(Store::open(&url)).expect("open PostgreSQL"),
+            ))
+        }
         _ => println!("note: PostgreSQL recorder bench skipped (GATEWAI_TEST_POSTGRES_URL unset)"),
     }
     stores
+}
+
+/// The PostgreSQL database the bench records into.
+const BENCH_DATABASE: &str = "gatewai_recorder_bench";
+
+/// The URL with its database replaced by `name`.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let base = match base.rfind('/') {
+        Some(slash) if slash > base.find("://").map_or(0, |i| i + 2) => &base[..slash],
+        _ => base,
+    };
+    if query.is_empty() {
+        format!("{base}/{name}")
+    } else {
+        format!("{base}/{name}?{query}")
+    }
+}
+
+/// (Re)creates an empty database on the server and returns its URL.
+async fn fresh_postgres_database(url: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .expect("create the bench database");
+    }
+    with_database(url, name)
+}
+
+/// Drops the bench database.
+async fn drop_postgres_database(url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut admin) = sqlx::PgConnection::connect(url).await {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
+    }
 }
 
 /// Median wall time of `n` runs.
@@ -128,6 +180,11 @@ fn recorder(c: &mut Criterion) {
     group.finish();
     for (_, store) in &stores {
         rt.block_on(store.close());
+    }
+    if let Ok(url) = std::env::var("GATEWAI_TEST_POSTGRES_URL")
+        && !url.is_empty()
+    {
+        rt.block_on(drop_postgres_database(&url, BENCH_DATABASE));
     }
 }
 

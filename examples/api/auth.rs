@@ -6,8 +6,8 @@
 //! example self-contained. Anyone who knows the secret can act as any user, so it is for
 //! development and tests only; plug a real [`Authenticator`] in for anything else.
 
-use crate::error::{Error, Result};
 use crate::api::AppState;
+use crate::error::{Error, Result};
 use async_trait::async_trait;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;

@@ -110,14 +110,7 @@ impl RunHub {
     }
 
     /// The events of a run from `seq` on, and a fresh receiver (catching up after a lag).
-    fn catch_up(
-        &self,
-        run_id: &str,
-        seq: u64,
-    ) -> Option<(
-        Vec<Arc<RunEvent>>,
-        Option<broadcast::Receiver<Arc<RunEvent>>>,
-    )> {
+    fn catch_up(&self, run_id: &str, seq: u64) -> Option<CatchUp> {
         let inner = self.lock();
         let log = inner.runs.get(run_id)?;
         let events = log
@@ -159,6 +152,12 @@ impl Observer for RunHub {
         }
     }
 }
+
+/// The events a lagging subscriber missed, and a fresh receiver (none once the run ended).
+type CatchUp = (
+    Vec<Arc<RunEvent>>,
+    Option<broadcast::Receiver<Arc<RunEvent>>>,
+);
 
 /// A subscriber's view of one run's events.
 #[derive(Debug)]
@@ -219,5 +218,101 @@ pub fn event_name(event: &RunEvent) -> &'static str {
         EventKind::NodeCancelled { .. } => "nodeCancelled",
         EventKind::RunFinished { .. } => "runFinished",
         _ => "event",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatewai_core::{Progress, RunRecord, RunStatus};
+
+    fn progress(seq: u64) -> RunEvent {
+        RunEvent {
+            run_id: Arc::from("r1"),
+            seq,
+            at: chrono::Utc::now(),
+            kind: EventKind::NodeProgress {
+                node_id: Arc::from("n"),
+                progress: Progress {
+                    fraction: None,
+                    message: None,
+                    partial_text: Some(seq.to_string()),
+                },
+            },
+        }
+    }
+
+    fn finished(seq: u64) -> RunEvent {
+        RunEvent {
+            run_id: Arc::from("r1"),
+            seq,
+            at: chrono::Utc::now(),
+            kind: EventKind::RunFinished {
+                run: Arc::new(RunRecord {
+                    id: "r1".into(),
+                    workflow_id: None,
+                    trigger_type: Default::default(),
+                    status: RunStatus::Completed,
+                    error: None,
+                    created_at: chrono::Utc::now(),
+                    started_at: None,
+                    finished_at: None,
+                }),
+            },
+        }
+    }
+
+    async fn drain(sub: &mut Subscription) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Some(event) = sub.next().await {
+            seqs.push(event.seq);
+        }
+        seqs
+    }
+
+    #[tokio::test]
+    async fn lagging_and_late_subscribers_get_every_event_once_in_order() {
+        let hub = Arc::new(RunHub::new(4));
+        hub.register("r1", "alice");
+        hub.on_events(&[progress(0), progress(1)]).await;
+        let Subscribe::Found(mut early) = hub.subscribe("r1", "alice") else {
+            panic!("registered run")
+        };
+        assert!(matches!(hub.subscribe("r1", "bob"), Subscribe::Unknown));
+        assert!(matches!(hub.subscribe("r2", "alice"), Subscribe::Unknown));
+        // Far more than the channel holds before the subscriber reads: it lags and catches up
+        // from the log.
+        let batch: Vec<RunEvent> = (2..1000).map(progress).collect();
+        hub.on_events(&batch).await;
+        hub.on_events(&[finished(1000)]).await;
+        assert_eq!(drain(&mut early).await, (0..=1000).collect::<Vec<_>>());
+        assert!(!hub.is_live("r1", "alice"));
+        let Subscribe::Found(mut late) = hub.subscribe("r1", "alice") else {
+            panic!("finished runs are kept")
+        };
+        assert_eq!(drain(&mut late).await.len(), 1001);
+        // Unregistered runs (the command-line runner's) are ignored.
+        hub.on_events(&[RunEvent {
+            run_id: Arc::from("other"),
+            ..progress(0)
+        }])
+        .await;
+        assert!(hub.owner("other").is_none());
+    }
+
+    #[tokio::test]
+    async fn finished_runs_beyond_the_retention_are_forgotten() {
+        let hub = Arc::new(RunHub::new(2));
+        for id in ["a", "b", "c"] {
+            hub.register(id, "u");
+            hub.on_events(&[RunEvent {
+                run_id: Arc::from(id),
+                ..finished(0)
+            }])
+            .await;
+        }
+        assert!(matches!(hub.subscribe("a", "u"), Subscribe::Unknown));
+        assert!(matches!(hub.subscribe("b", "u"), Subscribe::Found(_)));
+        assert!(matches!(hub.subscribe("c", "u"), Subscribe::Found(_)));
     }
 }

@@ -3,9 +3,9 @@
 //! run, recorded by the [`AssetGrants`] observer as each node completes (before the run's
 //! event reaches any SSE client, so a client can fetch what an event announced).
 
+use crate::api::RunHub;
 use crate::error::Result;
 use crate::host;
-use crate::api::RunHub;
 use async_trait::async_trait;
 use gatewai_core::{EventKind, FileAsset, Observer, RunEvent};
 use gatewai_store::prelude::*;
@@ -26,10 +26,10 @@ pub fn owners_of(asset: &FileAsset) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(owner) = metadata.get("ownerId").and_then(Value::as_str) {
-        if !owners.iter().any(|o| o == owner) {
-            owners.push(owner.to_owned());
-        }
+    if let Some(owner) = metadata.get("ownerId").and_then(Value::as_str)
+        && !owners.iter().any(|o| o == owner)
+    {
+        owners.push(owner.to_owned());
     }
     owners
 }

@@ -502,7 +502,7 @@ pub async fn runs(args: &RunsArgs, out: &mut dyn Write) -> Result<()> {
             entries.push((id.clone(), entry));
         }
     }
-    entries.sort_by(|a, b| b.1.run.created_at.cmp(&a.1.run.created_at));
+    entries.sort_by_key(|(_, entry)| std::cmp::Reverse(entry.run.created_at));
     if entries.is_empty() {
         let _ = writeln!(out, "no runs yet");
         return Ok(());

@@ -220,7 +220,101 @@ fn tail(text: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::tail;
+    use super::*;
+    use gatewai_core::{ExecutionStatus, NodeExecution, NodeResult, Progress};
+
+    fn event(seq: u64, kind: EventKind) -> RunEvent {
+        RunEvent {
+            run_id: Arc::from("r1"),
+            seq,
+            at: chrono::Utc::now(),
+            kind,
+        }
+    }
+
+    fn record(node_id: &str, duration_ms: u64) -> Arc<NodeExecution> {
+        Arc::new(NodeExecution {
+            run_id: "r1".into(),
+            node_id: node_id.into(),
+            node_type: "LLM".into(),
+            label: String::new(),
+            status: ExecutionStatus::Completed,
+            input: None,
+            output: None,
+            error: None,
+            cached: false,
+            started_at: None,
+            finished_at: None,
+            duration_ms: Some(duration_ms),
+            attempts: 1,
+        })
+    }
+
+    #[test]
+    fn streamed_text_accumulates_and_settled_nodes_print_one_line_each() {
+        let mut view = ProgressView::new(false, 6);
+        let mut out = Vec::new();
+        let llm: Arc<str> = Arc::from("llm");
+        let text: Arc<str> = Arc::from("text");
+        let events = [
+            EventKind::NodeQueued {
+                node_id: llm.clone(),
+                node_type: Arc::from("LLM"),
+                label: Arc::from("Haiku"),
+            },
+            EventKind::NodeStarted {
+                node_id: llm.clone(),
+                attempt: 1,
+            },
+            EventKind::NodeProgress {
+                node_id: llm.clone(),
+                progress: Progress {
+                    fraction: None,
+                    message: None,
+                    partial_text: Some("Frozen river, ".into()),
+                },
+            },
+            EventKind::NodeProgress {
+                node_id: llm.clone(),
+                progress: Progress {
+                    fraction: None,
+                    message: None,
+                    partial_text: Some("a fox.".into()),
+                },
+            },
+            EventKind::NodeCompleted {
+                node_id: llm.clone(),
+                source: ResultSource::Executed,
+                result: Arc::new(NodeResult::default()),
+                record: record("llm", 42),
+            },
+            EventKind::NodeCompleted {
+                node_id: text.clone(),
+                source: ResultSource::Cached,
+                result: Arc::new(NodeResult::default()),
+                record: record("text", 0),
+            },
+        ];
+        for (seq, kind) in events.into_iter().enumerate() {
+            view.on_event(&event(seq as u64, kind), &mut out);
+        }
+        view.finish();
+        assert_eq!(view.streamed_text("llm"), Some("Frozen river, a fox."));
+        assert_eq!(
+            view.settled(),
+            [
+                ("llm".to_owned(), Settled::Executed),
+                ("text".to_owned(), Settled::Cached)
+            ]
+        );
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].contains("llm") && lines[0].contains("LLM") && lines[0].ends_with("42 ms")
+        );
+        assert!(lines[1].contains("text") && lines[1].ends_with("cached"));
+    }
 
     #[test]
     fn tail_is_one_line_of_the_last_chars() {

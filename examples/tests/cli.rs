@@ -72,8 +72,19 @@ async fn image_pipeline_writes_the_card_and_is_cached_the_second_time() {
     assert_eq!(report.written, vec![("export".to_owned(), path.clone())]);
     let card = image::open(&path).expect("a PNG was written");
     assert_eq!(card.dimensions(), (320, 360));
-    for (x, y) in [(2, 2), (317, 2), (2, 357), (317, 357), (16, 200), (300, 150)] {
-        assert_eq!(card.get_pixel(x, y), Rgba([0x1e, 0x1e, 0x2e, 255]), "background at {x},{y}");
+    for (x, y) in [
+        (2, 2),
+        (317, 2),
+        (2, 357),
+        (317, 357),
+        (16, 200),
+        (300, 150),
+    ] {
+        assert_eq!(
+            card.get_pixel(x, y),
+            Rgba([0x1e, 0x1e, 0x2e, 255]),
+            "background at {x},{y}"
+        );
     }
     // The photo region holds the crop (25%/10%, 60%×80% of the 800×600 source: x 200..680,
     // y 60..540) resized and blurred: its mean colour matches the source crop's, and not the
@@ -83,7 +94,10 @@ async fn image_pipeline_writes_the_card_and_is_cached_the_second_time() {
     let whole = mean(&source, 0, 0, 800, 600);
     let got = mean(&card, 32, 32, 256, 256);
     for c in 0..3 {
-        assert!((got[c] - expected[c]).abs() < 6.0, "channel {c}: {got:?} vs {expected:?}");
+        assert!(
+            (got[c] - expected[c]).abs() < 6.0,
+            "channel {c}: {got:?} vs {expected:?}"
+        );
     }
     assert!(
         (0..3).map(|c| (whole[c] - expected[c]).abs()).sum::<f64>() > 20.0,
@@ -126,14 +140,25 @@ async fn image_pipeline_writes_the_card_and_is_cached_the_second_time() {
     assert_eq!(again.status, RunStatus::Completed);
     let mut cached = again.cached.clone();
     cached.sort();
-    assert_eq!(cached, ["blur", "caption", "compose", "crop", "export", "resize"], "{text}");
+    assert_eq!(
+        cached,
+        ["blur", "caption", "compose", "crop", "export", "resize"],
+        "{text}"
+    );
     assert_eq!(again.executed, ["photo"]);
     assert!(text.contains("cached"), "{text}");
-    assert!(text.contains("6 of 7 nodes served from the cache"), "{text}");
+    assert!(
+        text.contains("6 of 7 nodes served from the cache"),
+        "{text}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), first_bytes);
 
     // A different caption through --input: the compositor runs again, the photo chain not.
-    let args = run_args(dir.path(), "image-pipeline.json", &["--input", "caption=Hello"]);
+    let args = run_args(
+        dir.path(),
+        "image-pipeline.json",
+        &["--input", "caption=Hello"],
+    );
     let (third, text) = run(&args).await;
     assert!(third.executed.contains(&"compose".to_owned()), "{text}");
     assert!(third.cached.contains(&"blur".to_owned()), "{text}");
@@ -233,7 +258,11 @@ fn validate_reports_every_problem_and_graph_prints_mermaid() {
         &mut ok,
     )
     .unwrap();
-    assert!(String::from_utf8(ok).unwrap().contains("valid (5 nodes, 4 edges)"));
+    assert!(
+        String::from_utf8(ok)
+            .unwrap()
+            .contains("valid (5 nodes, 4 edges)")
+    );
 
     let mut chart = Vec::new();
     cli::graph(
@@ -246,5 +275,8 @@ fn validate_reports_every_problem_and_graph_prints_mermaid() {
     .unwrap();
     let chart = String::from_utf8(chart).unwrap();
     assert!(chart.starts_with("```mermaid\nflowchart LR\n"), "{chart}");
-    assert!(chart.contains("n_caption -->|\"Text → Caption\"| n_compose"), "{chart}");
+    assert!(
+        chart.contains("n_caption -->|\"Text → Caption\"| n_compose"),
+        "{chart}"
+    );
 }

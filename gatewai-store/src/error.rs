@@ -212,8 +212,23 @@ fn database_kind(e: &sqlx::Error) -> ErrorKind {
             _ if db.message().contains("locked") || db.message().contains("busy") => {
                 ErrorKind::Unavailable
             }
+            _ if is_sqlite_io_failure(db.as_ref()) => ErrorKind::Io,
             _ => ErrorKind::Internal,
         },
         _ => ErrorKind::Internal,
     }
+}
+
+/// Whether a database error is SQLite failing to open, read or write its file (CANTOPEN,
+/// IOERR, FULL, READONLY). SQLite's result codes are short decimal numbers (extended codes
+/// carry the primary one in their low byte); PostgreSQL's SQLSTATEs are five characters.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn is_sqlite_io_failure(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    code.len() < 5
+        && code
+            .parse::<i32>()
+            .is_ok_and(|c| matches!(c & 0xff, 8 | 10 | 13 | 14))
 }

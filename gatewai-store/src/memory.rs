@@ -118,6 +118,10 @@ impl State {
 
     fn apply(&mut self, write: Write) -> Result<()> {
         match write {
+            Write::StartRun(run) => {
+                self.executions.remove(&run.id);
+                self.save_run(&run);
+            }
             Write::SaveRun(run) => self.save_run(&run),
             Write::Execution { seq, record } => self.put_execution(seq, record)?,
             Write::ExecutionProgress(ProgressUpdate {

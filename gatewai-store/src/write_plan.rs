@@ -8,6 +8,9 @@ use std::collections::HashMap;
 /// One write of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Write {
+    /// A run (re)starts: store it (keeping the `created_at` of an earlier attempt) and drop
+    /// the executions an earlier attempt recorded (the new attempt records its own).
+    StartRun(RunRecord),
     /// Store the run (insert, or replace the stored one keeping its `created_at`).
     SaveRun(RunRecord),
     /// Replace a node execution row with this record.
@@ -50,7 +53,7 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
         let run_id = &*event.run_id;
         match &event.kind {
-            EventKind::RunStarted { run, .. } => writes.push(Write::SaveRun(normalize_run(run))),
+            EventKind::RunStarted { run, .. } => writes.push(Write::StartRun(normalize_run(run))),
             EventKind::RunFinished { run } => writes.push(Write::SaveRun(normalize_run(run))),
             EventKind::NodeQueued {
                 node_id,
@@ -339,7 +342,7 @@ mod tests {
         ];
         let writes = plan_writes(&events);
         assert_eq!(writes.len(), 4, "{writes:#?}");
-        assert!(matches!(&writes[0], Write::SaveRun(r) if r.status == RunStatus::Running));
+        assert!(matches!(&writes[0], Write::StartRun(r) if r.status == RunStatus::Running));
         match &writes[1] {
             Write::Execution { seq: 1, record } => {
                 assert_eq!(record.node_id, "a");

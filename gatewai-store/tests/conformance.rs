@@ -548,6 +548,7 @@ async fn recorder_persists_an_engine_run(target: &Target) {
         .unwrap();
     let recorder = store.recorder();
     let engine = Engine::builder()
+        .no_cache()
         .registry(reg)
         .observer(recorder.clone())
         .build()
@@ -613,6 +614,7 @@ async fn concurrent_runs_record_everything(target: &Target) {
         .unwrap();
     let recorder = store.recorder();
     let engine = Engine::builder()
+        .no_cache()
         .registry(reg)
         .observer(recorder.clone())
         .build()
@@ -696,6 +698,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
                 None => Store::open(&url).await.unwrap(),
             };
             let engine = Engine::builder()
+                .no_cache()
                 .registry(reg)
                 .observer(store.recorder())
                 .build()
@@ -707,7 +710,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
             let _ = engine.run(document, options).await;
         });
     }
-    eventually("a, b completed and the gate executing", || async {
+    eventually("a, b completed, the gate executing, c queued", || async {
         let executions = store.node_executions(&run_id).await.unwrap();
         let status = |id: &str| {
             executions
@@ -718,6 +721,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
         status("a") == Some(ExecutionStatus::Completed)
             && status("b") == Some(ExecutionStatus::Completed)
             && status("gate") == Some(ExecutionStatus::Executing)
+            && status("c") == Some(ExecutionStatus::Queued)
     })
     .await;
     // The crash.
@@ -756,6 +760,7 @@ async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) 
     probes.gate_open.store(true, Ordering::SeqCst);
     let recorder = store.recorder();
     let engine = Engine::builder()
+        .no_cache()
         .registry(registry(&probes))
         .observer(recorder.clone())
         .build()
@@ -1031,4 +1036,33 @@ async fn malformed_json_is_an_error(target: &Target) {
             .is_some()
     );
     store.close().await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_in_memory_and_bad_urls() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    assert_eq!(store.kind(), BackendKind::Sqlite);
+    store
+        .upsert_user(&NewUser::new("u", "u@example.com"))
+        .await
+        .unwrap();
+    let wf = store
+        .create_workflow("u", NewWorkflow::new("w", doc("m")))
+        .await
+        .unwrap();
+    // Reads go through the same connection: the data is there.
+    assert!(store.get_workflow("u", &wf.id).await.unwrap().is_some());
+    store.close().await;
+
+    let err = Store::open("mysql://localhost/db").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let err = Store::open("sqlite:///nonexistent-dir/x/y.db")
+        .await
+        .unwrap_err();
+    assert_ne!(err.kind(), ErrorKind::Internal, "{err}");
+    assert_eq!(
+        Store::open("memory://").await.unwrap().kind(),
+        BackendKind::Memory
+    );
 }

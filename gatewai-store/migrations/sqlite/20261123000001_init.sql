@@ -27,7 +27,11 @@ CREATE TABLE workflow_runs (
     error         TEXT,
     created_at    TEXT NOT NULL,
     started_at    TEXT,
-    finished_at   TEXT
+    finished_at   TEXT,
+    -- The nodes the run queued and has no node_executions row for yet: a JSON array of
+    -- {nodeId, nodeType, label, seq}. Written with the run in one statement instead of a
+    -- row per node; a node's row, once written, supersedes its entry.
+    planned_nodes TEXT
 );
 CREATE INDEX workflow_runs_history ON workflow_runs (workflow_id, created_at DESC, id DESC);
 CREATE INDEX workflow_runs_by_status ON workflow_runs (status);

@@ -4,7 +4,9 @@
 
 mod row;
 
-use row::{AssetRow, CacheRow, ExecutionRow, RunRow, UserRow, WorkflowRow};
+use row::{
+    AssetRow, CacheRow, ExecutionRow, PlannedNode, RunRow, UserRow, WorkflowRow, merge_planned,
+};
 
 /// SQL shared by both backends.
 mod query {
@@ -39,13 +41,19 @@ mod query {
          finished_at = excluded.finished_at";
     pub(super) const UPDATE_RUN: &str = "UPDATE workflow_runs SET status = $2, error = $3, started_at = $4, finished_at = $5 \
          WHERE id = $1";
-    pub(super) const GET_RUN: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at \
+    pub(super) const START_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes) \
+         SELECT $1, (SELECT w.id FROM workflows w WHERE w.id = $2), $3, $4, $5, $6, $7, $8, $9 WHERE TRUE \
+         ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id, trigger_type = excluded.trigger_type, \
+         status = excluded.status, error = excluded.error, started_at = excluded.started_at, \
+         finished_at = excluded.finished_at, planned_nodes = excluded.planned_nodes";
+    pub(super) const DELETE_RUN_EXECUTIONS: &str = "DELETE FROM node_executions WHERE run_id = $1";
+    pub(super) const GET_RUN: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
          FROM workflow_runs WHERE id = $1";
-    pub(super) const GET_OWNED_RUN: &str = "SELECT r.id, r.workflow_id, r.trigger_type, r.status, r.error, r.created_at, r.started_at, r.finished_at \
+    pub(super) const GET_OWNED_RUN: &str = "SELECT r.id, r.workflow_id, r.trigger_type, r.status, r.error, r.created_at, r.started_at, r.finished_at, r.planned_nodes \
          FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1 AND w.owner_id = $2";
-    pub(super) const RUN_HISTORY: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at \
+    pub(super) const RUN_HISTORY: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
          FROM workflow_runs WHERE workflow_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
-    pub(super) const INTERRUPTED_RUNS: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at \
+    pub(super) const INTERRUPTED_RUNS: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
          FROM workflow_runs WHERE status IN ('RUNNING', 'PENDING') ORDER BY created_at, id";
     pub(super) const MARK_RUN_INTERRUPTED: &str =
         "UPDATE workflow_runs SET status = 'FAILED', error = $2, finished_at = $3 WHERE id = $1";
@@ -54,9 +62,9 @@ mod query {
     pub(super) const RUN_WORKFLOW: &str = "SELECT w.id, w.owner_id, w.name, w.document, w.created_at, w.updated_at \
          FROM workflows w JOIN workflow_runs r ON r.workflow_id = w.id WHERE r.id = $1";
 
-    pub(super) const RUN_EXECUTIONS: &str = "SELECT run_id, node_id, node_type, node_label, status, input_data, output_data, error, \
+    pub(super) const RUN_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, input_data, output_data, error, \
          cached, started_at, finished_at, duration_ms, attempts FROM node_executions WHERE run_id = $1 ORDER BY seq, node_id";
-    pub(super) const HISTORY_EXECUTIONS: &str = "SELECT e.run_id, e.node_id, e.node_type, e.node_label, e.status, e.input_data, \
+    pub(super) const HISTORY_EXECUTIONS: &str = "SELECT e.run_id, e.node_id, e.seq, e.node_type, e.node_label, e.status, e.input_data, \
          e.output_data, e.error, e.cached, e.started_at, e.finished_at, e.duration_ms, e.attempts \
          FROM node_executions e JOIN (SELECT id FROM workflow_runs WHERE workflow_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3) r ON r.id = e.run_id ORDER BY e.run_id, e.seq, e.node_id";
@@ -128,6 +136,11 @@ const ROWS_PER_STATEMENT: usize = 1000;
 
 /// A step of applying a batch: a run row, or the node rows between two run rows.
 enum Step<'w> {
+    /// A run (re)starts; the nodes it queued in the same batch go into its row.
+    StartRun {
+        run: &'w RunRecord,
+        planned: Vec<PlannedNode>,
+    },
     Run(&'w RunRecord),
     Nodes(NodeWrites<'w>),
 }
@@ -165,16 +178,30 @@ fn is_just_queued(record: &NodeExecution) -> bool {
 /// Groups a batch's writes into steps; a batch has at most one write per node, so the node
 /// writes between two run writes can go in any order.
 fn steps(writes: &[Write]) -> Vec<Step<'_>> {
+    // A batch that starts a run keeps the nodes it queues in the run's row (one row written
+    // instead of one per node).
+    let starts_run = writes.iter().any(|w| matches!(w, Write::StartRun(_)));
+    let mut planned = Vec::new();
     let mut steps = Vec::new();
     let mut nodes = NodeWrites::default();
     for write in writes {
+        let starts_step = matches!(write, Write::StartRun(_) | Write::SaveRun(_));
+        if starts_step && !nodes.is_empty() {
+            steps.push(Step::Nodes(std::mem::take(&mut nodes)));
+        }
         match write {
-            Write::SaveRun(run) => {
-                if !nodes.is_empty() {
-                    steps.push(Step::Nodes(std::mem::take(&mut nodes)));
-                }
-                steps.push(Step::Run(run));
-            }
+            Write::StartRun(run) => steps.push(Step::StartRun {
+                run,
+                planned: Vec::new(),
+            }),
+            Write::SaveRun(run) => steps.push(Step::Run(run)),
+            Write::Execution { seq, record } if is_just_queued(record) && starts_run => planned
+                .push(PlannedNode {
+                    node_id: record.node_id.clone(),
+                    node_type: record.node_type.clone(),
+                    label: record.label.clone(),
+                    seq: *seq,
+                }),
             Write::Execution { seq, record } if is_just_queued(record) => {
                 nodes.queued.push((*seq, record))
             }
@@ -184,6 +211,11 @@ fn steps(writes: &[Write]) -> Vec<Step<'_>> {
     }
     if !nodes.is_empty() {
         steps.push(Step::Nodes(nodes));
+    }
+    for step in &mut steps {
+        if let Step::StartRun { planned: p, .. } = step {
+            *p = std::mem::take(&mut planned);
+        }
     }
     steps
 }
@@ -221,17 +253,24 @@ fn to_i64(value: u64) -> i64 {
 /// Groups execution rows (ordered by run) by run id.
 fn group_executions(
     rows: Vec<ExecutionRow>,
-) -> Result<std::collections::HashMap<String, Vec<NodeExecution>>> {
-    let mut by_run: std::collections::HashMap<String, Vec<NodeExecution>> =
+) -> Result<std::collections::HashMap<String, Vec<(i64, NodeExecution)>>> {
+    let mut by_run: std::collections::HashMap<String, Vec<(i64, NodeExecution)>> =
         std::collections::HashMap::new();
     for row in rows {
-        let run_id = row.run_id.clone();
+        let (run_id, seq) = (row.run_id.clone(), row.seq);
         by_run
             .entry(run_id)
             .or_default()
-            .push(NodeExecution::try_from(row)?);
+            .push((seq, NodeExecution::try_from(row)?));
     }
     Ok(by_run)
+}
+
+/// Execution rows with their queue position.
+fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
+    rows.into_iter()
+        .map(|row| Ok((row.seq, NodeExecution::try_from(row)?)))
+        .collect()
 }
 
 /// Implements every store trait for a backend struct with `read` and `write` pools of one
@@ -350,6 +389,31 @@ macro_rules! sql_backend {
             ) -> Result<()> {
                 for step in steps(writes) {
                     match step {
+                        Step::StartRun { run, planned } => {
+                            sqlx::query::<$db>(query::DELETE_RUN_EXECUTIONS)
+                                .bind(&run.id)
+                                .execute(&mut *conn)
+                                .await?;
+                            let planned =
+                                serde_json::value::to_raw_value(&planned).map_err(|source| {
+                                    Error::Serialize {
+                                        what: "a run's planned nodes",
+                                        source,
+                                    }
+                                })?;
+                            sqlx::query::<$db>(query::START_RUN)
+                                .bind(&run.id)
+                                .bind(&run.workflow_id)
+                                .bind(trigger_name(run.trigger_type))
+                                .bind(run.status.as_str())
+                                .bind(&run.error)
+                                .bind(run.created_at)
+                                .bind(run.started_at)
+                                .bind(run.finished_at)
+                                .bind(Json(planned))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                         Step::Run(run) => Self::save_run_row(conn, run).await?,
                         Step::Nodes(nodes) => {
                             Self::save_queued(conn, &nodes.queued).await?;
@@ -361,14 +425,30 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
-            async fn fetch_executions(&self, run_id: &str) -> Result<Vec<NodeExecution>> {
-                sqlx::query_as::<$db, ExecutionRow>(query::RUN_EXECUTIONS)
+            /// A run's executions: its rows and its planned nodes without one.
+            async fn fetch_executions(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                run_id: &str,
+                planned: &[PlannedNode],
+            ) -> Result<Vec<NodeExecution>> {
+                let rows = sqlx::query_as::<$db, ExecutionRow>(query::RUN_EXECUTIONS)
                     .bind(run_id)
-                    .fetch_all(&self.read)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                Ok(merge_planned(run_id, planned, with_seq(rows)?))
+            }
+
+            /// A run and its planned nodes.
+            async fn fetch_run(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                run_id: &str,
+            ) -> Result<Option<(RunRecord, Vec<PlannedNode>)>> {
+                sqlx::query_as::<$db, RunRow>(query::GET_RUN)
+                    .bind(run_id)
+                    .fetch_optional(&mut *conn)
                     .await?
-                    .into_iter()
-                    .map(NodeExecution::try_from)
-                    .collect()
+                    .map(RunRow::into_parts)
+                    .transpose()
             }
 
             async fn owned_workflow_exists(&self, owner_id: &str, id: &str) -> Result<bool> {
@@ -579,7 +659,12 @@ macro_rules! sql_backend {
             }
 
             async fn node_executions(&self, run_id: &str) -> Result<Vec<NodeExecution>> {
-                self.fetch_executions(run_id).await
+                let mut conn = self.read.acquire().await?;
+                let planned = match Self::fetch_run(&mut conn, run_id).await? {
+                    Some((_, planned)) => planned,
+                    None => Vec::new(),
+                };
+                Self::fetch_executions(&mut conn, run_id, &planned).await
             }
 
             async fn get_run_entry(
@@ -587,16 +672,17 @@ macro_rules! sql_backend {
                 owner_id: &str,
                 run_id: &str,
             ) -> Result<Option<RunHistoryEntry>> {
+                let mut conn = self.read.acquire().await?;
                 let Some(row) = sqlx::query_as::<$db, RunRow>(query::GET_OWNED_RUN)
                     .bind(run_id)
                     .bind(owner_id)
-                    .fetch_optional(&self.read)
+                    .fetch_optional(&mut *conn)
                     .await?
                 else {
                     return Ok(None);
                 };
-                let run = RunRecord::try_from(row)?;
-                let executions = self.fetch_executions(run_id).await?;
+                let (run, planned) = row.into_parts()?;
+                let executions = Self::fetch_executions(&mut conn, run_id, &planned).await?;
                 Ok(Some(RunHistoryEntry { run, executions }))
             }
 
@@ -625,8 +711,9 @@ macro_rules! sql_backend {
                 let mut executions = group_executions(rows)?;
                 runs.into_iter()
                     .map(|row| {
-                        let run = RunRecord::try_from(row)?;
-                        let executions = executions.remove(&run.id).unwrap_or_default();
+                        let (run, planned) = row.into_parts()?;
+                        let rows = executions.remove(&run.id).unwrap_or_default();
+                        let executions = merge_planned(&run.id, &planned, rows);
                         Ok(RunHistoryEntry { run, executions })
                     })
                     .collect()
@@ -655,6 +742,28 @@ macro_rules! sql_backend {
             async fn mark_interrupted(&self, run_id: &str) -> Result<()> {
                 let now = now();
                 let mut tx = self.write.begin().await?;
+                // Planned nodes without a row get one, so that every unfinished node is marked.
+                let Some((_, planned)) = Self::fetch_run(&mut tx, run_id).await? else {
+                    return Err(Error::not_found("run", run_id));
+                };
+                if !planned.is_empty() {
+                    let rows = sqlx::query_as::<$db, ExecutionRow>(query::RUN_EXECUTIONS)
+                        .bind(run_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let present: std::collections::HashSet<String> = with_seq(rows)?
+                        .into_iter()
+                        .map(|(_, e)| e.node_id)
+                        .collect();
+                    let missing: Vec<(i64, NodeExecution)> = planned
+                        .iter()
+                        .filter(|p| !present.contains(&p.node_id))
+                        .map(|p| (p.seq, p.to_execution(run_id)))
+                        .collect();
+                    let refs: Vec<(i64, &NodeExecution)> =
+                        missing.iter().map(|(seq, e)| (*seq, e)).collect();
+                    Self::save_executions(&mut tx, &refs).await?;
+                }
                 let done = sqlx::query::<$db>(query::MARK_RUN_INTERRUPTED)
                     .bind(run_id)
                     .bind(crate::INTERRUPTED)

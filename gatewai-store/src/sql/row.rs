@@ -159,6 +159,73 @@ pub(crate) struct RunRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    planned_nodes: Option<RawJson>,
+}
+
+impl RunRow {
+    /// The run and the nodes it queued that have no execution row.
+    pub(crate) fn into_parts(mut self) -> Result<(RunRecord, Vec<PlannedNode>)> {
+        let planned = match self.planned_nodes.take() {
+            Some(json) => parse("workflow_runs", &self.id, "planned_nodes", &json)?,
+            None => Vec::new(),
+        };
+        Ok((RunRecord::try_from(self)?, planned))
+    }
+}
+
+/// A node a run queued, kept in the run's `planned_nodes` until the node's execution row is
+/// written.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PlannedNode {
+    pub(crate) node_id: String,
+    pub(crate) node_type: String,
+    pub(crate) label: String,
+    pub(crate) seq: i64,
+}
+
+impl PlannedNode {
+    /// The queued execution it stands for.
+    pub(crate) fn to_execution(&self, run_id: &str) -> NodeExecution {
+        NodeExecution {
+            run_id: run_id.to_owned(),
+            node_id: self.node_id.clone(),
+            node_type: self.node_type.clone(),
+            label: self.label.clone(),
+            status: gatewai_core::ExecutionStatus::Queued,
+            input: None,
+            output: None,
+            error: None,
+            cached: false,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// A run's executions: its rows, plus a queued execution for each planned node without a
+/// row, in queue order.
+pub(crate) fn merge_planned(
+    run_id: &str,
+    planned: &[PlannedNode],
+    rows: Vec<(i64, NodeExecution)>,
+) -> Vec<NodeExecution> {
+    if planned.is_empty() {
+        return rows.into_iter().map(|(_, e)| e).collect();
+    }
+    let present: std::collections::HashSet<&str> =
+        rows.iter().map(|(_, e)| e.node_id.as_str()).collect();
+    let mut all: Vec<(i64, NodeExecution)> = planned
+        .iter()
+        .filter(|p| !present.contains(p.node_id.as_str()))
+        .map(|p| (p.seq, p.to_execution(run_id)))
+        .collect();
+    drop(present);
+    all.extend(rows);
+    all.sort_by(|(a, x), (b, y)| (a, &x.node_id).cmp(&(b, &y.node_id)));
+    all.into_iter().map(|(_, e)| e).collect()
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -184,6 +251,7 @@ impl TryFrom<RunRow> for RunRecord {
 pub(crate) struct ExecutionRow {
     pub(crate) run_id: String,
     node_id: String,
+    pub(crate) seq: i64,
     node_type: String,
     node_label: String,
     status: String,

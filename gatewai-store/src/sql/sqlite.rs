@@ -38,11 +38,14 @@ impl SqliteBackend {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let write = SqlitePoolOptions::new()
+        let mut writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone())
-            .await?;
+            .min_connections(1);
+        if in_memory {
+            // The database lives as long as its one connection: never recycle it.
+            writer = writer.idle_timeout(None).max_lifetime(None);
+        }
+        let write = writer.connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = if in_memory {
             // Every connection to `:memory:` is a database of its own: share the one.
