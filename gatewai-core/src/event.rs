@@ -40,7 +40,11 @@ pub enum ResultSource {
 
 /// Why a node was skipped.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase", tag = "reason")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "reason"
+)]
 pub enum SkipReason {
     /// An upstream node failed (or was itself skipped for that reason).
     UpstreamFailed {
@@ -69,7 +73,11 @@ impl std::fmt::Display for SkipReason {
 
 /// What happened.
 #[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase", tag = "type")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "type"
+)]
 #[non_exhaustive]
 pub enum EventKind {
     /// The run started.

@@ -1066,6 +1066,11 @@ async fn events_come_in_order_per_node() {
         // Events serialise for live streams.
         let json = serde_json::to_value(&observed[observed.len() - 2]).unwrap();
         assert_eq!(json["type"], "nodeCompleted");
+        assert_eq!(
+            json["nodeId"], "b",
+            "fields are camelCase on the wire: {json}"
+        );
+        assert!(json["runId"].is_string());
     }
 }
 
