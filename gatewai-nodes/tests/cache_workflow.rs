@@ -6,47 +6,12 @@
 mod common;
 
 use common::*;
-use gatewai_core::model::Handle;
 use gatewai_core::{
-    Edge, Engine, MemoryAssetStore, NodeRegistry, RunInput, RunOptions, RunStatus, Workflow,
-    WorkflowNode,
+    Engine, MemoryAssetStore, NodeRegistry, RunInput, RunOptions, RunStatus, Workflow,
 };
 use image::ImageFormat;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::sync::Arc;
-
-fn add(wf: &mut Workflow, registry: &NodeRegistry, id: &str, node_type: &str, config: Value) {
-    let template = registry.get(node_type).unwrap().template().clone();
-    for h in &template.template_handles {
-        wf.handles.push(Handle {
-            id: format!("{id}:{}", h.id),
-            handle_type: h.handle_type,
-            data_types: h.data_types.clone(),
-            label: h.label.clone(),
-            order: h.order,
-            required: h.required,
-            template_handle_id: Some(h.id.clone()),
-            node_id: id.to_owned(),
-            description: None,
-            multiple: None,
-            extra: Default::default(),
-        });
-    }
-    let mut node = WorkflowNode::new(id, node_type);
-    node.config = config;
-    wf.nodes.push(node);
-}
-
-fn link(wf: &mut Workflow, from: &str, out: &str, to: &str, input: &str) {
-    wf.edges.push(Edge {
-        id: format!("{from}->{to}"),
-        source: from.to_owned(),
-        target: to.to_owned(),
-        source_handle_id: format!("{from}:{out}"),
-        target_handle_id: format!("{to}:{input}"),
-        extra: Default::default(),
-    });
-}
 
 fn options(bytes: Vec<u8>) -> RunOptions {
     let mut options = RunOptions::default();

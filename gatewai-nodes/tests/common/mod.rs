@@ -216,3 +216,43 @@ pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     png.extend(chunk(b"IEND", &[]));
     png
 }
+
+/// Adds a node with one handle per handle template, ids `<node>:<template handle id>`.
+pub fn add(
+    wf: &mut gatewai_core::Workflow,
+    registry: &gatewai_core::NodeRegistry,
+    id: &str,
+    node_type: &str,
+    config: serde_json::Value,
+) {
+    let template = registry.get(node_type).unwrap().template().clone();
+    for h in &template.template_handles {
+        wf.handles.push(gatewai_core::model::Handle {
+            id: format!("{id}:{}", h.id),
+            handle_type: h.handle_type,
+            data_types: h.data_types.clone(),
+            label: h.label.clone(),
+            order: h.order,
+            required: h.required,
+            template_handle_id: Some(h.id.clone()),
+            node_id: id.to_owned(),
+            description: None,
+            multiple: None,
+            extra: Default::default(),
+        });
+    }
+    let mut node = gatewai_core::WorkflowNode::new(id, node_type);
+    node.config = config;
+    wf.nodes.push(node);
+}
+
+pub fn link(wf: &mut gatewai_core::Workflow, from: &str, out: &str, to: &str, input: &str) {
+    wf.edges.push(gatewai_core::Edge {
+        id: format!("{from}->{to}"),
+        source: from.to_owned(),
+        target: to.to_owned(),
+        source_handle_id: format!("{from}:{out}"),
+        target_handle_id: format!("{to}:{input}"),
+        extra: Default::default(),
+    });
+}
