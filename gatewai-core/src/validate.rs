@@ -360,7 +360,12 @@ fn check<T: TemplateSource + ?Sized>(
                 });
             }
         }
-        if check_required && handle.required && edges.is_empty() {
+        let stood_in = || {
+            let template = node_templates[node]?;
+            let th = template.handle_template(handle.template_handle_id.as_deref()?)?;
+            Some(th.is_satisfied_by(&workflow.nodes[node].config))
+        };
+        if check_required && handle.required && edges.is_empty() && stood_in() != Some(true) {
             problems.push(ValidationError::RequiredInputUnconnected {
                 node_id: handle.node_id.clone(),
                 handle_id: handle.id.clone(),

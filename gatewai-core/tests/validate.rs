@@ -500,3 +500,50 @@ fn an_image_output_into_a_video_input_is_incompatible() {
         [ValidationError::IncompatibleTypes { edge_id, .. }] if edge_id == "e3"
     ));
 }
+
+#[test]
+fn a_config_fallback_stands_in_for_an_unconnected_required_input() {
+    use gatewai_core::{DataType, HandleTemplate, NodeTemplate, model::Handle};
+    let templates = vec![
+        NodeTemplate::new("Chat", "Chat", "AI").handle(
+            HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
+                .required()
+                .config_fallback("prompt"),
+        ),
+    ];
+    let with_config = |config: serde_json::Value| {
+        let mut w = Workflow::default();
+        let mut node = gatewai_core::WorkflowNode::new("chat", "Chat");
+        node.config = config;
+        w.nodes.push(node);
+        let th = &templates[0].template_handles[0];
+        w.handles.push(Handle {
+            id: "chat:prompt".into(),
+            handle_type: th.handle_type,
+            data_types: th.data_types.clone(),
+            label: th.label.clone(),
+            order: 0,
+            required: true,
+            template_handle_id: Some("prompt".into()),
+            node_id: "chat".into(),
+            description: None,
+            multiple: None,
+            extra: Default::default(),
+        });
+        w
+    };
+    assert!(
+        validate(
+            &with_config(json!({"prompt": "a haiku about foxes"})),
+            &templates
+        )
+        .is_ok()
+    );
+    for empty in [json!({}), json!({"prompt": "  "}), json!({"prompt": null})] {
+        let problems = validate(&with_config(empty.clone()), &templates).unwrap_err();
+        assert!(
+            matches!(problems.0.as_slice(), [ValidationError::RequiredInputUnconnected { handle_id, .. }] if handle_id == "chat:prompt"),
+            "{empty}: {problems}"
+        );
+    }
+}

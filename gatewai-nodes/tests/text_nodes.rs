@@ -146,3 +146,20 @@ async fn workflow_app_text_nodes_import_as_text() {
     );
     assert_eq!(text_of(&outcome, "n3"), "a red fox in snow");
 }
+
+#[cfg(feature = "llm")]
+#[test]
+fn an_imported_workflow_app_llm_with_a_typed_message_and_no_edge_validates() {
+    let mut registry = gatewai_core::NodeRegistry::new();
+    gatewai_nodes::register_all(&mut registry).unwrap();
+    let doc = r#"{"nodes":[{"id":"l1","type":"llm","position":{"x":0,"y":0},
+        "data":{"label":"LLM","model":"gemini-2.5-flash","userMessage":"Write a haiku"}}],"edges":[]}"#;
+    let workflow = gatewai_core::import::parse_document(doc, &registry).unwrap();
+    assert_eq!(workflow.nodes[0].config["prompt"], "Write a haiku");
+    gatewai_core::validate(&workflow, &registry).unwrap();
+    // Without a typed message and without an edge, the prompt is still required.
+    let empty = doc.replace(r#","userMessage":"Write a haiku""#, "");
+    let workflow = gatewai_core::import::parse_document(&empty, &registry).unwrap();
+    let problems = gatewai_core::validate(&workflow, &registry).unwrap_err();
+    assert!(problems.to_string().contains("Prompt"), "{problems}");
+}

@@ -42,6 +42,11 @@ pub struct HandleTemplate {
     /// `user_message` for an LLM's `prompt`). Our addition; matched case-insensitively.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// A config field that stands in for this input when no edge feeds it (the workflow app's
+    /// LLM takes its user message typed into the node or from an edge). A required input with
+    /// a non-empty value in that field is not reported unconnected. Our addition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_fallback: Option<String>,
 }
 
 impl HandleTemplate {
@@ -66,6 +71,7 @@ impl HandleTemplate {
             description: None,
             multiple: false,
             aliases: Vec::new(),
+            config_fallback: None,
         }
     }
 
@@ -91,6 +97,25 @@ impl HandleTemplate {
     pub fn aliases(mut self, aliases: &[&str]) -> Self {
         self.aliases = aliases.iter().map(|s| (*s).to_owned()).collect();
         self
+    }
+
+    /// Lets the config field `field` stand in for this input when it is unconnected.
+    pub fn config_fallback(mut self, field: &str) -> Self {
+        self.config_fallback = Some(field.to_owned());
+        self
+    }
+
+    /// Whether `config` holds a non-empty value for this input's config fallback.
+    pub fn is_satisfied_by(&self, config: &serde_json::Value) -> bool {
+        self.config_fallback
+            .as_deref()
+            .and_then(|field| config.get(field))
+            .is_some_and(|v| match v {
+                serde_json::Value::Null => false,
+                serde_json::Value::String(s) => !s.trim().is_empty(),
+                serde_json::Value::Array(a) => !a.is_empty(),
+                _ => true,
+            })
     }
 
     /// The accepted types as a bit set.

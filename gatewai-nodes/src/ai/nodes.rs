@@ -214,6 +214,7 @@ impl LlmNode {
             .handle(
                 HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
                     .required()
+                    .config_fallback("prompt")
                     .aliases(&["user_message", "userMessage"]),
             )
             .handle(
@@ -376,7 +377,11 @@ impl ImageGenNode {
             .description("Generates an image from a prompt and reference images.")
             .aliases(&["imageGen", "image_gen"])
             .terminal()
-            .handle(HandleTemplate::input("prompt", "Prompt", &[DataType::Text]).required())
+            .handle(
+                HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
+                    .required()
+                    .config_fallback("prompt"),
+            )
             .handle(
                 HandleTemplate::input("reference_image", "Reference Image", &[DataType::Image])
                     .multiple(),
@@ -531,7 +536,11 @@ impl TextToSpeechNode {
             .description("Speaks a text.")
             .aliases(&["textToSpeech", "tts"])
             .terminal()
-            .handle(HandleTemplate::input("prompt", "Prompt", &[DataType::Text]).required())
+            .handle(
+                HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
+                    .required()
+                    .config_fallback("prompt"),
+            )
             .handle(
                 HandleTemplate::output("result", "Result", &[DataType::Audio]).aliases(&["output"]),
             )
