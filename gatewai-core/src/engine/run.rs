@@ -676,19 +676,7 @@ impl RunState {
             return;
         }
         if self.cancel.is_cancelled() {
-            let reason = self.stop_reason();
-            let record = self.record(
-                node,
-                ExecutionStatus::Cancelled,
-                None,
-                Some(reason),
-                None,
-                started_at,
-                0,
-                false,
-                None,
-            );
-            self.settle(idx, Settled::Cancelled { record });
+            self.cancel_unstarted(idx, started_at);
             return;
         }
         let inputs = match self.resolve(node) {
@@ -709,19 +697,7 @@ impl RunState {
                 return;
             }
             Resolution::Cancel => {
-                let reason = self.stop_reason();
-                let record = self.record(
-                    node,
-                    ExecutionStatus::Cancelled,
-                    None,
-                    Some(reason),
-                    None,
-                    started_at,
-                    0,
-                    false,
-                    None,
-                );
-                self.settle(idx, Settled::Cancelled { record });
+                self.cancel_unstarted(idx, started_at);
                 return;
             }
         };
@@ -865,6 +841,24 @@ impl RunState {
                 self.settle(idx, Settled::Cancelled { record });
             }
         }
+    }
+
+    /// Settles a node that never started as cancelled, with the reason the run stopped.
+    fn cancel_unstarted(&self, idx: usize, started_at: DateTime<Utc>) {
+        let node = &self.plan.nodes[idx];
+        let reason = self.stop_reason();
+        let record = self.record(
+            node,
+            ExecutionStatus::Cancelled,
+            None,
+            Some(reason),
+            None,
+            started_at,
+            0,
+            false,
+            None,
+        );
+        self.settle(idx, Settled::Cancelled { record });
     }
 
     fn stop_reason(&self) -> String {
