@@ -11,6 +11,29 @@ use gatewai_core::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 
+/// The allocator the benchmarks run on: the system's, or mimalloc with `--features mimalloc`
+/// (engine and baselines always share one, so ratios compare like with like).
+#[cfg(feature = "mimalloc")]
+pub type HostAllocator = mimalloc::MiMalloc;
+/// The allocator the benchmarks run on: the system's, or mimalloc with `--features mimalloc`
+/// (engine and baselines always share one, so ratios compare like with like).
+#[cfg(not(feature = "mimalloc"))]
+pub type HostAllocator = std::alloc::System;
+
+/// The allocator the benchmarks' counting allocators forward to.
+#[cfg(feature = "mimalloc")]
+pub const HOST_ALLOCATOR: HostAllocator = mimalloc::MiMalloc;
+/// The allocator the benchmarks' counting allocators forward to.
+#[cfg(not(feature = "mimalloc"))]
+pub const HOST_ALLOCATOR: HostAllocator = std::alloc::System;
+
+/// The allocator's name, for reports.
+pub const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 /// Values are kept below this modulus so sums stay exact.
 pub const MODULUS: i64 = 1_000_003;
 
@@ -186,7 +209,7 @@ pub fn sink_value(outcome: &gatewai_core::RunOutcome, dag: &Dag) -> Option<i64> 
     let id = format!("n{}", dag.len() - 1);
     outcome
         .results
-        .get(&id)?
+        .get(id.as_str())?
         .selected()?
         .items
         .first()?

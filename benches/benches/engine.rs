@@ -1,33 +1,19 @@
 //! Engine speed: no-op summing nodes on a chain, a fan-out/fan-in and random layered DAGs,
-//! against a sequential loop and a plain tokio ready-queue scheduler; a cached re-run; and the
-//! peak heap of 10,000- and 100,000-node runs (a counting allocator).
+//! against a sequential loop and a plain tokio ready-queue scheduler, and a cached re-run. The
+//! peak heap is measured apart, by `benches/memory.rs` (a counting allocator would tax every
+//! allocation here, the engine's more than the baselines'). `gatewai_engine` runs a
+//! document the engine has run before (its plan is kept: no validation, no planning);
+//! `gatewai_engine_new_document` validates and plans on every run. `--features mimalloc` runs
+//! everything, baselines included, on mimalloc instead of the system allocator.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gatewai_benches::{Dag, registry, sequential_baseline, sink_value, tokio_baseline};
 use gatewai_core::{Engine, MemoryResultCache, Observer, RunEvent, RunOptions, RunStatus};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
-
-struct Counting;
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(now, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: gatewai_benches::HostAllocator = gatewai_benches::HOST_ALLOCATOR;
 
 /// Counts events, so that events are produced and consumed as in a real host.
 #[derive(Default)]
@@ -48,8 +34,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn engine(cache: bool) -> Engine {
+    engine_with_plans(cache, 16)
+}
+
+/// An engine keeping `plans` compiled plans (0: every run validates and plans its document).
+fn engine_with_plans(cache: bool, plans: usize) -> Engine {
     let mut b = Engine::builder()
         .registry(registry())
+        .plan_cache(plans)
         .observer(Arc::new(EventCounter::default()));
     b = if cache {
         b.cache(Arc::new(MemoryResultCache::default()))
@@ -71,6 +63,7 @@ fn graphs() -> Vec<(&'static str, Dag)> {
 fn schedulers(c: &mut Criterion) {
     let rt = runtime();
     let engine = engine(false);
+    let cold = engine_with_plans(false, 0);
     for (name, dag) in graphs() {
         let expected = dag.sequential_sink();
         let wf = dag.workflow();
@@ -108,6 +101,21 @@ fn schedulers(c: &mut Criterion) {
                 BatchSize::PerIteration,
             )
         });
+        // A document the engine has not seen: validation and planning on every run.
+        group.bench_function(
+            BenchmarkId::new("gatewai_engine_new_document", dag.len()),
+            |b| {
+                b.to_async(&rt).iter_batched(
+                    || wf.clone(),
+                    |wf| async {
+                        let outcome = cold.run(wf, RunOptions::default()).await.expect("run");
+                        assert_eq!(outcome.run.status, RunStatus::Completed);
+                        outcome
+                    },
+                    BatchSize::PerIteration,
+                )
+            },
+        );
         group.finish();
     }
 }
@@ -137,33 +145,5 @@ fn cached_rerun(c: &mut Criterion) {
     group.finish();
 }
 
-fn peak_memory(_c: &mut Criterion) {
-    let rt = runtime();
-    let engine = engine(false);
-    for (layers, width) in [(100, 100), (100, 1000)] {
-        let dag = Dag::layered(layers, width, 3, 7);
-        let wf = dag.workflow();
-        let wf_bytes = PEAK.load(Ordering::Relaxed);
-        let base = CURRENT.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
-        let start = Instant::now();
-        let outcome = rt
-            .block_on(engine.run(wf, RunOptions::default()))
-            .expect("run");
-        let elapsed = start.elapsed();
-        let peak = PEAK.load(Ordering::Relaxed) - base;
-        assert_eq!(sink_value(&outcome, &dag), Some(dag.sequential_sink()));
-        drop(outcome);
-        let _ = wf_bytes;
-        println!(
-            "peak heap of one run, {} nodes: {:.1} MiB ({} bytes/node), {:.1} ms",
-            dag.len(),
-            peak as f64 / (1024.0 * 1024.0),
-            peak / dag.len(),
-            elapsed.as_secs_f64() * 1e3
-        );
-    }
-}
-
-criterion_group!(benches, peak_memory, cached_rerun, schedulers);
+criterion_group!(benches, cached_rerun, schedulers);
 criterion_main!(benches);

@@ -1,9 +1,48 @@
 //! Runs one generated graph many times on the engine, for profilers:
 //! `cargo run --release -p gatewai-benches --example profile_run -- layered 10000 20`.
+//! A fourth argument runs only one part, for `perf stat -e instructions:u`: `engine` (runs of
+//! the engine, each on a fresh document clone), `clone` (only the clones), `baseline` (the
+//! tokio ready-queue baseline).
 
+use gatewai_benches::HOST_ALLOCATOR;
 use gatewai_benches::{Dag, registry, sink_value};
 use gatewai_core::{Engine, RunOptions};
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Counts allocations, a figure a busy machine does not blur.
+struct Counting;
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { HOST_ALLOCATOR.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { HOST_ALLOCATOR.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { HOST_ALLOCATOR.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Counts events, so that events are produced and consumed as in a real host.
+#[derive(Default)]
+struct EventCounter(AtomicUsize, AtomicUsize);
+
+#[async_trait::async_trait]
+impl gatewai_core::Observer for EventCounter {
+    async fn on_events(&self, events: &[gatewai_core::RunEvent]) {
+        self.0.fetch_add(events.len(), Ordering::Relaxed);
+        self.1.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -19,25 +58,99 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    // As in the criterion bench: records kept, events produced and consumed by an observer.
+    let counter = std::sync::Arc::new(EventCounter::default());
     let engine = Engine::builder()
         .registry(registry())
+        .observer(counter.clone())
         .no_cache()
         .build()
         .expect("engine");
     let wf = dag.workflow();
     let expected = dag.sequential_sink();
+    // For `perf stat`, which counts instructions whatever else the machine is doing: the same
+    // repetitions of only the tokio baseline, or of only the document clone each run starts from.
+    match args.get(4).map(String::as_str) {
+        Some("baseline") => {
+            let dag = std::sync::Arc::new(dag.clone());
+            let children = std::sync::Arc::new(dag.children());
+            for _ in 0..reps {
+                let sink = rt.block_on(gatewai_benches::tokio_baseline(
+                    dag.clone(),
+                    children.clone(),
+                ));
+                assert_eq!(sink, expected);
+            }
+            return;
+        }
+        Some("clone") => {
+            for _ in 0..reps {
+                drop(std::hint::black_box(wf.clone()));
+            }
+            return;
+        }
+        Some("cached") => {
+            // Re-runs of an unchanged document, every node served from the result cache.
+            let cached = Engine::builder()
+                .registry(registry())
+                .observer(counter.clone())
+                .build()
+                .expect("engine");
+            let first = rt
+                .block_on(cached.run(wf.clone(), RunOptions::default()))
+                .expect("run");
+            let doc = first.workflow;
+            let mut spent = 0.0;
+            let mut allocations = 0;
+            for _ in 0..reps {
+                let doc = doc.clone();
+                let a0 = ALLOCATIONS.load(Ordering::Relaxed);
+                let t = Instant::now();
+                let outcome = rt
+                    .block_on(cached.run(doc, RunOptions::default()))
+                    .expect("run");
+                spent += t.elapsed().as_secs_f64();
+                allocations += ALLOCATIONS.load(Ordering::Relaxed) - a0;
+                assert!(outcome.executions.iter().all(|e| e.cached));
+                drop(outcome);
+            }
+            println!(
+                "[{}] cached re-run of {shape} {} nodes: {:.2} ms, {:.1} allocations per node",
+                gatewai_benches::ALLOCATOR,
+                dag.len(),
+                spent * 1e3 / reps as f64,
+                allocations as f64 / (reps * dag.len()) as f64
+            );
+            return;
+        }
+        Some("engine") => {
+            for _ in 0..reps {
+                let outcome = rt
+                    .block_on(engine.run(wf.clone(), RunOptions::default()))
+                    .expect("run");
+                assert_eq!(sink_value(&outcome, &dag), Some(expected));
+            }
+            return;
+        }
+        _ => {}
+    }
     let (mut starting, mut executing, mut dropping) = (0.0, 0.0, 0.0);
+    let (mut start_allocs, mut run_allocs) = (0usize, 0usize);
     let total = Instant::now();
     for _ in 0..reps {
         let doc = wf.clone();
+        let a0 = ALLOCATIONS.load(Ordering::Relaxed);
         let t = Instant::now();
         let handle = rt
             .block_on(async { engine.start(doc, RunOptions::default()) })
             .expect("start");
         starting += t.elapsed().as_secs_f64();
+        let a1 = ALLOCATIONS.load(Ordering::Relaxed);
         let t = Instant::now();
         let outcome = rt.block_on(handle.wait()).expect("run");
         executing += t.elapsed().as_secs_f64();
+        start_allocs += a1 - a0;
+        run_allocs += ALLOCATIONS.load(Ordering::Relaxed) - a1;
         assert_eq!(sink_value(&outcome, &dag), Some(expected));
         let t = Instant::now();
         drop(outcome);
@@ -55,11 +168,19 @@ fn main() {
         gatewai_core::validate(&wf, engine.registry()).expect("valid");
     }
     let validate = start.elapsed().as_secs_f64() * 1e6 / (reps * dag.len()) as f64;
+    let allocs = |n: usize| n as f64 / (reps * dag.len()) as f64;
     println!(
-        "{shape} {} nodes: {per_node:.2} µs/node in all (document clone {clone:.2}); start {:.2} (validation alone {validate:.2}), execution {:.2}, dropping the outcome {:.2}",
+        "[{}] {shape} {} nodes: {per_node:.2} µs/node in all (document clone {clone:.2}); start {:.2} (validation alone {validate:.2}), execution {:.2}, dropping the outcome {:.2}; allocations per node: start {:.1}, execution {:.1}",
+        gatewai_benches::ALLOCATOR,
         dag.len(),
         per(starting),
         per(executing),
         per(dropping),
+        allocs(start_allocs),
+        allocs(run_allocs),
+    );
+    println!(
+        "events per observer batch: {:.1}",
+        counter.0.load(Ordering::Relaxed) as f64 / counter.1.load(Ordering::Relaxed).max(1) as f64
     );
 }

@@ -431,7 +431,7 @@ pub async fn write_outputs(
         .map(|(id, items)| (id.clone(), items.clone()))
         .collect();
     for node in workflow.nodes.iter().filter(|n| n.node_type == "Preview") {
-        if let Some(result) = outcome.results.get(&node.id) {
+        if let Some(result) = outcome.results.get(node.id.as_str()) {
             values.push((node.id.clone(), selected_items(result)));
         }
     }

@@ -237,7 +237,7 @@ mod tests {
             run_id: "r1".into(),
             node_id: node_id.into(),
             node_type: "LLM".into(),
-            label: String::new(),
+            label: "".into(),
             status: ExecutionStatus::Completed,
             input: None,
             output: None,

@@ -6,11 +6,10 @@
 //! `gatewai-store` backs the cache with a database so hits survive restarts.
 
 use crate::error::Result;
-use crate::model::Generation;
+use crate::model::NodeResult;
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// A content hash over a node's type and version, config, input values and output handles.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,8 +33,11 @@ impl fmt::Debug for CacheKey {
     }
 }
 
-/// What the cache keeps for a node: the generations its execution produced.
-pub type CachedOutputs = Arc<Vec<Generation>>;
+/// What the cache keeps for a node: the generations its execution produced, as a result
+/// whose `outputs` are those generations and whose selection is the first. For a node that
+/// replaces its result (most nodes) this is the node's result itself, so a hit shares it
+/// rather than copying it.
+pub type CachedOutputs = Arc<NodeResult>;
 
 /// Stores node outputs by [`CacheKey`].
 #[async_trait]
@@ -50,13 +52,14 @@ pub trait ResultCache: Send + Sync + 'static {
 /// A [`ResultCache`] in memory, bounded by entry count (oldest insertions evicted first).
 #[derive(Debug)]
 pub struct MemoryResultCache {
-    inner: Mutex<CacheInner>,
+    /// Lookups share a read lock: the eviction order is by insertion, so a hit changes nothing.
+    inner: RwLock<CacheInner>,
     capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    map: HashMap<CacheKey, CachedOutputs>,
+    map: crate::FastMap<CacheKey, CachedOutputs>,
     order: std::collections::VecDeque<CacheKey>,
 }
 
@@ -70,14 +73,14 @@ impl MemoryResultCache {
     /// A cache of at most `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Self {
         MemoryResultCache {
-            inner: Mutex::new(CacheInner::default()),
+            inner: RwLock::new(CacheInner::default()),
             capacity: capacity.max(1),
         }
     }
 
     /// How many entries are stored.
     pub fn len(&self) -> usize {
-        self.lock().map.len()
+        self.read().map.len()
     }
 
     /// Whether the cache is empty.
@@ -85,19 +88,23 @@ impl MemoryResultCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, CacheInner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, CacheInner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[async_trait]
 impl ResultCache for MemoryResultCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedOutputs>> {
-        Ok(self.lock().map.get(key).cloned())
+        Ok(self.read().map.get(key).cloned())
     }
 
     async fn put(&self, key: CacheKey, outputs: CachedOutputs) -> Result<()> {
-        let mut inner = self.lock();
+        let mut inner = self.write();
         if inner.map.insert(key, outputs).is_none() {
             inner.order.push_back(key);
             while inner.map.len() > self.capacity {

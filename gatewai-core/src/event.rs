@@ -221,4 +221,9 @@ impl EventSink {
         // The receiver lives until the run's dispatcher ends; a send after that is moot.
         let _ = self.tx.send((Utc::now(), kind));
     }
+
+    /// Emits an event that happened at `at` (a time the caller already read).
+    pub(crate) fn emit_at(&self, at: DateTime<Utc>, kind: EventKind) {
+        let _ = self.tx.send((at, kind));
+    }
 }

@@ -83,7 +83,7 @@
 //!
 //! let outcome = engine.run(canvas, RunOptions::default()).await?;
 //! assert_eq!(outcome.run.status, RunStatus::Completed);
-//! let result = &outcome.results[&shout];
+//! let result = &outcome.results[shout.as_str()];
 //! assert_eq!(result.selected().unwrap().items[0].to_item().as_text(), Some("HELLO!"));
 //! # Ok(())
 //! # }
@@ -119,8 +119,8 @@ pub use error::{Error, ErrorKind, NodeError, Result, ValidationError, Validation
 pub use event::{EventKind, Observer, Progress, ResultSource, RunEvent, SkipReason};
 pub use model::{
     DataType, DataTypeSet, Edge, ExecutionStatus, FileAsset, Generation, Handle, HandleTemplate,
-    HandleType, Item, Node as WorkflowNode, NodeExecution, NodeResult, NodeTemplate, OutputItem,
-    RunRecord, RunStatus, TriggerType, Workflow,
+    HandleType, InputSnapshot, Item, Node as WorkflowNode, NodeExecution, NodeResult, NodeTemplate,
+    OutputItem, RunRecord, RunStatus, TriggerType, Workflow,
 };
 pub use node::{CachePolicy, InputSlot, Inputs, Node, NodeContext, Outputs, ResultMode, RunInput};
 pub use registry::{NodeRegistry, TemplateSource};

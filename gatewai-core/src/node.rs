@@ -215,7 +215,13 @@ impl Inputs {
 /// onto the node's instance handles.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
-    pub(crate) generations: Vec<Vec<(Cow<'static, str>, Item)>>,
+    /// Every (handle, value) of every generation, in order.
+    pub(crate) items: Vec<(Cow<'static, str>, Item)>,
+    /// Where generations after the first start in `items` (none for one generation, so the
+    /// common single-generation output is one allocation).
+    pub(crate) starts: Vec<usize>,
+    /// How many generations there are (0: none at all).
+    pub(crate) count: usize,
 }
 
 impl Outputs {
@@ -227,36 +233,58 @@ impl Outputs {
     /// One generation with one value.
     pub fn one(handle: impl Into<Cow<'static, str>>, item: Item) -> Self {
         Outputs {
-            generations: vec![vec![(handle.into(), item)]],
+            items: vec![(handle.into(), item)],
+            starts: Vec::new(),
+            count: 1,
         }
     }
 
     /// Adds a value to the last generation (starting one if there is none).
     pub fn with(mut self, handle: impl Into<Cow<'static, str>>, item: Item) -> Self {
-        if self.generations.is_empty() {
-            self.generations.push(Vec::new());
-        }
-        if let Some(last) = self.generations.last_mut() {
-            last.push((handle.into(), item));
-        }
+        self.count = self.count.max(1);
+        self.items.push((handle.into(), item));
         self
     }
 
     /// Starts a new generation (for nodes that produce several candidates at once).
     pub fn next_generation(mut self) -> Self {
-        self.generations.push(Vec::new());
+        if self.count > 0 {
+            self.starts.push(self.items.len());
+        }
+        self.count += 1;
         self
     }
 
-    /// The generations as (handle, value) lists.
-    pub fn generations(&self) -> &[Vec<(Cow<'static, str>, Item)>] {
-        &self.generations
+    /// How many generations there are.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether there is no generation at all.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The generations as (handle, value) lists, in order.
+    pub fn generations(&self) -> impl Iterator<Item = &[(Cow<'static, str>, Item)]> {
+        (0..self.count).map(|g| &self.items[self.bounds(g)])
+    }
+
+    /// The range of generation `g` in `items`.
+    pub(crate) fn bounds(&self, g: usize) -> std::ops::Range<usize> {
+        let total = self.items.len();
+        let start = match g {
+            0 => 0,
+            _ => self.starts.get(g - 1).copied().unwrap_or(total),
+        };
+        let end = self.starts.get(g).copied().unwrap_or(total);
+        start..end.max(start)
     }
 
     /// The first value for `handle` in the first generation.
     pub fn get(&self, handle: &str) -> Option<&Item> {
-        self.generations
-            .first()?
+        self.generations()
+            .next()?
             .iter()
             .find(|(h, _)| h == handle)
             .map(|(_, i)| i)
@@ -429,5 +457,37 @@ impl std::fmt::Debug for NodeContext {
             .field("node_type", &self.node_type)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(outputs: &Outputs) -> Vec<Vec<String>> {
+        outputs
+            .generations()
+            .map(|g| g.iter().map(|(h, _)| h.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn outputs_keep_their_generations_apart() {
+        assert!(Outputs::none().is_empty());
+        assert_eq!(shape(&Outputs::none()), Vec::<Vec<String>>::new());
+        assert_eq!(shape(&Outputs::one("a", Item::integer(1))), [["a"]]);
+        let several = Outputs::none()
+            .with("a", Item::integer(1))
+            .with("b", Item::integer(2))
+            .next_generation()
+            .with("a", Item::integer(3))
+            .next_generation();
+        assert_eq!(several.len(), 3);
+        assert_eq!(shape(&several), vec![vec!["a", "b"], vec!["a"], vec![]]);
+        assert_eq!(several.get("b").and_then(Item::as_f64), Some(2.0));
+        let empty_first = Outputs::none()
+            .next_generation()
+            .with("x", Item::integer(1));
+        assert_eq!(shape(&empty_first), [["x"]]);
     }
 }

@@ -231,8 +231,35 @@ impl Node for Export {
     }
 }
 
+/// Passes its inputs' sum on; counts how often validation checks its config, and rejects a
+/// config with `"bad": true`.
+struct Checked {
+    template: NodeTemplate,
+    checks: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Node for Checked {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    fn check_config(&self, config: &serde_json::Value) -> Vec<(String, String)> {
+        self.checks.fetch_add(1, Ordering::SeqCst);
+        if config.get("bad").and_then(|b| b.as_bool()) == Some(true) {
+            vec![("bad".to_owned(), "must not be true".to_owned())]
+        } else {
+            Vec::new()
+        }
+    }
+    async fn execute(&self, _ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let sum: f64 = inputs.all("in").iter().filter_map(Item::as_f64).sum();
+        Ok(Outputs::one("out", Item::number(sum + 1.0)))
+    }
+}
+
 #[derive(Default)]
 struct Counters {
+    checks: Arc<AtomicUsize>,
     sum: Arc<AtomicUsize>,
     flaky: Arc<AtomicU32>,
     active: Arc<AtomicUsize>,
@@ -277,6 +304,11 @@ fn registry(c: &Counters, barrier_parties: usize) -> NodeRegistry {
     r.register(Appender {
         template: number_template("Appender"),
         runs: c.appends.clone(),
+    })
+    .unwrap();
+    r.register(Checked {
+        template: number_template("Checked"),
+        checks: c.checks.clone(),
     })
     .unwrap();
     r.register(Export {
@@ -355,7 +387,7 @@ fn status_of(outcome: &gatewai_core::RunOutcome, node: &str) -> ExecutionStatus 
     outcome
         .executions
         .iter()
-        .find(|e| e.node_id == node)
+        .find(|e| &*e.node_id == node)
         .map(|e| e.status)
         .unwrap()
 }
@@ -419,10 +451,10 @@ async fn sums_flow_along_edges_and_results_are_written_back() {
         let c_exec = outcome
             .executions
             .iter()
-            .find(|e| e.node_id == "c")
+            .find(|e| &*e.node_id == "c")
             .unwrap();
         assert_eq!(
-            c_exec.input.as_ref().unwrap()["c:in"]
+            c_exec.input.as_ref().unwrap().to_json()["c:in"]
                 .as_array()
                 .unwrap()
                 .len(),
@@ -524,7 +556,7 @@ async fn failure_skips_downstream_and_independent_branches_go_on() {
         let reason = outcome
             .executions
             .iter()
-            .find(|e| e.node_id == "down2")
+            .find(|e| &*e.node_id == "down2")
             .unwrap()
             .error
             .clone()
@@ -616,7 +648,7 @@ async fn a_router_skips_the_branch_not_taken_without_failing() {
             outcome
                 .executions
                 .iter()
-                .find(|e| e.node_id == "on_a")
+                .find(|e| &*e.node_id == "on_a")
                 .unwrap()
                 .error
                 .as_deref()
@@ -652,11 +684,7 @@ async fn partial_runs_take_exactly_the_needed_upstream() {
             )
             .await
             .unwrap();
-        let mut ran: Vec<&str> = outcome
-            .executions
-            .iter()
-            .map(|e| e.node_id.as_str())
-            .collect();
+        let mut ran: Vec<&str> = outcome.executions.iter().map(|e| &*e.node_id).collect();
         ran.sort();
         assert_eq!(ran, ["a", "b"], "{kind:?}");
         assert_eq!(c.sum.load(Ordering::SeqCst), 2);
@@ -730,7 +758,7 @@ async fn unchanged_nodes_come_from_the_cache_and_changes_invalidate() {
             third
                 .executions
                 .iter()
-                .find(|e| e.node_id == "b")
+                .find(|e| &*e.node_id == "b")
                 .unwrap()
                 .cached
         );
@@ -1094,7 +1122,7 @@ async fn a_panicking_node_fails_that_node_not_the_engine() {
             outcome
                 .executions
                 .iter()
-                .find(|e| e.node_id == "p")
+                .find(|e| &*e.node_id == "p")
                 .unwrap()
                 .error
                 .as_deref()
@@ -1167,6 +1195,142 @@ async fn an_invalid_workflow_runs_no_node() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_document_reuses_its_plan_and_a_changed_one_is_validated_again() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Checked", json!({})), ("b", "Checked", json!({}))],
+            &[("a", "out", "b")],
+        );
+        let checks = || c.checks.load(Ordering::SeqCst);
+        let first = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(value_of(&first, "b"), Some(2.0));
+        let validated_once = checks();
+        assert!(validated_once >= 2, "validation checked both configs");
+
+        // The returned document (results written back) is unchanged in structure and config:
+        // its plan is reused, nothing is validated again, and it runs the same.
+        let again = engine
+            .run(first.workflow.clone(), RunOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(value_of(&again, "b"), Some(2.0));
+        assert_eq!(
+            checks(),
+            validated_once,
+            "{kind:?}: kept plan, no validation"
+        );
+
+        // A changed config is validated again, and a bad one is rejected.
+        let mut bad = again.workflow.clone();
+        bad.nodes[0].config = json!({"bad": true});
+        let err = engine.run(bad, RunOptions::default()).await.err().unwrap();
+        assert!(err.to_string().contains("must not be true"), "{err}");
+        assert!(checks() > validated_once);
+
+        // A changed structure is validated again: a cycle is rejected, not run on an old plan.
+        let mut cyclic = again.workflow.clone();
+        cyclic.edges.push(Edge {
+            id: "back".into(),
+            source: "b".into(),
+            target: "a".into(),
+            source_handle_id: "b:out".into(),
+            target_handle_id: "a:in".into(),
+            extra: Default::default(),
+        });
+        let err = engine
+            .run(cyclic, RunOptions::default())
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("cycle"), "{err}");
+
+        // A different target is a different plan: only `a` runs.
+        let partial = engine
+            .run(
+                again.workflow.clone(),
+                RunOptions {
+                    target: RunTarget::Nodes(vec!["a".into()]),
+                    force: ["a".to_owned()].into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(partial.executions.len(), 1, "{kind:?}");
+
+        // With no plan cache every run validates.
+        let uncached = engine_with_no_plans(kind, &c);
+        let before = checks();
+        for _ in 0..2 {
+            uncached
+                .run(again.workflow.clone(), RunOptions::default())
+                .await
+                .unwrap();
+        }
+        assert_eq!(checks(), before + 2 * validated_once);
+    }
+}
+
+/// `a` (a Sum adding 1) feeding `b` (a Sum).
+fn a_feeds_b(engine: &Engine) -> Workflow {
+    workflow(
+        engine.registry(),
+        &[("a", "Sum", json!({"add": 1})), ("b", "Sum", json!({}))],
+        &[("a", "out", "b")],
+    )
+}
+
+fn engine_with_no_plans(kind: ExecutorKind, c: &Counters) -> Engine {
+    engine(kind, c, 1).plan_cache(0).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_plan_still_checks_what_each_run_brings() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = a_feeds_b(&engine);
+    let pinned = |value: Item| {
+        let mut pinned = HashMap::new();
+        pinned.insert(
+            "a".to_owned(),
+            NodeResult::single(gatewai_core::Generation {
+                items: vec![value.on("a:out")],
+            }),
+        );
+        RunOptions {
+            pinned,
+            ..Default::default()
+        }
+    };
+    let ok = engine
+        .run(wf.clone(), pinned(Item::number(41.0)))
+        .await
+        .unwrap();
+    assert_eq!(value_of(&ok, "b"), Some(41.0));
+    // Same document, same pinned node (so the same kept plan), but a result that does not fit.
+    let err = engine
+        .run(wf.clone(), pinned(Item::text("no")))
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("Text on output `a:out`"), "{err}");
+    // A run input for a node the document does not have.
+    let mut options = RunOptions::default();
+    options
+        .inputs
+        .insert("ghost".into(), gatewai_core::RunInput::Text("boo".into()));
+    let err = engine.run(wf.clone(), options).await.err().unwrap();
+    assert!(err.to_string().contains("ghost"), "{err}");
+    // The kept plan runs the pinned value through, and the next run without a pin executes `a`.
+    let fresh = engine.run(wf, RunOptions::default()).await.unwrap();
+    assert_eq!(value_of(&fresh, "b"), Some(1.0));
+    assert_eq!(c.sum.load(Ordering::SeqCst), 3);
+}
+
 #[test]
 fn handle_types_are_exported() {
     assert_ne!(HandleType::Input, HandleType::Output);
@@ -1220,7 +1384,7 @@ async fn transient_results_stay_in_the_run() {
         let record = outcome
             .executions
             .iter()
-            .find(|e| e.node_id == "p")
+            .find(|e| &*e.node_id == "p")
             .unwrap();
         assert!(record.output.is_some(), "the run record keeps it");
     }
@@ -1405,7 +1569,7 @@ async fn a_panicking_cache_fails_the_node_instead_of_hanging_the_run() {
             outcome
                 .executions
                 .iter()
-                .find(|e| e.node_id == "a")
+                .find(|e| &*e.node_id == "a")
                 .unwrap()
                 .error
                 .as_deref()
@@ -1556,11 +1720,7 @@ async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
 async fn renaming_an_input_label_invalidates_the_cache() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
-    let wf = workflow(
-        engine.registry(),
-        &[("a", "Sum", json!({"add": 1})), ("b", "Sum", json!({}))],
-        &[("a", "out", "b")],
-    );
+    let wf = a_feeds_b(&engine);
     let first = engine.run(wf, RunOptions::default()).await.unwrap();
     let mut renamed = first.workflow.clone();
     renamed
@@ -1574,7 +1734,7 @@ async fn renaming_an_input_label_invalidates_the_cache() {
         second
             .executions
             .iter()
-            .find(|e| e.node_id == "a")
+            .find(|e| &*e.node_id == "a")
             .unwrap()
             .cached
     );
@@ -1582,7 +1742,7 @@ async fn renaming_an_input_label_invalidates_the_cache() {
         !second
             .executions
             .iter()
-            .find(|e| e.node_id == "b")
+            .find(|e| &*e.node_id == "b")
             .unwrap()
             .cached
     );

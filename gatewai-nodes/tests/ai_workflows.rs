@@ -128,10 +128,10 @@ async fn text_merger_feeds_a_chain_of_llms_that_stream_and_append() {
         outcome.run.error
     );
     assert_eq!(
-        selected_text(&outcome.results[&first]),
+        selected_text(&outcome.results[first.as_str()]),
         "A fox stands in snow."
     );
-    assert_eq!(selected_text(&outcome.results[&second]), "Fox.");
+    assert_eq!(selected_text(&outcome.results[second.as_str()]), "Fox.");
     assert_eq!(
         partial_texts(&events, &first),
         ["A fox ", "stands in ", "snow."]
@@ -193,8 +193,8 @@ async fn rate_limits_and_outages_are_retried_after_the_providers_delay() {
         let (outcome, events) = run(&engine, wf).await;
         assert_eq!(outcome.run.status, RunStatus::Completed, "{status}");
         assert!(started.elapsed() >= Duration::from_millis(400), "{status}: retried too early");
-        assert_eq!(selected_text(&outcome.results[&llm]), "fine now");
-        let execution = outcome.executions.iter().find(|e| e.node_id == llm).unwrap();
+        assert_eq!(selected_text(&outcome.results[llm.as_str()]), "fine now");
+        let execution = outcome.executions.iter().find(|e| *e.node_id == *llm).unwrap();
         assert_eq!(execution.attempts, 2);
         let retried = events.iter().any(|e| {
             matches!(&e.kind, EventKind::NodeFailed { will_retry: true, kind, .. }
@@ -227,7 +227,13 @@ async fn a_rejected_key_fails_once_skips_downstream_and_never_leaks() {
         1,
         "not retried"
     );
-    let exec = |id: &str| outcome.executions.iter().find(|e| e.node_id == id).unwrap();
+    let exec = |id: &str| {
+        outcome
+            .executions
+            .iter()
+            .find(|e| &*e.node_id == id)
+            .unwrap()
+    };
     assert_eq!(exec(&first).status, ExecutionStatus::Failed);
     assert_eq!(exec(&first).attempts, 1);
     assert!(
@@ -306,7 +312,7 @@ async fn cancelling_a_run_closes_the_stream_promptly() {
     let exec = outcome
         .executions
         .iter()
-        .find(|e| e.node_id == llm)
+        .find(|e| *e.node_id == *llm)
         .unwrap();
     assert_eq!(exec.status, ExecutionStatus::Cancelled);
     assert!(cancelled_at.elapsed() < Duration::from_secs(3));
@@ -355,7 +361,7 @@ async fn image_gen_feeds_crop() {
         "{:?}",
         outcome.executions
     );
-    let generated_asset = outcome.results[&gen_id].selected().unwrap().items[0]
+    let generated_asset = outcome.results[gen_id.as_str()].selected().unwrap().items[0]
         .to_item()
         .as_asset()
         .unwrap()
@@ -364,7 +370,7 @@ async fn image_gen_feeds_crop() {
         (generated_asset.width, generated_asset.height),
         (Some(8), Some(4))
     );
-    let cropped = outcome.results[&crop].selected().unwrap().items[0]
+    let cropped = outcome.results[crop.as_str()].selected().unwrap().items[0]
         .to_item()
         .as_asset()
         .unwrap()

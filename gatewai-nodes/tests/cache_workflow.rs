@@ -60,7 +60,7 @@ async fn same_bytes_again_hit_the_cache_downstream_and_new_bytes_do_not() {
         outcome
             .executions
             .iter()
-            .find(|e| e.node_id == node)
+            .find(|e| &*e.node_id == node)
             .unwrap()
             .cached
     };

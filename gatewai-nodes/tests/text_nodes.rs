@@ -69,7 +69,7 @@ async fn merger_joins_in_handle_order_with_variable_inputs_and_run_inputs_win() 
     assert_eq!(outcome.run.status, RunStatus::Completed);
     assert_eq!(text_of(&outcome, &merge), "beta | alpha | gamma");
     assert!(
-        !outcome.results.contains_key(&note),
+        !outcome.results.contains_key(note.as_str()),
         "a Note never executes"
     );
 

@@ -2,7 +2,7 @@
 
 use crate::store::Store;
 use async_trait::async_trait;
-use gatewai_core::{CacheKey, CachedOutputs, ResultCache};
+use gatewai_core::{CacheKey, CachedOutputs, NodeResult, ResultCache};
 use std::sync::Arc;
 
 /// A [`ResultCache`] whose entries live in the store's `cache_entries` table, so that a node
@@ -23,7 +23,12 @@ impl StoreResultCache {
 impl ResultCache for StoreResultCache {
     async fn get(&self, key: &CacheKey) -> gatewai_core::Result<Option<CachedOutputs>> {
         match self.store.cache_get(key).await {
-            Ok(found) => Ok(found.map(Arc::new)),
+            Ok(found) => Ok(found.map(|outputs| {
+                Arc::new(NodeResult {
+                    selected_output_index: 0,
+                    outputs,
+                })
+            })),
             Err(e) => Err(gatewai_core::Error::Cache(format!(
                 "reading entry {}: {e}",
                 key.to_hex()
@@ -33,7 +38,7 @@ impl ResultCache for StoreResultCache {
 
     async fn put(&self, key: CacheKey, outputs: CachedOutputs) -> gatewai_core::Result<()> {
         self.store
-            .cache_put(&key, &outputs)
+            .cache_put(&key, &outputs.outputs)
             .await
             .map_err(|e| gatewai_core::Error::Cache(format!("writing entry {}: {e}", key.to_hex())))
     }

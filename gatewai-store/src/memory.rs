@@ -16,7 +16,7 @@ use gatewai_core::{
     CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord, RunStatus,
 };
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A backend in memory. Every method takes one lock, so each call (a batch of run events
 /// included) is atomic.
@@ -95,10 +95,13 @@ impl State {
     }
 
     fn put_execution(&mut self, seq: i64, record: NodeExecution) -> Result<()> {
-        if !self.runs.contains_key(&record.run_id) {
-            return Err(Error::not_found("run", &record.run_id));
+        if !self.runs.contains_key(&*record.run_id) {
+            return Err(Error::not_found("run", &*record.run_id));
         }
-        let rows = self.executions.entry(record.run_id.clone()).or_default();
+        let rows = self
+            .executions
+            .entry(record.run_id.to_string())
+            .or_default();
         match rows.iter_mut().find(|(_, e)| e.node_id == record.node_id) {
             Some(row) => row.1 = record,
             None => {
@@ -136,7 +139,7 @@ impl State {
                 let existing = self
                     .executions
                     .get_mut(&run_id)
-                    .and_then(|rows| rows.iter_mut().find(|(_, e)| e.node_id == node_id));
+                    .and_then(|rows| rows.iter_mut().find(|(_, e)| *e.node_id == *node_id));
                 match existing {
                     Some((_, e)) => {
                         e.status = status;
@@ -147,10 +150,10 @@ impl State {
                     None => self.put_execution(
                         seq,
                         NodeExecution {
-                            run_id,
-                            node_id,
-                            node_type: String::new(),
-                            label: String::new(),
+                            run_id: run_id.into(),
+                            node_id: node_id.into(),
+                            node_type: Arc::from(""),
+                            label: Arc::from(""),
                             status,
                             input: None,
                             output: None,
@@ -326,7 +329,7 @@ impl RunStore for MemoryBackend {
         let mut state = self.lock();
         let seq = state
             .executions
-            .get(&execution.run_id)
+            .get(&*execution.run_id)
             .map_or(0, |rows| rows.len() as i64);
         state.put_execution(seq, normalize_execution(execution))
     }

@@ -170,12 +170,15 @@ impl Store {
         let queued: Vec<String> = executions
             .iter()
             .filter(|e| keep(&e.node_id))
-            .map(|e| e.node_id.clone())
+            .map(|e| e.node_id.to_string())
             .collect();
         let resumed: HashMap<_, _> = executions
             .into_iter()
             .filter(|e| e.status == ExecutionStatus::Completed && keep(&e.node_id))
-            .filter_map(|e| e.output.map(|output| (e.node_id, output)))
+            .filter_map(|e| {
+                e.output
+                    .map(|output| (e.node_id.to_string(), Arc::unwrap_or_clone(output)))
+            })
             .collect();
         // The run settles the nodes it queued the first time (all of them, for a run of the
         // whole canvas), which the engine recorded at its start.

@@ -1,32 +1,78 @@
 //! Turns a batch of run events into the few writes that persist it: one per run change and
 //! one per node (a node queued, started and completed within the batch is written once).
+//!
+//! [`plan_batch`] borrows what it can from the events (a terminal event's record is written
+//! as it is, never copied); [`plan_writes`] gives owned, normalized writes for the memory
+//! backend.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use gatewai_core::{EventKind, ExecutionStatus, NodeExecution, RunEvent, RunRecord};
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// One write of a batch.
+/// One write of a batch, borrowing from the batch's events. Timestamps are as the events
+/// carry them: whoever stores a write truncates them to the microsecond.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Write {
+pub(crate) enum BatchWrite<'e> {
     /// A run (re)starts: store it (keeping the `created_at` of an earlier attempt) and drop
     /// the executions an earlier attempt recorded (the new attempt records its own).
-    StartRun(RunRecord),
+    StartRun(&'e RunRecord),
     /// Store the run (insert, or replace the stored one keeping its `created_at`).
-    SaveRun(RunRecord),
+    SaveRun(&'e RunRecord),
     /// Replace a node execution row with this record.
     Execution {
         /// Position in the run's event stream of the node's first event (orders a run's
         /// executions).
         seq: i64,
-        /// The full record.
-        record: NodeExecution,
+        /// The full record: a terminal event's own, or one this batch built.
+        record: Cow<'e, NodeExecution>,
     },
     /// Update an execution that is running, keeping the columns the update does not name
     /// (the row is created if it is missing).
+    ExecutionProgress(Progress<'e>),
+}
+
+/// A running execution's new status, start, attempt and last attempt's error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Progress<'e> {
+    /// As for [`BatchWrite::Execution`].
+    pub(crate) seq: i64,
+    /// The run.
+    pub(crate) run_id: &'e str,
+    /// The node.
+    pub(crate) node_id: &'e str,
+    /// The new status.
+    pub(crate) status: ExecutionStatus,
+    /// When the current attempt started.
+    pub(crate) started_at: DateTime<Utc>,
+    /// The attempt.
+    pub(crate) attempts: u32,
+    /// The error of a failed attempt that will be retried.
+    pub(crate) error: Option<&'e str>,
+}
+
+/// One write of a batch, owned and with timestamps to the microsecond.
+#[cfg(any(feature = "memory", test))]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Write {
+    /// As [`BatchWrite::StartRun`].
+    StartRun(RunRecord),
+    /// As [`BatchWrite::SaveRun`].
+    SaveRun(RunRecord),
+    /// As [`BatchWrite::Execution`].
+    Execution {
+        /// Position in the run's event stream of the node's first event.
+        seq: i64,
+        /// The full record.
+        record: NodeExecution,
+    },
+    /// As [`BatchWrite::ExecutionProgress`].
     ExecutionProgress(ProgressUpdate),
 }
 
 /// A running execution's new status, start, attempt and last attempt's error.
+#[cfg(any(feature = "memory", test))]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ProgressUpdate {
     /// As for [`Write::Execution`].
@@ -45,26 +91,61 @@ pub(crate) struct ProgressUpdate {
     pub(crate) error: Option<String>,
 }
 
-/// The writes persisting a batch of events, in the order they must be applied.
+#[cfg(any(feature = "memory", test))]
+impl BatchWrite<'_> {
+    /// The owned write, timestamps truncated to the microsecond.
+    pub(crate) fn to_owned_write(&self) -> Write {
+        match self {
+            BatchWrite::StartRun(run) => Write::StartRun(normalize_run(run)),
+            BatchWrite::SaveRun(run) => Write::SaveRun(normalize_run(run)),
+            BatchWrite::Execution { seq, record } => Write::Execution {
+                seq: *seq,
+                record: normalize_execution(record),
+            },
+            BatchWrite::ExecutionProgress(p) => Write::ExecutionProgress(ProgressUpdate {
+                seq: p.seq,
+                run_id: p.run_id.to_owned(),
+                node_id: p.node_id.to_owned(),
+                status: p.status,
+                started_at: p.started_at.trunc_subsecs(6),
+                attempts: p.attempts,
+                error: p.error.map(str::to_owned),
+            }),
+        }
+    }
+}
+
+/// The writes persisting a batch of events, in the order they must be applied, owned and
+/// normalized.
+#[cfg(any(feature = "memory", test))]
 pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
-    let mut writes: Vec<Write> = Vec::new();
-    let mut by_node: HashMap<&str, usize> = HashMap::new();
+    plan_batch(events)
+        .iter()
+        .map(BatchWrite::to_owned_write)
+        .collect()
+}
+
+/// The writes persisting a batch of events, in the order they must be applied.
+pub(crate) fn plan_batch(events: &[RunEvent]) -> Vec<BatchWrite<'_>> {
+    // A node's write is taken out of its slot while the node's next event makes a new one.
+    let mut writes: Vec<Option<BatchWrite<'_>>> = Vec::with_capacity(events.len());
+    let mut by_node: HashMap<&str, usize> = HashMap::with_capacity(events.len());
     for event in events {
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
-        let run_id = &*event.run_id;
+        let run_id = &event.run_id;
         match &event.kind {
-            EventKind::RunStarted { run, .. } => writes.push(Write::StartRun(normalize_run(run))),
-            EventKind::RunFinished { run } => writes.push(Write::SaveRun(normalize_run(run))),
+            EventKind::RunStarted { run, .. } => writes.push(Some(BatchWrite::StartRun(run))),
+            EventKind::RunFinished { run } => writes.push(Some(BatchWrite::SaveRun(run))),
             EventKind::NodeQueued {
                 node_id,
                 node_type,
                 label,
             } => {
                 let record = NodeExecution {
-                    run_id: run_id.to_owned(),
-                    node_id: node_id.to_string(),
-                    node_type: node_type.to_string(),
-                    label: label.to_string(),
+                    run_id: Arc::clone(run_id),
+                    node_id: node_id.clone(),
+                    node_type: node_type.clone(),
+                    label: label.clone(),
                     status: ExecutionStatus::Queued,
                     input: None,
                     output: None,
@@ -75,15 +156,16 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
                     duration_ms: None,
                     attempts: 0,
                 };
-                put(&mut writes, &mut by_node, node_id, |_| Write::Execution {
-                    seq,
-                    record,
+                put(&mut writes, &mut by_node, node_id, |_| {
+                    BatchWrite::Execution {
+                        seq,
+                        record: Cow::Owned(record),
+                    }
                 });
             }
             EventKind::NodeStarted { node_id, attempt } => {
-                let at = event.at.trunc_subsecs(6);
                 put(&mut writes, &mut by_node, node_id, |earlier| {
-                    attempt_update(earlier, seq, run_id, node_id, at, *attempt, None)
+                    attempt_update(earlier, seq, run_id, node_id, event.at, *attempt, None)
                 });
             }
             EventKind::NodeFailed {
@@ -94,22 +176,20 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
                 ..
             } => match record {
                 Some(record) => {
-                    let record = normalize_execution(record);
                     put(&mut writes, &mut by_node, node_id, |earlier| {
                         full(earlier, seq, record)
                     });
                 }
                 None => {
-                    let at = event.at.trunc_subsecs(6);
                     put(&mut writes, &mut by_node, node_id, |earlier| {
                         attempt_update(
                             earlier,
                             seq,
                             run_id,
                             node_id,
-                            at,
+                            event.at,
                             *attempt,
-                            Some(error.to_string()),
+                            Some(error),
                         )
                     });
                 }
@@ -121,7 +201,6 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
                 node_id, record, ..
             }
             | EventKind::NodeCancelled { node_id, record } => {
-                let record = normalize_execution(record);
                 put(&mut writes, &mut by_node, node_id, |earlier| {
                     full(earlier, seq, record)
                 });
@@ -129,65 +208,75 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
             _ => {}
         }
     }
-    writes
+    writes.into_iter().flatten().collect()
 }
 
 /// Replaces the node's earlier write in this batch (keeping its place), or appends.
 fn put<'e>(
-    writes: &mut Vec<Write>,
+    writes: &mut Vec<Option<BatchWrite<'e>>>,
     by_node: &mut HashMap<&'e str, usize>,
     node_id: &'e str,
-    make: impl FnOnce(Option<&Write>) -> Write,
+    make: impl FnOnce(Option<BatchWrite<'e>>) -> BatchWrite<'e>,
 ) {
     match by_node.get(node_id) {
-        Some(&i) => writes[i] = make(Some(&writes[i])),
+        Some(&i) => {
+            let earlier = writes[i].take();
+            writes[i] = Some(make(earlier));
+        }
         None => {
             by_node.insert(node_id, writes.len());
-            writes.push(make(None));
+            writes.push(Some(make(None)));
         }
     }
 }
 
-fn earlier_seq(earlier: Option<&Write>, seq: i64) -> i64 {
+fn earlier_seq(earlier: Option<&BatchWrite<'_>>, seq: i64) -> i64 {
     match earlier {
-        Some(Write::Execution { seq, .. }) => *seq,
-        Some(Write::ExecutionProgress(update)) => update.seq,
+        Some(BatchWrite::Execution { seq, .. }) => *seq,
+        Some(BatchWrite::ExecutionProgress(update)) => update.seq,
         _ => seq,
     }
 }
 
-fn full(earlier: Option<&Write>, seq: i64, record: NodeExecution) -> Write {
-    Write::Execution {
-        seq: earlier_seq(earlier, seq),
-        record,
+fn full<'e>(
+    earlier: Option<BatchWrite<'e>>,
+    seq: i64,
+    record: &'e NodeExecution,
+) -> BatchWrite<'e> {
+    BatchWrite::Execution {
+        seq: earlier_seq(earlier.as_ref(), seq),
+        record: Cow::Borrowed(record),
     }
 }
 
-fn attempt_update(
-    earlier: Option<&Write>,
+fn attempt_update<'e>(
+    earlier: Option<BatchWrite<'e>>,
     seq: i64,
-    run_id: &str,
-    node_id: &str,
+    run_id: &'e str,
+    node_id: &'e str,
     at: DateTime<Utc>,
     attempt: u32,
-    error: Option<String>,
-) -> Write {
+    error: Option<&'e str>,
+) -> BatchWrite<'e> {
     match earlier {
         // Queued earlier in this batch: the full record, now executing.
-        Some(Write::Execution { seq, record }) if !record.status.is_terminal() => {
-            let mut record = record.clone();
+        Some(BatchWrite::Execution { seq, record }) if !record.status.is_terminal() => {
+            let mut record = record.into_owned();
             record.status = ExecutionStatus::Executing;
             if error.is_none() {
                 record.started_at = Some(at);
             }
             record.attempts = attempt;
-            record.error = error;
-            Write::Execution { seq: *seq, record }
+            record.error = error.map(str::to_owned);
+            BatchWrite::Execution {
+                seq,
+                record: Cow::Owned(record),
+            }
         }
-        Some(Write::ExecutionProgress(earlier)) => Write::ExecutionProgress(ProgressUpdate {
+        Some(BatchWrite::ExecutionProgress(earlier)) => BatchWrite::ExecutionProgress(Progress {
             seq: earlier.seq,
-            run_id: run_id.to_owned(),
-            node_id: node_id.to_owned(),
+            run_id,
+            node_id,
             status: ExecutionStatus::Executing,
             started_at: if error.is_none() {
                 at
@@ -197,10 +286,10 @@ fn attempt_update(
             attempts: attempt,
             error,
         }),
-        _ => Write::ExecutionProgress(ProgressUpdate {
+        _ => BatchWrite::ExecutionProgress(Progress {
             seq,
-            run_id: run_id.to_owned(),
-            node_id: node_id.to_owned(),
+            run_id,
+            node_id,
             status: ExecutionStatus::Executing,
             started_at: at,
             attempts: attempt,
@@ -288,7 +377,7 @@ mod tests {
             label: "Sum".into(),
             status: ExecutionStatus::Completed,
             input: None,
-            output: Some(NodeResult::default()),
+            output: Some(Arc::new(NodeResult::default())),
             error: None,
             cached: false,
             started_at: Some(Utc::now()),
@@ -345,22 +434,41 @@ mod tests {
         assert!(matches!(&writes[0], Write::StartRun(r) if r.status == RunStatus::Running));
         match &writes[1] {
             Write::Execution { seq: 1, record } => {
-                assert_eq!(record.node_id, "a");
+                assert_eq!(&*record.node_id, "a");
                 assert_eq!(record.status, ExecutionStatus::Completed);
             }
             other => panic!("{other:?}"),
         }
         match &writes[2] {
             Write::Execution { seq: 2, record } => {
-                assert_eq!(record.node_id, "b");
+                assert_eq!(&*record.node_id, "b");
                 assert_eq!(record.status, ExecutionStatus::Executing);
                 assert_eq!(record.attempts, 1);
                 assert!(record.started_at.is_some());
-                assert_eq!(record.node_type, "Sum");
+                assert_eq!(&*record.node_type, "Sum");
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(&writes[3], Write::SaveRun(r) if r.status == RunStatus::Completed));
+    }
+
+    #[test]
+    fn a_terminal_record_is_borrowed_not_copied() {
+        let events = [queued(1, "a"), started(2, "a", 1), completed(3, "a")];
+        let writes = plan_batch(&events);
+        assert_eq!(writes.len(), 1);
+        match &writes[0] {
+            BatchWrite::Execution {
+                seq: 1,
+                record: Cow::Borrowed(record),
+            } => {
+                let EventKind::NodeCompleted { record: own, .. } = &events[2].kind else {
+                    unreachable!()
+                };
+                assert!(std::ptr::eq(*record, &**own));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

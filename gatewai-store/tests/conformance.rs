@@ -12,6 +12,7 @@ use gatewai_core::{
 };
 use gatewai_store::prelude::*;
 use serde_json::json;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 /// Generates one test per (backend, conformance function).
@@ -97,15 +98,15 @@ fn run_record(id: &str, workflow_id: Option<&str>, minutes_ago: i64) -> RunRecor
 fn execution(run_id: &str, node_id: &str, value: f64) -> NodeExecution {
     let now = Utc::now().trunc_subsecs(6);
     NodeExecution {
-        run_id: run_id.to_owned(),
-        node_id: node_id.to_owned(),
+        run_id: run_id.into(),
+        node_id: node_id.into(),
         node_type: "Sum".into(),
-        label: format!("Sum {node_id}"),
+        label: format!("Sum {node_id}").into(),
         status: ExecutionStatus::Completed,
-        input: Some(json!({"in": [value - 1.0]})),
-        output: Some(NodeResult::single(Generation {
+        input: Some(json!({"in": [value - 1.0]}).into()),
+        output: Some(Arc::new(NodeResult::single(Generation {
             items: vec![Item::number(value).on(format!("{node_id}:out"))],
-        })),
+        }))),
         error: None,
         cached: false,
         started_at: Some(now),
@@ -452,14 +453,10 @@ async fn run_history_is_paged_newest_first(target: &Target) {
     assert_eq!(ids(&page3), ["run-0"]);
     for entry in page1.iter().chain(&page2).chain(&page3) {
         let i: usize = entry.run.id[4..].parse().unwrap();
-        let nodes: Vec<&str> = entry
-            .executions
-            .iter()
-            .map(|e| e.node_id.as_str())
-            .collect();
+        let nodes: Vec<&str> = entry.executions.iter().map(|e| &*e.node_id).collect();
         let expected: Vec<String> = (0..=(i % 3)).map(|n| format!("n{n}")).collect();
         assert_eq!(nodes, expected, "executions of {} in order", entry.run.id);
-        assert!(entry.executions.iter().all(|e| e.run_id == entry.run.id));
+        assert!(entry.executions.iter().all(|e| *e.run_id == *entry.run.id));
     }
     assert_eq!(
         page1[0].run,
@@ -571,15 +568,11 @@ async fn recorder_persists_an_engine_run(target: &Target) {
     assert_eq!(entry.run.status, RunStatus::Completed);
     assert_eq!(entry.run.trigger_type, TriggerType::Manual);
     assert!(entry.run.finished_at.is_some());
-    let nodes: Vec<&str> = entry
-        .executions
-        .iter()
-        .map(|e| e.node_id.as_str())
-        .collect();
+    let nodes: Vec<&str> = entry.executions.iter().map(|e| &*e.node_id).collect();
     assert_eq!(nodes, ["n0", "n1", "n2", "n3", "n4", "n5"], "queue order");
     for (stored, reported) in entry.executions.iter().zip(&outcome.executions) {
         assert_eq!(stored.status, ExecutionStatus::Completed);
-        assert_eq!(stored.node_type, "Sum");
+        assert_eq!(&*stored.node_type, "Sum");
         assert_eq!(stored.output, reported.output, "{}", stored.node_id);
         assert_eq!(stored.attempts, reported.attempts);
         assert_eq!(stored.duration_ms, reported.duration_ms);
@@ -715,7 +708,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
         let status = |id: &str| {
             executions
                 .iter()
-                .find(|e| e.node_id == id)
+                .find(|e| *e.node_id == *id)
                 .map(|e| e.status)
         };
         status("a") == Some(ExecutionStatus::Completed)
@@ -819,7 +812,7 @@ async fn crashed_run_can_be_marked_interrupted(target: &Target) {
         entry
             .executions
             .iter()
-            .find(|e| e.node_id == id)
+            .find(|e| *e.node_id == *id)
             .map(|e| (e.status, e.error.clone()))
             .unwrap()
     };

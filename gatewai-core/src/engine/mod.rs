@@ -2,21 +2,26 @@
 //! partial runs, pinned results, cancellation, retries and timeouts.
 //!
 //! ## How a run goes
-//! [`Engine::start`] validates the document, compiles it into a plan of flat arrays (nodes in
-//! topological order, input sources as node indices, dependents in one CSR array, in-degree
-//! counters) and spawns the run. Each ready node is settled by a drive loop: resolve inputs,
-//! look the cache up, execute with retries and timeouts (through the [`NodeDispatcher`]), record,
-//! then release dependents; one newly ready dependent continues on the same task, the others
-//! are spawned. Events go through a channel to a dispatcher task that hands batches to the
-//! observers, so slow observers never stall node execution.
+//! [`Engine::start`] fingerprints the document (nodes, handles, edges, configs, the run target
+//! and which nodes the run brings results for: 128 bits, two seeded hashes). A document seen
+//! before reuses its kept plan; a new one is validated and compiled into a plan of flat arrays
+//! (nodes in topological order, input sources as node indices, dependents in one CSR array,
+//! in-degree counters, and each node's part of its cache key), which the engine keeps
+//! ([`EngineBuilder::plan_cache`]). What the run itself brings — configs and previous results
+//! moved out of the document, pinned and resumed results, run inputs — is gathered per run
+//! and checked on every run. Each ready node is then settled by a drive loop: resolve inputs,
+//! look the cache up, execute with retries and timeouts (directly, or through a host's
+//! [`NodeDispatcher`]), record, then release dependents; one newly ready dependent continues
+//! on the same task, the others are spawned. Events go through a channel to a dispatcher task
+//! that hands batches to the observers, so slow observers never stall node execution.
 //!
 //! ## Where the time goes (measured: see the README)
-//! Per node, beyond the node itself: validation and planning of the document (string ids hashed
-//! and copied into the plan), allocations for the records (`NodeExecution` owns its strings and
-//! an input snapshot as JSON), the result written back into the returned document, and the
-//! events. The next steps that would cut it most: keep plans of unchanged documents across runs
-//! (no re-validation on a cached re-run), build records lazily from shared `Arc`s, and write
-//! results back by moving rather than cloning.
+//! Per node, beyond the node itself: the records (a `NodeExecution` shares the plan's ids,
+//! the result and the resolved inputs through `Arc`s, but is still one allocation), the
+//! resolved inputs and the node's outputs (a few small vectors), the result written back into
+//! the returned document (a copy: the outcome's `results` share the original), the events,
+//! and the allocator under all of it. A new document also pays validation and planning
+//! (about 1–2 µs per node), a kept one only its fingerprint.
 
 use crate::assets::{AssetStore, MemoryAssetStore};
 use crate::cache::ResultCache;
@@ -32,6 +37,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+mod key;
 mod limiter;
 mod plan;
 mod run;
@@ -188,7 +194,7 @@ pub struct RunOutcome {
     /// The workflow with the results of completed, non-transient nodes written back.
     pub workflow: Workflow,
     /// Every completed node's result in this run (transient nodes included), by node id.
-    pub results: HashMap<String, Arc<NodeResult>>,
+    pub results: HashMap<Arc<str>, Arc<NodeResult>>,
     /// The values of the run's output nodes (Export), by node id.
     pub exports: BTreeMap<String, Vec<Item>>,
 }
@@ -207,6 +213,7 @@ pub struct EngineBuilder {
     dispatcher: Option<Arc<dyn NodeDispatcher>>,
     executor: ExecutorKind,
     cancel_grace: Duration,
+    plan_cache: usize,
 }
 
 /// Runs workflows. Cheap to clone; clones share limits, observers, cache and assets.
@@ -226,9 +233,11 @@ pub(crate) struct EngineInner {
     pub(crate) observers: Vec<Arc<dyn Observer>>,
     pub(crate) assets: Arc<dyn AssetStore>,
     pub(crate) cache: Option<Arc<dyn ResultCache>>,
-    pub(crate) dispatcher: Arc<dyn NodeDispatcher>,
+    /// A host's dispatcher; `None` calls nodes in-process.
+    pub(crate) dispatcher: Option<Arc<dyn NodeDispatcher>>,
     pub(crate) executor: ExecutorKind,
     pub(crate) cancel_grace: Duration,
+    pub(crate) plans: plan::PlanCache,
 }
 
 impl Default for EngineBuilder {
@@ -246,6 +255,7 @@ impl Default for EngineBuilder {
             dispatcher: None,
             executor: ExecutorKind::default(),
             cancel_grace: Duration::from_secs(5),
+            plan_cache: 16,
         }
     }
 }
@@ -305,7 +315,7 @@ impl EngineBuilder {
         self
     }
 
-    /// The result cache. By default an in-memory cache of the last 10,000 node outputs, so
+    /// The result cache. By default an in-memory cache of the last 100,000 node outputs, so
     /// that unchanged upstream nodes of "Run selected" are not executed again; a host keeps
     /// hits across restarts with a store-backed cache (`gatewai-store`).
     pub fn cache(mut self, cache: Arc<dyn ResultCache>) -> Self {
@@ -339,6 +349,14 @@ impl EngineBuilder {
         self
     }
 
+    /// How many compiled plans the engine keeps (16 by default; 0 keeps none). A run of a
+    /// document whose structure, configs, run target and pinned/resumed nodes match a kept
+    /// plan skips validation and planning; a plan costs memory in proportion to its document.
+    pub fn plan_cache(mut self, plans: usize) -> Self {
+        self.plan_cache = plans;
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Result<Engine> {
         let type_limits = self
@@ -366,12 +384,13 @@ impl EngineBuilder {
                     (Some(cache), _) => Some(cache),
                     (None, true) => None,
                     (None, false) => Some(Arc::new(
-                        crate::cache::MemoryResultCache::with_capacity(10_000),
+                        crate::cache::MemoryResultCache::with_capacity(100_000),
                     )),
                 },
-                dispatcher: self.dispatcher.unwrap_or_else(|| Arc::new(LocalDispatcher)),
+                dispatcher: self.dispatcher,
                 executor: self.executor,
                 cancel_grace: self.cancel_grace,
+                plans: plan::PlanCache::new(self.plan_cache),
             }),
         })
     }
@@ -396,10 +415,9 @@ impl Engine {
     /// Validates and starts a run; must be called within a tokio runtime. An invalid workflow
     /// is an [`Error::Invalid`] listing every problem, and no node runs.
     pub fn start(&self, workflow: Workflow, options: RunOptions) -> Result<RunHandle> {
-        crate::validate::validate(&workflow, &self.inner.registry)?;
-        let mut plan = plan::Plan::build(&self.inner, &workflow, &options)?;
+        let plan = self.plan_for(&workflow, &options)?;
         let mut workflow = workflow;
-        plan.take_documents(&mut workflow);
+        let runs = plan.prepare_run(&mut workflow, &options)?;
         let run_id: Arc<str> = Arc::from(
             options
                 .run_id
@@ -417,6 +435,7 @@ impl Engine {
             engine: self.inner.clone(),
             workflow,
             plan,
+            runs,
             options,
             run_id: run_id.clone(),
             cancel: cancel.clone(),
@@ -428,6 +447,25 @@ impl Engine {
             events,
             join,
         })
+    }
+
+    /// The compiled plan of a document: kept from an earlier run when the document's structure,
+    /// configs, target and preset nodes are unchanged (no validation, no planning), or
+    /// validated and compiled now.
+    fn plan_for(&self, workflow: &Workflow, options: &RunOptions) -> Result<Arc<plan::Plan>> {
+        let plans = &self.inner.plans;
+        let key = plans
+            .is_enabled()
+            .then(|| plans.fingerprint(workflow, options));
+        if let Some(plan) = key.and_then(|k| plans.get(k)) {
+            return Ok(plan);
+        }
+        crate::validate::validate(workflow, &self.inner.registry)?;
+        let plan = Arc::new(plan::Plan::build(&self.inner, workflow, options)?);
+        if let Some(key) = key {
+            plans.insert(key, plan.clone());
+        }
+        Ok(plan)
     }
 
     /// Runs a workflow to the end.

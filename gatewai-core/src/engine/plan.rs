@@ -1,5 +1,8 @@
-//! A workflow compiled into flat arrays for one run: nodes in topological order, each input
-//! slot's sources as node indices, dependents in one CSR array, and in-degree counts.
+//! A workflow compiled into flat arrays: nodes in topological order, each input slot's sources
+//! as node indices, dependents in one CSR array, and in-degree counts. A plan holds only what
+//! the document's structure decides, so the engine keeps plans of unchanged documents and a
+//! re-run skips validation and planning; what each run brings (configs, previous results,
+//! pinned results, run inputs) is gathered per run into [`NodeRun`]s.
 
 use super::limiter::FairLimiter;
 use super::{EngineInner, RetryPolicy, RunOptions, RunTarget};
@@ -8,7 +11,8 @@ use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
 use crate::model::{HandleType, NodeResult, OnError, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
-use std::sync::Arc;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// One input handle of a planned node.
@@ -39,8 +43,6 @@ pub(crate) struct PlanNode {
     pub(crate) node_type: Arc<str>,
     pub(crate) label: Arc<str>,
     pub(crate) node: Arc<dyn Node>,
-    pub(crate) config: Arc<serde_json::Value>,
-    pub(crate) previous: Option<Arc<NodeResult>>,
     pub(crate) slots: Vec<SlotPlan>,
     pub(crate) handles: Vec<HandlePlan>,
     pub(crate) transient: bool,
@@ -48,16 +50,31 @@ pub(crate) struct PlanNode {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: Arc<RetryPolicy>,
     pub(crate) type_limit: Option<Arc<FairLimiter>>,
-    pub(crate) preset: Option<(Arc<NodeResult>, ResultSource)>,
-    pub(crate) run_input: Option<Arc<RunInput>>,
-    pub(crate) force: bool,
+    /// Whether the node must run in the engine (a pinned result for it is ignored).
+    pub(crate) terminal: bool,
     pub(crate) mode: ResultMode,
     pub(crate) cacheable: bool,
     pub(crate) is_run_output: bool,
-    pub(crate) version: u32,
+    /// The plan's part of the node's result-cache key (see `engine::key`).
+    pub(crate) key_prefix: [u8; 32],
 }
 
-/// The compiled run.
+/// What one run brings for a planned node.
+#[derive(Clone)]
+pub(crate) struct NodeRun {
+    /// The node's config, moved out of the run's document (and handed back at the end).
+    pub(crate) config: Arc<serde_json::Value>,
+    /// The node's result before the run, moved out of the document likewise.
+    pub(crate) previous: Option<Arc<NodeResult>>,
+    /// A pinned or resumed result the run uses instead of executing the node.
+    pub(crate) preset: Option<(Arc<NodeResult>, ResultSource)>,
+    /// The value the run was given for this source node.
+    pub(crate) run_input: Option<Arc<RunInput>>,
+    /// Executes even when the cache has the result.
+    pub(crate) force: bool,
+}
+
+/// A compiled workflow: everything its structure decides, shared by every run of it.
 pub(crate) struct Plan {
     /// Nodes in topological order.
     pub(crate) nodes: Vec<PlanNode>,
@@ -66,18 +83,127 @@ pub(crate) struct Plan {
     pub(crate) dependents: Vec<u32>,
     /// Number of edges into each node from nodes of the run.
     pub(crate) indegree: Vec<u32>,
+    /// Number of nodes in the document.
+    doc_nodes: usize,
+    /// Document node id → (document index, plan index or `u32::MAX`), built on first need
+    /// (only runs with pinned results, resumed results, run inputs or forced nodes ask).
+    lookup: OnceLock<crate::FastMap<Box<str>, (u32, u32)>>,
 }
 
 impl Plan {
-    /// Moves each planned node's config and previous result out of the run's own copy of the
-    /// document (the run hands them back when it ends), so no node's data is deep-copied.
-    pub(crate) fn take_documents(&mut self, workflow: &mut Workflow) {
-        for node in &mut self.nodes {
-            if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
-                node.config = Arc::new(std::mem::take(&mut doc.config));
-                node.previous = doc.result.take().map(Arc::new);
+    /// Gathers what this run brings for each planned node: configs and previous results are
+    /// moved out of the run's own copy of the document (the run hands them back when it
+    /// ends), so no node's data is deep-copied; pinned and resumed results, run inputs and
+    /// forced nodes are checked and attached.
+    pub(crate) fn prepare_run(
+        &self,
+        workflow: &mut Workflow,
+        options: &RunOptions,
+    ) -> Result<Vec<NodeRun>> {
+        let mut runs: Vec<NodeRun> = self
+            .nodes
+            .iter()
+            .map(|node| {
+                let (config, previous) = match workflow.nodes.get_mut(node.wf_index as usize) {
+                    Some(doc) => (
+                        std::mem::take(&mut doc.config),
+                        doc.result.take().map(Arc::new),
+                    ),
+                    None => (serde_json::Value::Null, None),
+                };
+                NodeRun {
+                    config: Arc::new(config),
+                    previous,
+                    preset: None,
+                    run_input: None,
+                    force: false,
+                }
+            })
+            .collect();
+        let has_ids = !(options.pinned.is_empty()
+            && options.resumed.is_empty()
+            && options.inputs.is_empty()
+            && options.force.is_empty());
+        if !has_ids {
+            return Ok(runs);
+        }
+        let problems = self.attach(&mut runs, workflow, options);
+        if problems.is_empty() {
+            Ok(runs)
+        } else {
+            // Hand the moved data back: a rejected run leaves the document as it was.
+            restore_documents(self, workflow, runs);
+            Err(Error::Invalid(ValidationErrors(problems)))
+        }
+    }
+
+    /// Attaches pinned and resumed results, run inputs and forced flags; returns the problems.
+    fn attach(
+        &self,
+        runs: &mut [NodeRun],
+        workflow: &Workflow,
+        options: &RunOptions,
+    ) -> Vec<ValidationError> {
+        let lookup = self.lookup(workflow);
+        let mut problems = option_id_problems(options, |id| lookup.contains_key(id));
+        let planned = |id: &str| {
+            lookup
+                .get(id)
+                .map(|&(_, p)| p as usize)
+                .filter(|&p| p < runs.len())
+        };
+        let mut presets = Vec::new();
+        for (id, result) in &options.resumed {
+            if let Some(p) = planned(id) {
+                presets.push((p, Arc::new(result.clone()), ResultSource::Resumed));
             }
         }
+        for (id, result) in &options.pinned {
+            problems.extend(check_pinned(workflow, id, result));
+            if let Some(p) = planned(id) {
+                if self.nodes[p].terminal {
+                    tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
+                } else if !options.resumed.contains_key(id) {
+                    presets.push((p, Arc::new(result.clone()), ResultSource::Pinned));
+                }
+            }
+        }
+        let mut inputs = Vec::new();
+        for (id, input) in &options.inputs {
+            if let Some(p) = planned(id) {
+                inputs.push((p, Arc::new(input.clone())));
+            }
+        }
+        let forced: Vec<usize> = options.force.iter().filter_map(|id| planned(id)).collect();
+        for (p, result, source) in presets {
+            runs[p].preset = Some((result, source));
+        }
+        for (p, input) in inputs {
+            runs[p].run_input = Some(input);
+        }
+        for p in forced {
+            runs[p].force = true;
+        }
+        problems
+    }
+
+    fn lookup(&self, workflow: &Workflow) -> &crate::FastMap<Box<str>, (u32, u32)> {
+        self.lookup.get_or_init(|| {
+            let mut map: crate::FastMap<Box<str>, (u32, u32)> = workflow
+                .nodes
+                .iter()
+                .enumerate()
+                .take(self.doc_nodes)
+                .rev() // the first of duplicate ids wins, as in validation
+                .map(|(i, n)| (Box::from(n.id.as_str()), (i as u32, u32::MAX)))
+                .collect();
+            for (p, node) in self.nodes.iter().enumerate() {
+                if let Some(entry) = map.get_mut(&*node.id) {
+                    entry.1 = p as u32;
+                }
+            }
+            map
+        })
     }
 
     pub(crate) fn dependents_of(&self, i: usize) -> &[u32] {
@@ -100,19 +226,7 @@ impl Plan {
             .enumerate()
             .map(|(i, node)| (node.id.as_str(), i as u32))
             .collect();
-        let mut problems = Vec::new();
-        for id in options
-            .pinned
-            .keys()
-            .chain(options.resumed.keys())
-            .chain(options.inputs.keys())
-        {
-            if !index.contains_key(id.as_str()) {
-                problems.push(ValidationError::NodeNotFound {
-                    node_id: id.clone(),
-                });
-            }
-        }
+        let mut problems = option_id_problems(options, |id| index.contains_key(id));
         // Per node type, once: the implementation and the policies that apply.
         let mut types: HashMap<&str, Option<TypeInfo>> = HashMap::default();
         let mut type_of: Vec<Option<usize>> = Vec::with_capacity(n);
@@ -162,22 +276,19 @@ impl Plan {
             }
         }
         let incoming_of = |t: usize| &incoming[in_offsets[t] as usize..in_offsets[t + 1] as usize];
-        // Preset results: pinned (not for terminal nodes) and resumed.
-        let mut preset: Vec<Option<(Arc<NodeResult>, ResultSource)>> = vec![None; n];
-        for (id, result) in &options.resumed {
+        // Nodes whose result the run brings (resumed; pinned, except for terminal nodes).
+        let mut preset = vec![false; n];
+        for id in options.resumed.keys() {
             if let Some(&i) = index.get(id.as_str()) {
-                preset[i as usize] = Some((Arc::new(result.clone()), ResultSource::Resumed));
+                preset[i as usize] = true;
             }
         }
         for (id, result) in &options.pinned {
             problems.extend(check_pinned(workflow, id, result));
             if let Some(&i) = index.get(id.as_str()) {
                 let i = i as usize;
-                let terminal = type_of[i].is_some_and(|t| type_list[t].terminal);
-                if terminal {
-                    tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
-                } else if preset[i].is_none() {
-                    preset[i] = Some((Arc::new(result.clone()), ResultSource::Pinned));
+                if !type_of[i].is_some_and(|t| type_list[t].terminal) {
+                    preset[i] = true;
                 }
             }
         }
@@ -202,7 +313,7 @@ impl Plan {
                     }
                 }
                 while let Some(i) = stack.pop() {
-                    if std::mem::replace(&mut included[i], true) || preset[i].is_some() {
+                    if std::mem::replace(&mut included[i], true) || preset[i] {
                         continue;
                     }
                     stack.extend(
@@ -218,7 +329,7 @@ impl Plan {
             return Err(Error::Invalid(ValidationErrors(problems)));
         }
         // Topological order (Kahn) over the edges that count: into included, non-preset nodes.
-        let counts = |t: usize| included[t] && preset[t].is_none();
+        let counts = |t: usize| included[t] && !preset[t];
         let mut indeg = vec![0u32; n];
         let mut out_counts = vec![0u32; n + 1];
         for t in (0..n).filter(|&t| counts(t)) {
@@ -330,7 +441,7 @@ impl Plan {
             }
             // Outputs first when keys are matched.
             handles.sort_by_key(|h| !h.is_output);
-            if preset[i].is_none() {
+            if !preset[i] {
                 for &(s, e) in incoming_of(i) {
                     if !included[s as usize] {
                         continue;
@@ -355,7 +466,19 @@ impl Plan {
                     slot.sources.push((src, src_handle));
                 }
             }
+            let key_prefix = if info.cacheable && engine.cache.is_some() {
+                super::key::key_prefix(
+                    &info.node_type,
+                    info.version,
+                    &node.config,
+                    &slots,
+                    &handles,
+                )
+            } else {
+                [0; 32]
+            };
             nodes.push(PlanNode {
+                key_prefix,
                 wf_index: i as u32,
                 id: Arc::from(node.id.as_str()),
                 node_type: info.node_type.clone(),
@@ -365,9 +488,6 @@ impl Plan {
                     intern.get(&node.name)
                 },
                 node: info.imp.clone(),
-                // Moved in from the document by `take_documents`, not copied.
-                config: Arc::new(serde_json::Value::Null),
-                previous: None,
                 slots,
                 handles,
                 transient: info.transient,
@@ -375,17 +495,10 @@ impl Plan {
                 timeout: info.timeout,
                 retry: info.retry.clone(),
                 type_limit: info.type_limit.clone(),
-                preset: preset[i].clone(),
-                run_input: if options.inputs.is_empty() {
-                    None
-                } else {
-                    options.inputs.get(&node.id).cloned().map(Arc::new)
-                },
-                force: !options.force.is_empty() && options.force.contains(&node.id),
+                terminal: info.terminal,
                 mode: info.mode,
                 cacheable: info.cacheable,
                 is_run_output: info.is_run_output,
-                version: info.version,
             });
         }
         // Dependents (CSR), once per edge, from the slot sources.
@@ -417,6 +530,8 @@ impl Plan {
             dep_offsets,
             dependents,
             indegree,
+            doc_nodes: n,
+            lookup: OnceLock::new(),
         })
     }
 }
@@ -508,7 +623,7 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
     for generation in &result.outputs {
         for item in &generation.items {
             let handle = workflow.handles.iter().find(|h| {
-                h.id == item.output_handle_id
+                *h.id == *item.output_handle_id
                     && h.node_id == node_id
                     && h.handle_type == HandleType::Output
             });
@@ -535,4 +650,233 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
         }
     }
     problems
+}
+
+/// Ids named in the options (pinned, resumed, run inputs) that are not nodes of the document.
+pub(crate) fn option_id_problems(
+    options: &RunOptions,
+    exists: impl Fn(&str) -> bool,
+) -> Vec<ValidationError> {
+    options
+        .pinned
+        .keys()
+        .chain(options.resumed.keys())
+        .chain(options.inputs.keys())
+        .filter(|id| !exists(id))
+        .map(|id| ValidationError::NodeNotFound {
+            node_id: id.clone(),
+        })
+        .collect()
+}
+
+/// Hands each planned node's config and untouched previous result back to the document.
+pub(crate) fn restore_documents(plan: &Plan, workflow: &mut Workflow, runs: Vec<NodeRun>) {
+    for (node, run) in plan.nodes.iter().zip(runs) {
+        if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
+            doc.config = Arc::unwrap_or_clone(run.config);
+            if doc.result.is_none() {
+                doc.result = run.previous.map(Arc::unwrap_or_clone);
+            }
+        }
+    }
+}
+
+/// The compiled plans of recently run documents, keyed by a fingerprint of everything that
+/// decides a plan: the document's nodes, handles, edges and configs (validation checks
+/// configs), the run target, and which nodes the run brings results for. A re-run of an
+/// unchanged document skips validation and planning.
+pub(crate) struct PlanCache {
+    capacity: usize,
+    seeds: [foldhash::fast::FixedState; 2],
+    /// A use counter, and at most `capacity` kept plans.
+    entries: Mutex<(u64, Vec<KeptPlan>)>,
+}
+
+/// A kept plan: (fingerprint, plan, the use counter's value at its last use).
+type KeptPlan = (u128, Arc<Plan>, u64);
+
+impl PlanCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        PlanCache {
+            capacity,
+            seeds: [
+                foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
+                foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
+            ],
+            entries: Mutex::new((0, Vec::new())),
+        }
+    }
+
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    /// The plan compiled for this fingerprint, if it is still kept.
+    pub(crate) fn get(&self, key: u128) -> Option<Arc<Plan>> {
+        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        let entry = entries.iter_mut().find(|(k, _, _)| *k == key)?;
+        entry.2 = *clock;
+        Some(entry.1.clone())
+    }
+
+    /// Keeps a plan, evicting the least recently used one when full.
+    pub(crate) fn insert(&self, key: u128, plan: Arc<Plan>) {
+        let mut guard = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let (clock, entries) = &mut *guard;
+        *clock += 1;
+        if let Some(entry) = entries.iter_mut().find(|(k, _, _)| *k == key) {
+            *entry = (key, plan, *clock);
+            return;
+        }
+        if entries.len() >= self.capacity
+            && let Some(oldest) = entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, (_, _, used))| *used)
+                .map(|(i, _)| i)
+        {
+            entries.swap_remove(oldest);
+        }
+        entries.push((key, plan, *clock));
+    }
+
+    /// A 128-bit fingerprint (two independently seeded hashes) of what decides the plan.
+    pub(crate) fn fingerprint(&self, workflow: &Workflow, options: &RunOptions) -> u128 {
+        let [a, b] = &self.seeds;
+        let (mut a, mut b) = (a.build_hasher(), b.build_hasher());
+        let mut both = Fingerprint([&mut a, &mut b]);
+        both.structure(workflow, options);
+        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+    }
+}
+
+/// Feeds the same fields to two hashers.
+struct Fingerprint<'a>([&'a mut foldhash::fast::FoldHasher<'static>; 2]);
+
+impl Fingerprint<'_> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        for h in self.0.iter_mut() {
+            h.write_usize(bytes.len());
+            h.write(bytes);
+        }
+    }
+
+    fn num(&mut self, n: u64) {
+        for h in self.0.iter_mut() {
+            h.write_u64(n);
+        }
+    }
+
+    fn opt(&mut self, s: Option<&str>) {
+        match s {
+            None => self.num(0),
+            Some(s) => {
+                self.num(1);
+                self.bytes(s.as_bytes());
+            }
+        }
+    }
+
+    fn json(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.num(0),
+            Value::Bool(b) => self.num(1 + u64::from(*b)),
+            Value::Number(n) => {
+                self.num(3);
+                match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                    (Some(u), _, _) => self.num(u),
+                    (_, Some(i), _) => self.num(i as u64 ^ (1 << 63)),
+                    (_, _, Some(f)) => self.num(f.to_bits()),
+                    _ => self.bytes(n.to_string().as_bytes()),
+                }
+            }
+            Value::String(s) => {
+                self.num(4);
+                self.bytes(s.as_bytes());
+            }
+            Value::Array(items) => {
+                self.num(5);
+                self.num(items.len() as u64);
+                for item in items {
+                    self.json(item);
+                }
+            }
+            Value::Object(map) => {
+                self.num(6);
+                self.num(map.len() as u64);
+                for (k, v) in map {
+                    self.bytes(k.as_bytes());
+                    self.json(v);
+                }
+            }
+        }
+    }
+
+    fn structure(&mut self, workflow: &Workflow, options: &RunOptions) {
+        self.num(workflow.nodes.len() as u64);
+        for node in &workflow.nodes {
+            self.bytes(node.id.as_bytes());
+            self.bytes(node.node_type.as_bytes());
+            self.bytes(node.name.as_bytes());
+            self.num(match node.on_error {
+                None => 0,
+                Some(OnError::Fail) => 1,
+                Some(OnError::Continue) => 2,
+            });
+            self.json(&node.config);
+        }
+        self.num(workflow.handles.len() as u64);
+        for handle in &workflow.handles {
+            self.bytes(handle.id.as_bytes());
+            self.bytes(handle.node_id.as_bytes());
+            self.num(u64::from(handle.handle_type == HandleType::Output));
+            self.num(handle.data_types.len() as u64);
+            for data_type in &handle.data_types {
+                self.num(*data_type as u64);
+            }
+            self.bytes(handle.label.as_bytes());
+            self.num(handle.order as u64);
+            self.num(u64::from(handle.required));
+            self.opt(handle.template_handle_id.as_deref());
+            self.num(match handle.multiple {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            });
+        }
+        self.num(workflow.edges.len() as u64);
+        for edge in &workflow.edges {
+            self.bytes(edge.id.as_bytes());
+            self.bytes(edge.source.as_bytes());
+            self.bytes(edge.target.as_bytes());
+            self.bytes(edge.source_handle_id.as_bytes());
+            self.bytes(edge.target_handle_id.as_bytes());
+        }
+        match &options.target {
+            RunTarget::All => self.num(0),
+            RunTarget::Nodes(ids) => {
+                self.num(1);
+                self.num(ids.len() as u64);
+                for id in ids {
+                    self.bytes(id.as_bytes());
+                }
+            }
+        }
+        // Which nodes bring their result decides what the run needs upstream.
+        let mut preset: Vec<&str> = options
+            .pinned
+            .keys()
+            .chain(options.resumed.keys())
+            .map(String::as_str)
+            .collect();
+        preset.sort_unstable();
+        preset.dedup();
+        self.num(preset.len() as u64);
+        for id in preset {
+            self.bytes(id.as_bytes());
+        }
+    }
 }

@@ -1,16 +1,16 @@
 //! Executing a plan: drive loops that settle nodes and continue with a lone ready successor on
 //! the same task, an event dispatcher, and the finalisation of records and the outcome.
 
-use super::plan::{Plan, PlanNode};
+use super::plan::{NodeRun, Plan, PlanNode};
 use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
-use crate::cache::{CacheKey, CachedOutputs};
+use crate::cache::CachedOutputs;
 use crate::error::{ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, ResultSource, RunEvent, SkipReason};
 use crate::model::{
-    Data, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, OnError, OutputItem,
-    RunRecord, RunStatus, Workflow,
+    ExecutionStatus, Generation, InputSnapshot, Item, NodeExecution, NodeResult, OnError,
+    OutputItem, RunRecord, RunStatus, Workflow,
 };
-use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput};
+use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -53,7 +53,9 @@ enum Spawner {
 
 /// The shared state of one run.
 pub(crate) struct RunState {
-    plan: Plan,
+    plan: Arc<Plan>,
+    /// What this run brings for each planned node, by plan index.
+    runs: Vec<NodeRun>,
     remaining: Vec<AtomicU32>,
     settled: Vec<OnceLock<Settled>>,
     settled_count: AtomicUsize,
@@ -76,7 +78,8 @@ pub(crate) struct RunState {
 pub(crate) struct RunSetup {
     pub(crate) engine: Arc<EngineInner>,
     pub(crate) workflow: Workflow,
-    pub(crate) plan: Plan,
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) runs: Vec<NodeRun>,
     pub(crate) options: RunOptions,
     pub(crate) run_id: Arc<str>,
     pub(crate) cancel: CancellationToken,
@@ -89,6 +92,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         engine,
         workflow,
         plan,
+        runs,
         options,
         run_id,
         cancel,
@@ -129,12 +133,16 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             run: Arc::new(run.clone()),
             node_count: count,
         });
+        // Every node is queued at the run's start.
         for node in &plan.nodes {
-            sink.emit(EventKind::NodeQueued {
-                node_id: node.id.clone(),
-                node_type: node.node_type.clone(),
-                label: node.label.clone(),
-            });
+            sink.emit_at(
+                created_at,
+                EventKind::NodeQueued {
+                    node_id: node.id.clone(),
+                    node_type: node.node_type.clone(),
+                    label: node.label.clone(),
+                },
+            );
         }
     }
     tracing::info!(parent: &span, nodes = count, "run started");
@@ -153,6 +161,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         .collect();
     let state = Arc::new(RunState {
         plan,
+        runs,
         remaining,
         settled,
         settled_count: AtomicUsize::new(0),
@@ -240,18 +249,14 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     // last node), so records and results move into the outcome instead of being copied.
     let mut state = state;
     let mut tries = 0;
-    let (plan, settled) = loop {
+    let (plan, runs, settled) = loop {
         match Arc::try_unwrap(state) {
-            Ok(owned) => {
-                break (
-                    SharedOr::Owned(owned.plan),
-                    SettledSlots::Owned(owned.settled),
-                );
-            }
+            Ok(owned) => break (owned.plan, owned.runs, SettledSlots::Owned(owned.settled)),
             // A node abandoned after cancellation still holds the state: copy what we need.
             Err(shared) if tries >= 64 => {
                 break (
-                    SharedOr::Shared(shared.clone()),
+                    shared.plan.clone(),
+                    shared.runs.clone(),
                     SettledSlots::Shared(shared),
                 );
             }
@@ -262,7 +267,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             }
         }
     };
-    let nodes = plan.nodes();
+    let nodes = &plan.nodes;
     let mut executions = Vec::with_capacity(count);
     let mut results = HashMap::with_capacity(count);
     let mut exports = BTreeMap::new();
@@ -286,7 +291,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
                 {
                     wf_node.result = Some((*result).clone());
                 }
-                results.insert(node.id.to_string(), result);
+                results.insert(node.id.clone(), result);
                 record
             }
             Settled::Failed { record, .. }
@@ -296,34 +301,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         executions.push(Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()));
     }
     // Hand the configs and untouched previous results back to the document.
-    let unshare =
-        |value: Arc<serde_json::Value>| Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
-    let unshare_result =
-        |value: Arc<NodeResult>| Arc::try_unwrap(value).unwrap_or_else(|v| (*v).clone());
-    let restore = |wf_node: &mut crate::model::Node,
-                   config: Arc<serde_json::Value>,
-                   previous: Option<Arc<NodeResult>>| {
-        wf_node.config = unshare(config);
-        if wf_node.result.is_none() {
-            wf_node.result = previous.map(unshare_result);
-        }
-    };
-    match plan {
-        SharedOr::Owned(plan) => {
-            for node in plan.nodes {
-                if let Some(wf_node) = workflow.nodes.get_mut(node.wf_index as usize) {
-                    restore(wf_node, node.config, node.previous);
-                }
-            }
-        }
-        SharedOr::Shared(state) => {
-            for node in &state.plan.nodes {
-                if let Some(wf_node) = workflow.nodes.get_mut(node.wf_index as usize) {
-                    restore(wf_node, node.config.clone(), node.previous.clone());
-                }
-            }
-        }
-    }
+    super::plan::restore_documents(&plan, &mut workflow, runs);
     Ok(RunOutcome {
         run,
         executions,
@@ -437,13 +415,13 @@ enum Resolution {
 impl RunState {
     fn spawn(self: &Arc<Self>, idx: u32) {
         let state = self.clone();
-        let fut = async move { state.drive(idx).await }.boxed();
         match &self.spawner {
+            // Spawned as it is: tokio allocates the task, no second box for the future.
             Spawner::Tokio => {
-                tokio::spawn(fut);
+                tokio::spawn(async move { state.drive(idx).await });
             }
             Spawner::Local(tx) => {
-                let _ = tx.send(fut);
+                let _ = tx.send(async move { state.drive(idx).await }.boxed());
             }
         }
     }
@@ -451,7 +429,6 @@ impl RunState {
     /// Settles `idx`, then keeps going with one newly ready dependent on this task and hands
     /// the others to the spawner: a lone ready node never pays a cross-thread hop.
     async fn drive(self: Arc<Self>, mut idx: u32) {
-        let mut ready = Vec::new();
         loop {
             // Whatever goes wrong while settling a node (a panicking cache or a bug) fails that
             // node; it never leaves the run waiting for a node that will not settle.
@@ -461,13 +438,10 @@ impl RunState {
             {
                 self.settle_after_panic(idx as usize, &panic_message(&*panic));
             }
-            self.release_dependents(idx as usize, &mut ready);
+            let next = self.release_dependents(idx as usize);
             // A long chain of instant nodes must not hold a worker thread forever.
             tokio::task::consume_budget().await;
-            let Some(next) = ready.pop() else { return };
-            for other in ready.drain(..) {
-                self.spawn(other);
-            }
+            let Some(next) = next else { return };
             idx = next;
         }
     }
@@ -501,12 +475,19 @@ impl RunState {
         );
     }
 
-    fn release_dependents(&self, idx: usize, ready: &mut Vec<u32>) {
+    /// Counts `idx` as settled for each dependent; the first dependent that becomes ready is
+    /// returned (to continue on this task), the others are spawned.
+    fn release_dependents(self: &Arc<Self>, idx: usize) -> Option<u32> {
+        let mut next = None;
         for &d in self.plan.dependents_of(idx) {
             if self.remaining[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
-                ready.push(d);
+                match next {
+                    None => next = Some(d),
+                    Some(_) => self.spawn(d),
+                }
             }
         }
+        next
     }
 
     fn emit(&self, kind: EventKind) {
@@ -522,7 +503,8 @@ impl RunState {
             Settled::Completed { result, record } => EventKind::NodeCompleted {
                 node_id: node.id.clone(),
                 source: if record.cached {
-                    node.preset
+                    self.runs[idx]
+                        .preset
                         .as_ref()
                         .map_or(ResultSource::Cached, |(_, s)| *s)
                 } else {
@@ -553,9 +535,16 @@ impl RunState {
                 record: record.clone(),
             },
         });
+        let at = match &settled {
+            Settled::Completed { record, .. }
+            | Settled::Failed { record, .. }
+            | Settled::Skipped { record, .. }
+            | Settled::Cancelled { record } => record.finished_at,
+        };
         if self.settled[idx].set(settled).is_ok() {
-            if let Some(event) = event {
-                self.emit(event);
+            if let (Some(event), Some(events)) = (event, &self.events) {
+                // The event happened when the record says the node finished.
+                events.emit_at(at.unwrap_or_else(Utc::now), event);
             }
             if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
                 self.done.notify_one();
@@ -568,9 +557,9 @@ impl RunState {
         &self,
         node: &PlanNode,
         status: ExecutionStatus,
-        output: Option<&NodeResult>,
+        output: Option<&Arc<NodeResult>>,
         error: Option<String>,
-        input: Option<&Inputs>,
+        input: Option<&Arc<Inputs>>,
         started_at: DateTime<Utc>,
         attempts: u32,
         cached: bool,
@@ -578,12 +567,12 @@ impl RunState {
     ) -> Arc<NodeExecution> {
         let finished_at = Utc::now();
         Arc::new(NodeExecution {
-            run_id: self.run_id.to_string(),
-            node_id: node.id.to_string(),
-            node_type: node.node_type.to_string(),
-            label: node.label.to_string(),
+            run_id: self.run_id.clone(),
+            node_id: node.id.clone(),
+            node_type: node.node_type.clone(),
+            label: node.label.clone(),
             status,
-            input: input.map(snapshot_inputs),
+            input: input.map(|inputs| InputSnapshot::of(inputs.clone())),
             output: output.cloned(),
             error,
             cached,
@@ -606,10 +595,12 @@ impl RunState {
                 edges += 1;
                 let upstream = &self.plan.nodes[*src as usize];
                 match self.settled[*src as usize].get() {
-                    Some(Settled::Completed { result, .. }) => match result.selected_item(handle) {
-                        Some(item) => values.push(item.to_item()),
-                        None => not_taken = Some(upstream.id.clone()),
-                    },
+                    Some(Settled::Completed { result, .. }) => {
+                        match selected_item(result, handle) {
+                            Some(item) => values.push(item.to_item()),
+                            None => not_taken = Some(upstream.id.clone()),
+                        }
+                    }
                     Some(Settled::Failed { error, .. }) => {
                         return Resolution::Skip(SkipReason::UpstreamFailed {
                             node_id: upstream.id.clone(),
@@ -653,8 +644,9 @@ impl RunState {
     /// Settles one node: preset, skip, cancel, cache hit, or execution with retries.
     async fn process(self: &Arc<Self>, idx: usize) {
         let node = &self.plan.nodes[idx];
+        let run = &self.runs[idx];
         let started_at = Utc::now();
-        if let Some((result, _)) = &node.preset {
+        if let Some((result, _)) = &run.preset {
             let record = self.record(
                 node,
                 ExecutionStatus::Completed,
@@ -680,7 +672,8 @@ impl RunState {
             return;
         }
         let inputs = match self.resolve(node) {
-            Resolution::Ready(inputs) => inputs,
+            // Shared with the records' input snapshots.
+            Resolution::Ready(inputs) => Arc::new(inputs),
             Resolution::Skip(reason) => {
                 let record = self.record(
                     node,
@@ -704,11 +697,11 @@ impl RunState {
         // Cache.
         // Forced nodes skip the lookup but still store what they produce.
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
-        let key = cache.map(|_| cache_key(node, &inputs));
-        if let (Some(cache), Some(key), false) = (cache, key.as_ref(), node.force) {
+        let key = cache.map(|_| super::key::cache_key(node.key_prefix, run, &inputs));
+        if let (Some(cache), Some(key), false) = (cache, key.as_ref(), run.force) {
             match cache.get(key).await {
                 Ok(Some(generations)) => {
-                    let result = Arc::new(merge_cached(node, &generations));
+                    let result = merge_cached(node, run, &generations);
                     let record = self.record(
                         node,
                         ExecutionStatus::Completed,
@@ -729,9 +722,10 @@ impl RunState {
                 }
             }
         }
-        let inputs = Arc::new(inputs);
         let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
-        let outcome = self.execute_with_retries(node, &inputs, &span).await;
+        let outcome = self
+            .execute_with_retries(node, run, &inputs, &span, started_at)
+            .await;
         match outcome {
             Attempted::Done {
                 generations,
@@ -739,13 +733,25 @@ impl RunState {
                 duration_ms,
                 started_at,
             } => {
-                let generations: Vec<Generation> = generations;
+                // A replacing node's result is exactly its generations: the cache shares it.
+                let (result, cached) = match node.mode {
+                    ResultMode::Replace => {
+                        let result = Arc::new(merge(node, run, generations));
+                        (result.clone(), result)
+                    }
+                    ResultMode::Append => (
+                        Arc::new(merge(node, run, generations.clone())),
+                        Arc::new(NodeResult {
+                            selected_output_index: 0,
+                            outputs: generations,
+                        }),
+                    ),
+                };
                 if let (Some(cache), Some(key)) = (cache, key)
-                    && let Err(e) = cache.put(key, Arc::new(generations.clone())).await
+                    && let Err(e) = cache.put(key, cached).await
                 {
                     tracing::warn!(parent: &span, error = %e, "result cache store failed");
                 }
-                let result = Arc::new(merge(node, generations));
                 let record = self.record(
                     node,
                     ExecutionStatus::Completed,
@@ -776,9 +782,9 @@ impl RunState {
                         })
                         .map_or_else(|| Arc::from("error"), |h| h.id.clone());
                     let generation = Generation {
-                        items: vec![Item::text(error.message()).on(handle.to_string())],
+                        items: vec![Item::text(error.message()).on(handle)],
                     };
-                    let result = Arc::new(merge(node, vec![generation]));
+                    let result = Arc::new(merge(node, run, vec![generation]));
                     let record = self.record(
                         node,
                         ExecutionStatus::Completed,
@@ -871,11 +877,12 @@ impl RunState {
     async fn execute_with_retries(
         self: &Arc<Self>,
         node: &PlanNode,
-        inputs: &Arc<Inputs>,
+        run: &NodeRun,
+        inputs: &Inputs,
         span: &tracing::Span,
+        first_start: DateTime<Utc>,
     ) -> Attempted {
         let mut attempt = 0u32;
-        let first_start = Utc::now();
         let first_clock = Instant::now();
         loop {
             attempt += 1;
@@ -914,9 +921,9 @@ impl RunState {
                 run_id: self.run_id.clone(),
                 node_id: node.id.clone(),
                 node_type: node.node_type.clone(),
-                config: node.config.clone(),
-                previous_result: node.previous.clone(),
-                run_input: node.run_input.clone(),
+                config: run.config.clone(),
+                previous_result: run.previous.clone(),
+                run_input: run.run_input.clone(),
                 cancel: self.cancel.clone(),
                 assets: self.engine.assets.clone(),
                 events: self.events.clone(),
@@ -995,7 +1002,14 @@ impl RunState {
         inputs: &Inputs,
         span: &tracing::Span,
     ) -> AttemptResult {
-        let dispatch = self.engine.dispatcher.dispatch(&node.node, ctx, inputs);
+        // In-process nodes are called directly (one boxed future fewer than through the
+        // dispatcher trait); a host's dispatcher gets every execution.
+        let dispatch = async {
+            match &self.engine.dispatcher {
+                Some(dispatcher) => dispatcher.dispatch(&node.node, ctx, inputs).await,
+                None => node.node.execute(ctx, inputs).await,
+            }
+        };
         let timed = async {
             match node.timeout {
                 Some(limit) => match tokio::time::timeout(limit, dispatch).await {
@@ -1063,10 +1077,27 @@ fn map_outputs(
     node: &PlanNode,
     outputs: Outputs,
 ) -> std::result::Result<Vec<Generation>, NodeError> {
-    let mut generations = Vec::with_capacity(outputs.generations.len().max(1));
-    for generation in outputs.generations {
-        let mut items = Vec::with_capacity(generation.len());
-        for (key, item) in generation {
+    let Outputs {
+        items: all,
+        starts,
+        count,
+    } = outputs;
+    let total = all.len();
+    let mut all = all.into_iter();
+    let mut generations = Vec::with_capacity(count.max(1));
+    for g in 0..count {
+        let start = if g == 0 {
+            0
+        } else {
+            starts.get(g - 1).copied().unwrap_or(total)
+        };
+        let size = starts
+            .get(g)
+            .copied()
+            .unwrap_or(total)
+            .saturating_sub(start);
+        let mut items = Vec::with_capacity(size);
+        for (key, item) in all.by_ref().take(size) {
             let handle = node
                 .handles
                 .iter()
@@ -1090,7 +1121,7 @@ fn map_outputs(
                     item.data_type, handle.data_types
                 )));
             }
-            items.push(item.on(handle.id.to_string()));
+            items.push(item.on(handle.id.clone()));
         }
         generations.push(Generation { items });
     }
@@ -1101,14 +1132,14 @@ fn map_outputs(
 }
 
 /// The node's result after this run's generations, as its result mode says.
-fn merge(node: &PlanNode, generations: Vec<Generation>) -> NodeResult {
+fn merge(node: &PlanNode, run: &NodeRun, generations: Vec<Generation>) -> NodeResult {
     match node.mode {
         ResultMode::Replace => NodeResult {
             selected_output_index: 0,
             outputs: generations,
         },
         ResultMode::Append => {
-            let mut outputs = node
+            let mut outputs = run
                 .previous
                 .as_ref()
                 .map(|p| p.outputs.clone())
@@ -1124,199 +1155,33 @@ fn merge(node: &PlanNode, generations: Vec<Generation>) -> NodeResult {
 
 /// A cache hit: an appending node whose selected generation already is the cached one keeps
 /// its result as it is (no duplicate generation).
-fn merge_cached(node: &PlanNode, generations: &CachedOutputs) -> NodeResult {
-    if node.mode == ResultMode::Append
-        && let Some(previous) = &node.previous
-        && !generations.is_empty()
-        && previous.outputs.ends_with(generations)
-    {
-        // The result already holds these generations: keep it, and the user's selection.
-        return (**previous).clone();
-    }
-    merge(node, (**generations).clone())
-}
-
-/// The content hash of a node's (type + version, config, inputs, run input, handles). Every
-/// variable-length field is length-prefixed, so different inputs cannot run together into the
-/// same bytes, and JSON is written canonically (object keys sorted) whatever serde_json's
-/// features are.
-fn cache_key(node: &PlanNode, inputs: &Inputs) -> CacheKey {
-    let mut h = KeyHasher(blake3::Hasher::new());
-    h.field(node.node_type.as_bytes());
-    h.field(&node.version.to_le_bytes());
-    h.json(&node.config);
-    h.field(&(inputs.slots().len() as u64).to_le_bytes());
-    for slot in inputs.slots() {
-        h.field(slot.handle_id.as_bytes());
-        h.field(slot.template_handle_id.as_deref().unwrap_or("").as_bytes());
-        h.field(slot.label.as_bytes());
-        h.field(&[slot.multiple as u8]);
-        h.field(&(slot.values.len() as u64).to_le_bytes());
-        for value in &slot.values {
-            h.field(value.data_type.as_str().as_bytes());
-            h.data(&value.data);
+fn merge_cached(node: &PlanNode, run: &NodeRun, cached: &CachedOutputs) -> Arc<NodeResult> {
+    let generations = &cached.outputs;
+    match node.mode {
+        // The cached result is the node's result: shared, not copied.
+        ResultMode::Replace if cached.selected_output_index == 0 => cached.clone(),
+        ResultMode::Append
+            if run.previous.as_ref().is_some_and(|previous| {
+                !generations.is_empty() && previous.outputs.ends_with(generations)
+            }) =>
+        {
+            // The result already holds these generations: keep it, and the user's selection.
+            run.previous.clone().unwrap_or_default()
         }
-    }
-    match node.run_input.as_deref() {
-        None => h.field(b"none"),
-        Some(RunInput::Text(t)) => {
-            h.field(b"text");
-            h.field(t.as_bytes());
-        }
-        Some(RunInput::Bytes { bytes, name }) => {
-            h.field(b"bytes");
-            h.field(bytes);
-            h.field(name.as_deref().unwrap_or("").as_bytes());
-        }
-        Some(RunInput::Url(u)) => {
-            h.field(b"url");
-            h.field(u.as_bytes());
-        }
-        Some(RunInput::Asset(a)) => {
-            h.field(b"asset");
-            h.json(&serde_json::to_value(a).unwrap_or_default());
-        }
-    }
-    for handle in node.handles.iter().filter(|h| h.is_output) {
-        h.field(handle.id.as_bytes());
-        h.field(
-            handle
-                .template_handle_id
-                .as_deref()
-                .unwrap_or("")
-                .as_bytes(),
-        );
-        h.field(handle.label.as_bytes());
-    }
-    CacheKey(*h.0.finalize().as_bytes())
-}
-
-/// Feeds fields into a hash, each prefixed by its length.
-struct KeyHasher(blake3::Hasher);
-
-impl KeyHasher {
-    fn field(&mut self, bytes: &[u8]) {
-        self.0.update(&(bytes.len() as u64).to_le_bytes());
-        self.0.update(bytes);
-    }
-
-    fn data(&mut self, data: &Data) {
-        match data {
-            Data::Text(t) => {
-                self.field(b"t");
-                self.field(t.as_bytes());
-            }
-            Data::Number(n) => {
-                self.field(b"n");
-                self.field(n.to_string().as_bytes());
-            }
-            Data::Boolean(b) => {
-                self.field(b"b");
-                self.field(&[*b as u8]);
-            }
-            Data::File(f) => {
-                self.field(b"f");
-                // A file with a content hash is keyed by its content, so re-importing the same
-                // bytes (a new asset id) still hits the cache downstream.
-                match f.entity.as_ref().and_then(content_hash) {
-                    Some((hash, asset)) => {
-                        self.field(b"content");
-                        self.field(hash.as_bytes());
-                        self.field(asset.mime_type.as_bytes());
-                    }
-                    None => self.json(&serde_json::to_value(f).unwrap_or_default()),
-                }
-            }
-        }
-    }
-
-    /// Canonical JSON: object keys in sorted order, each token length-prefixed.
-    fn json(&mut self, value: &serde_json::Value) {
-        use serde_json::Value;
-        match value {
-            Value::Null => self.field(b"null"),
-            Value::Bool(b) => self.field(if *b { b"true" } else { b"false" }),
-            Value::Number(n) => {
-                self.field(b"num");
-                self.field(n.to_string().as_bytes());
-            }
-            Value::String(s) => {
-                self.field(b"str");
-                self.field(s.as_bytes());
-            }
-            Value::Array(items) => {
-                self.field(b"arr");
-                self.field(&(items.len() as u64).to_le_bytes());
-                for item in items {
-                    self.json(item);
-                }
-            }
-            Value::Object(map) => {
-                self.field(b"obj");
-                self.field(&(map.len() as u64).to_le_bytes());
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort_unstable();
-                for key in keys {
-                    self.field(key.as_bytes());
-                    if let Some(v) = map.get(key) {
-                        self.json(v);
-                    }
-                }
-            }
-        }
+        _ => Arc::new(merge(node, run, generations.clone())),
     }
 }
 
-/// The `metadata.contentHash` an asset store or node recorded for an asset's bytes.
-fn content_hash(asset: &crate::model::FileAsset) -> Option<(&str, &crate::model::FileAsset)> {
-    asset
-        .metadata
-        .as_ref()?
-        .get("contentHash")?
-        .as_str()
-        .filter(|h| !h.is_empty())
-        .map(|h| (h, asset))
-}
-
-/// The inputs as JSON: `{ handleId: data }`, or a list for a many-edge input. Values are
-/// recorded by their data (text, number, boolean, or file data with its asset).
-fn snapshot_inputs(inputs: &Inputs) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for slot in inputs.slots() {
-        let value = if slot.multiple {
-            serde_json::Value::Array(slot.values.iter().map(item_json).collect())
-        } else {
-            slot.values
-                .first()
-                .map_or(serde_json::Value::Null, item_json)
-        };
-        map.insert(slot.handle_id.to_string(), value);
-    }
-    serde_json::Value::Object(map)
-}
-
-fn item_json(item: &Item) -> serde_json::Value {
-    match &item.data {
-        Data::Text(t) => serde_json::Value::String(t.clone()),
-        Data::Number(n) => serde_json::Value::Number(n.clone()),
-        Data::Boolean(b) => serde_json::Value::Bool(*b),
-        Data::File(f) => serde_json::to_value(f).unwrap_or(serde_json::Value::Null),
-    }
-}
-
-/// The plan, owned once the run state is back, or shared with an abandoned node task.
-enum SharedOr {
-    Owned(Plan),
-    Shared(Arc<RunState>),
-}
-
-impl SharedOr {
-    fn nodes(&self) -> &[PlanNode] {
-        match self {
-            SharedOr::Owned(plan) => &plan.nodes,
-            SharedOr::Shared(state) => &state.plan.nodes,
-        }
-    }
+/// The item an upstream result holds for `handle` in its selected generation. Items the
+/// engine produced name their handle by the plan's own `Arc`, so a pointer comparison finds
+/// them; pinned, resumed and cached results fall back to comparing the text.
+fn selected_item<'a>(result: &'a NodeResult, handle: &Arc<str>) -> Option<&'a OutputItem> {
+    let generation = result.selected()?;
+    generation
+        .items
+        .iter()
+        .find(|i| Arc::ptr_eq(&i.output_handle_id, handle))
+        .or_else(|| generation.item(handle))
 }
 
 /// How each node settled, moved out of the run state or copied from a shared one.

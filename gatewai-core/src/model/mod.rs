@@ -6,6 +6,7 @@ mod asset;
 mod data_type;
 mod result;
 mod run;
+mod snapshot;
 mod template;
 mod workflow;
 
@@ -13,6 +14,7 @@ pub use asset::FileAsset;
 pub use data_type::{DataType, DataTypeSet};
 pub use result::{Data, FileData, Generation, Item, NodeResult, OutputItem};
 pub use run::{ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType};
+pub use snapshot::InputSnapshot;
 pub use template::{HandleTemplate, HandleType, ImportFn, ImportHook, NodeTemplate};
 pub use workflow::{Edge, Handle, Node, OnError, Position, Workflow};
 

@@ -47,7 +47,7 @@ impl Generation {
     pub fn item(&self, output_handle_id: &str) -> Option<&OutputItem> {
         self.items
             .iter()
-            .find(|i| i.output_handle_id == output_handle_id)
+            .find(|i| &*i.output_handle_id == output_handle_id)
     }
 }
 
@@ -61,7 +61,7 @@ pub struct OutputItem {
     /// The value.
     pub data: Data,
     /// The output handle (instance handle id) that produced it.
-    pub output_handle_id: String,
+    pub output_handle_id: std::sync::Arc<str>,
 }
 
 impl OutputItem {
@@ -155,7 +155,7 @@ impl Item {
     }
 
     /// Attaches an output handle id.
-    pub fn on(self, output_handle_id: impl Into<String>) -> OutputItem {
+    pub fn on(self, output_handle_id: impl Into<std::sync::Arc<str>>) -> OutputItem {
         OutputItem {
             data_type: self.data_type,
             data: self.data,

@@ -1,6 +1,7 @@
-use super::NodeResult;
+use super::{InputSnapshot, NodeResult};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -126,23 +127,23 @@ pub struct RunRecord {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeExecution {
-    /// The run it belongs to.
-    pub run_id: String,
+    /// The run it belongs to (shared by every record of the run).
+    pub run_id: Arc<str>,
     /// The node.
-    pub node_id: String,
+    pub node_id: Arc<str>,
     /// The node's type.
-    pub node_type: String,
+    pub node_type: Arc<str>,
     /// The node's display name.
-    #[serde(default)]
-    pub label: String,
+    #[serde(default = "empty_str")]
+    pub label: Arc<str>,
     /// Its state.
     pub status: ExecutionStatus,
     /// Snapshot of the inputs it ran with, by input handle id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<serde_json::Value>,
-    /// Snapshot of the result it produced.
+    pub input: Option<InputSnapshot>,
+    /// Snapshot of the result it produced (shared with the run's results, not copied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<NodeResult>,
+    pub output: Option<Arc<NodeResult>>,
     /// Why it failed, was skipped or cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -161,4 +162,8 @@ pub struct NodeExecution {
     /// How many attempts were made (0 when it never executed).
     #[serde(default)]
     pub attempts: u32,
+}
+
+fn empty_str() -> Arc<str> {
+    Arc::from("")
 }

@@ -1,8 +1,13 @@
 //! The SQL backends, SQLite and PostgreSQL, written once over sqlx: both speak the same SQL
 //! (numbered `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`), and differ only in
-//! their migrations (column types) and connection set-up.
+//! their migrations (column types), connection set-up and the way each writes many node
+//! execution rows at once (`write_executions` and `write_progress`: multi-row statements in
+//! SQLite, column arrays in PostgreSQL), the run recorder's hot path.
 
+mod batch;
 mod row;
+
+use batch::{Arg, Piece, Step, batch_steps};
 
 use row::{
     AssetRow, CacheRow, ExecutionRow, PlannedNode, RunRow, UserRow, WorkflowRow, merge_planned,
@@ -68,22 +73,6 @@ mod query {
          e.output_data, e.error, e.cached, e.started_at, e.finished_at, e.duration_ms, e.attempts \
          FROM node_executions e JOIN (SELECT id FROM workflow_runs WHERE workflow_id = $1 \
          ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3) r ON r.id = e.run_id ORDER BY e.run_id, e.seq, e.node_id";
-    pub(super) const INSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status, \
-         input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts) ";
-    pub(super) const ON_CONFLICT_REPLACE_EXECUTION: &str = " ON CONFLICT (run_id, node_id) DO UPDATE SET node_type = excluded.node_type, \
-         node_label = excluded.node_label, status = excluded.status, input_data = excluded.input_data, \
-         output_data = excluded.output_data, error = excluded.error, cached = excluded.cached, \
-         started_at = excluded.started_at, finished_at = excluded.finished_at, \
-         duration_ms = excluded.duration_ms, attempts = excluded.attempts";
-    pub(super) const INSERT_QUEUED_EXECUTIONS: &str =
-        "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status) ";
-    pub(super) const ON_CONFLICT_RESET_EXECUTION: &str = " ON CONFLICT (run_id, node_id) DO UPDATE SET node_type = excluded.node_type, \
-         node_label = excluded.node_label, status = excluded.status, input_data = NULL, output_data = NULL, \
-         error = NULL, cached = FALSE, started_at = NULL, finished_at = NULL, duration_ms = NULL, attempts = 0";
-    pub(super) const INSERT_EXECUTION_PROGRESS: &str = "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status, \
-         error, started_at, attempts) ";
-    pub(super) const ON_CONFLICT_PROGRESS: &str = " ON CONFLICT (run_id, node_id) DO UPDATE SET status = excluded.status, \
-         error = excluded.error, started_at = excluded.started_at, attempts = excluded.attempts";
     pub(super) const NEXT_EXECUTION_SEQ: &str =
         "SELECT COALESCE(MAX(seq) + 1, 0) FROM node_executions WHERE run_id = $1";
     pub(super) const RUN_EXISTS: &str = "SELECT id FROM workflow_runs WHERE id = $1";
@@ -110,12 +99,11 @@ use crate::error::{Error, Result};
 use crate::model::{
     NewUser, NewWorkflow, Page, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
 };
-use crate::write_plan::{
-    ProgressUpdate, Write, normalize_execution, normalize_run, now, plan_writes,
-};
+use crate::write_plan::{normalize_execution, normalize_run, now, plan_batch};
 use async_trait::async_trait;
 use gatewai_core::{CacheKey, FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
 use sqlx::types::Json;
+use std::sync::Arc;
 
 /// A database error, with a unique-key violation reported as a conflict on `entity` `id`.
 fn conflict_or(e: sqlx::Error, entity: &'static str, id: &str) -> Error {
@@ -128,110 +116,6 @@ fn conflict_or(e: sqlx::Error, entity: &'static str, id: &str) -> Error {
         }
         _ => Error::Database(e),
     }
-}
-
-/// Node execution rows per statement (14 parameters each: 14,000 parameters stays under
-/// SQLite's limit of 32,766 and PostgreSQL's of 65,535).
-const ROWS_PER_STATEMENT: usize = 1000;
-
-/// A step of applying a batch: a run row, or the node rows between two run rows.
-enum Step<'w> {
-    /// A run (re)starts; the nodes it queued in the same batch go into its row.
-    StartRun {
-        run: &'w RunRecord,
-        planned: Vec<PlannedNode>,
-    },
-    Run(&'w RunRecord),
-    Nodes(NodeWrites<'w>),
-}
-
-/// Node rows to write, by kind of statement.
-#[derive(Default)]
-struct NodeWrites<'w> {
-    /// Executions just queued: only their identity, the other columns reset.
-    queued: Vec<(i64, &'w NodeExecution)>,
-    /// Executions written whole.
-    full: Vec<(i64, &'w NodeExecution)>,
-    /// Running executions' progress.
-    progress: Vec<&'w ProgressUpdate>,
-}
-
-impl NodeWrites<'_> {
-    fn is_empty(&self) -> bool {
-        self.queued.is_empty() && self.full.is_empty() && self.progress.is_empty()
-    }
-}
-
-/// Whether an execution record says no more than "queued" (written with fewer columns).
-fn is_just_queued(record: &NodeExecution) -> bool {
-    record.status == gatewai_core::ExecutionStatus::Queued
-        && record.input.is_none()
-        && record.output.is_none()
-        && record.error.is_none()
-        && !record.cached
-        && record.started_at.is_none()
-        && record.finished_at.is_none()
-        && record.duration_ms.is_none()
-        && record.attempts == 0
-}
-
-/// Groups a batch's writes into steps; a batch has at most one write per node, so the node
-/// writes between two run writes can go in any order.
-fn steps(writes: &[Write]) -> Vec<Step<'_>> {
-    // A batch that starts a run keeps the nodes it queues in the run's row (one row written
-    // instead of one per node).
-    let starts_run = writes.iter().any(|w| matches!(w, Write::StartRun(_)));
-    let mut planned = Vec::new();
-    let mut steps = Vec::new();
-    let mut nodes = NodeWrites::default();
-    for write in writes {
-        let starts_step = matches!(write, Write::StartRun(_) | Write::SaveRun(_));
-        if starts_step && !nodes.is_empty() {
-            steps.push(Step::Nodes(std::mem::take(&mut nodes)));
-        }
-        match write {
-            Write::StartRun(run) => steps.push(Step::StartRun {
-                run,
-                planned: Vec::new(),
-            }),
-            Write::SaveRun(run) => steps.push(Step::Run(run)),
-            Write::Execution { seq, record } if is_just_queued(record) && starts_run => planned
-                .push(PlannedNode {
-                    node_id: record.node_id.clone(),
-                    node_type: record.node_type.clone(),
-                    label: record.label.clone(),
-                    seq: *seq,
-                }),
-            Write::Execution { seq, record } if is_just_queued(record) => {
-                nodes.queued.push((*seq, record))
-            }
-            Write::Execution { seq, record } => nodes.full.push((*seq, record)),
-            Write::ExecutionProgress(update) => nodes.progress.push(update),
-        }
-    }
-    if !nodes.is_empty() {
-        steps.push(Step::Nodes(nodes));
-    }
-    for step in &mut steps {
-        if let Step::StartRun { planned: p, .. } = step {
-            *p = std::mem::take(&mut planned);
-        }
-    }
-    steps
-}
-
-/// A JSON column's value, serialized up front so that binding it cannot fail.
-fn raw_json<T: serde::Serialize>(
-    value: Option<&T>,
-) -> Result<Option<Box<serde_json::value::RawValue>>> {
-    value
-        .map(|v| {
-            serde_json::value::to_raw_value(v).map_err(|source| Error::Serialize {
-                what: "a node execution",
-                source,
-            })
-        })
-        .transpose()
 }
 
 /// Rows of a page: LIMIT and OFFSET as the databases take them.
@@ -278,87 +162,49 @@ fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
 macro_rules! sql_backend {
     ($name:ident, $db:ty, $kind:expr) => {
         impl $name {
-            /// Inserts or replaces node executions, many rows per statement.
-            async fn save_executions(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                rows: &[(i64, &NodeExecution)],
+            /// Binds a statement's arguments.
+            fn bind_args(
+                into: &mut <$db as sqlx::Database>::Arguments,
+                args: Vec<Arg<'_>>,
             ) -> Result<()> {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let json = chunk
-                        .iter()
-                        .map(|(_, r)| {
-                            Ok((raw_json(r.input.as_ref())?, raw_json(r.output.as_ref())?))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    let mut statement = sqlx::QueryBuilder::<$db>::new(query::INSERT_EXECUTIONS);
-                    statement.push_values(
-                        chunk.iter().zip(json),
-                        |mut row, ((seq, r), (input, output))| {
-                            row.push_bind(&r.run_id)
-                                .push_bind(&r.node_id)
-                                .push_bind(*seq)
-                                .push_bind(&r.node_type)
-                                .push_bind(&r.label)
-                                .push_bind(r.status.as_str())
-                                .push_bind(input.map(Json))
-                                .push_bind(output.map(Json))
-                                .push_bind(&r.error)
-                                .push_bind(r.cached)
-                                .push_bind(r.started_at)
-                                .push_bind(r.finished_at)
-                                .push_bind(r.duration_ms.map(to_i64))
-                                .push_bind(to_i32(r.attempts));
-                        },
-                    );
-                    statement.push(query::ON_CONFLICT_REPLACE_EXECUTION);
-                    statement.build().execute(&mut *conn).await?;
+                use sqlx::Arguments as _;
+                for arg in args {
+                    match arg {
+                        Arg::Str(v) => into.add(v),
+                        Arg::OptStr(v) => into.add(v),
+                        Arg::Time(v) => into.add(v),
+                        Arg::OptTime(v) => into.add(v),
+                        Arg::Json(v) => into.add(row::JsonText(v)),
+                    }
+                    .map_err(|e| Error::Database(sqlx::Error::Encode(e)))?;
                 }
                 Ok(())
             }
 
-            /// Inserts or resets just-queued node executions, many rows per statement.
-            async fn save_queued(
+            /// Executes a statement.
+            async fn execute_piece(
                 conn: &mut <$db as sqlx::Database>::Connection,
-                rows: &[(i64, &NodeExecution)],
+                piece: Piece<'_>,
             ) -> Result<()> {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let mut statement =
-                        sqlx::QueryBuilder::<$db>::new(query::INSERT_QUEUED_EXECUTIONS);
-                    statement.push_values(chunk, |mut row, (seq, r)| {
-                        row.push_bind(&r.run_id)
-                            .push_bind(&r.node_id)
-                            .push_bind(*seq)
-                            .push_bind(&r.node_type)
-                            .push_bind(&r.label)
-                            .push_bind(r.status.as_str());
-                    });
-                    statement.push(query::ON_CONFLICT_RESET_EXECUTION);
-                    statement.build().execute(&mut *conn).await?;
-                }
+                let mut args = <$db as sqlx::Database>::Arguments::default();
+                Self::bind_args(&mut args, piece.args)?;
+                sqlx::query_with::<$db, _>(piece.sql, args)
+                    .execute(&mut *conn)
+                    .await?;
                 Ok(())
             }
 
-            /// Updates running node executions, many rows per statement.
-            async fn save_progress(
+            /// Stores a batch: its steps, in order.
+            async fn execute_steps(
                 conn: &mut <$db as sqlx::Database>::Connection,
-                rows: &[&ProgressUpdate],
+                steps: Vec<Step<'_>>,
             ) -> Result<()> {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let mut statement =
-                        sqlx::QueryBuilder::<$db>::new(query::INSERT_EXECUTION_PROGRESS);
-                    statement.push_values(chunk, |mut row, u| {
-                        row.push_bind(&u.run_id)
-                            .push_bind(&u.node_id)
-                            .push_bind(u.seq)
-                            .push_bind("")
-                            .push_bind("")
-                            .push_bind(u.status.as_str())
-                            .push_bind(&u.error)
-                            .push_bind(u.started_at)
-                            .push_bind(to_i32(u.attempts));
-                    });
-                    statement.push(query::ON_CONFLICT_PROGRESS);
-                    statement.build().execute(&mut *conn).await?;
+                for step in steps {
+                    match step {
+                        Step::Statement(piece) => Self::execute_piece(conn, piece).await?,
+                        Step::Executions(rows) => Self::write_executions(conn, &rows).await?,
+                        Step::Progress(rows) => Self::write_progress(conn, &rows).await?,
+                    }
                 }
                 Ok(())
             }
@@ -379,49 +225,6 @@ macro_rules! sql_backend {
                     .bind(run.finished_at)
                     .execute(&mut *conn)
                     .await?;
-                Ok(())
-            }
-
-            /// Applies a batch's writes, node writes grouped into multi-row statements.
-            async fn apply(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                writes: &[Write],
-            ) -> Result<()> {
-                for step in steps(writes) {
-                    match step {
-                        Step::StartRun { run, planned } => {
-                            sqlx::query::<$db>(query::DELETE_RUN_EXECUTIONS)
-                                .bind(&run.id)
-                                .execute(&mut *conn)
-                                .await?;
-                            let planned =
-                                serde_json::value::to_raw_value(&planned).map_err(|source| {
-                                    Error::Serialize {
-                                        what: "a run's planned nodes",
-                                        source,
-                                    }
-                                })?;
-                            sqlx::query::<$db>(query::START_RUN)
-                                .bind(&run.id)
-                                .bind(&run.workflow_id)
-                                .bind(trigger_name(run.trigger_type))
-                                .bind(run.status.as_str())
-                                .bind(&run.error)
-                                .bind(run.created_at)
-                                .bind(run.started_at)
-                                .bind(run.finished_at)
-                                .bind(Json(planned))
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        Step::Run(run) => Self::save_run_row(conn, run).await?,
-                        Step::Nodes(nodes) => {
-                            Self::save_queued(conn, &nodes.queued).await?;
-                            Self::save_executions(conn, &nodes.full).await?;
-                            Self::save_progress(conn, &nodes.progress).await?;
-                        }
-                    }
-                }
                 Ok(())
             }
 
@@ -642,18 +445,18 @@ macro_rules! sql_backend {
                 let execution = normalize_execution(execution);
                 let mut tx = self.write.begin().await?;
                 if sqlx::query::<$db>(query::RUN_EXISTS)
-                    .bind(&execution.run_id)
+                    .bind(&*execution.run_id)
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_none()
                 {
-                    return Err(Error::not_found("run", &execution.run_id));
+                    return Err(Error::not_found("run", &*execution.run_id));
                 }
                 let seq: i64 = sqlx::query_scalar::<$db, i64>(query::NEXT_EXECUTION_SEQ)
-                    .bind(&execution.run_id)
+                    .bind(&*execution.run_id)
                     .fetch_one(&mut *tx)
                     .await?;
-                Self::save_executions(&mut tx, &[(seq, &execution)]).await?;
+                Self::write_executions(&mut tx, &[(seq, &execution)]).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -720,13 +523,16 @@ macro_rules! sql_backend {
             }
 
             async fn record_events(&self, events: &[RunEvent]) -> Result<()> {
-                let writes = plan_writes(events);
+                let writes = plan_batch(events);
                 if writes.is_empty() {
                     return Ok(());
                 }
+                let steps = batch_steps(&writes)?;
                 let mut tx = self.write.begin().await?;
-                Self::apply(&mut tx, &writes).await?;
+                Self::execute_steps(&mut tx, steps).await?;
                 tx.commit().await?;
+                // SQLite: checkpoints the log in the background now and then.
+                self.wrote(writes.len());
                 Ok(())
             }
 
@@ -751,18 +557,18 @@ macro_rules! sql_backend {
                         .bind(run_id)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let present: std::collections::HashSet<String> = with_seq(rows)?
+                    let present: std::collections::HashSet<Arc<str>> = with_seq(rows)?
                         .into_iter()
                         .map(|(_, e)| e.node_id)
                         .collect();
                     let missing: Vec<(i64, NodeExecution)> = planned
                         .iter()
-                        .filter(|p| !present.contains(&p.node_id))
+                        .filter(|p| !present.contains(&*p.node_id))
                         .map(|p| (p.seq, p.to_execution(run_id)))
                         .collect();
                     let refs: Vec<(i64, &NodeExecution)> =
                         missing.iter().map(|(seq, e)| (*seq, e)).collect();
-                    Self::save_executions(&mut tx, &refs).await?;
+                    Self::write_executions(&mut tx, &refs).await?;
                 }
                 let done = sqlx::query::<$db>(query::MARK_RUN_INTERRUPTED)
                     .bind(run_id)
@@ -900,7 +706,200 @@ pub use postgres::PostgresBackend;
 #[cfg(test)]
 mod tests {
     use super::trigger_name;
-    use gatewai_core::TriggerType;
+    use crate::backend::{Backend, RunStore};
+    use chrono::{Duration, Utc};
+    use gatewai_core::{
+        ErrorKind, EventKind, ExecutionStatus, NodeExecution, NodeResult, ResultSource, RunEvent,
+        RunRecord, RunStatus, SkipReason, TriggerType,
+    };
+    use serde_json::json;
+    use std::sync::Arc;
+
+    #[cfg(feature = "memory")]
+    /// Batches of every shape the recorder meets: a run start with its queued nodes; starts
+    /// and retries of nodes queued earlier, a node completed without being seen starting, a
+    /// node queued after the start batch; terminal records; the run's end.
+    fn batches(run_id: &str) -> Vec<Vec<RunEvent>> {
+        let run_id: Arc<str> = Arc::from(run_id);
+        let t0 = Utc::now();
+        let mut seq = 0;
+        let mut event = |kind: EventKind| {
+            seq += 1;
+            RunEvent {
+                run_id: run_id.clone(),
+                seq: seq - 1,
+                // Nanoseconds, which every backend keeps to the microsecond.
+                at: t0 + Duration::nanoseconds(1_234_567 * i64::try_from(seq).unwrap()),
+                kind,
+            }
+        };
+        let run = |status: RunStatus, finished: bool| {
+            Arc::new(RunRecord {
+                id: run_id.to_string(),
+                workflow_id: None,
+                trigger_type: TriggerType::Api,
+                status,
+                error: None,
+                created_at: t0,
+                started_at: Some(t0),
+                finished_at: finished.then(|| t0 + Duration::milliseconds(5)),
+            })
+        };
+        let queued = |node: &str| EventKind::NodeQueued {
+            node_id: Arc::from(node),
+            node_type: Arc::from("Sum"),
+            label: Arc::from(format!("Sum {node}")),
+        };
+        let started = |node: &str, attempt: u32| EventKind::NodeStarted {
+            node_id: Arc::from(node),
+            attempt,
+        };
+        let record = |node: &str, status: ExecutionStatus, output: bool| {
+            Arc::new(NodeExecution {
+                run_id: run_id.clone(),
+                node_id: Arc::from(node),
+                node_type: Arc::from("Sum"),
+                label: Arc::from(format!("Sum {node}")),
+                status,
+                input: output.then(|| json!({"in": [1, "two", {"x": null}]}).into()),
+                output: output.then(|| Arc::new(NodeResult::default())),
+                error: (status == ExecutionStatus::Skipped).then(|| "upstream failed".into()),
+                cached: node == "c",
+                started_at: output.then(|| t0 + Duration::nanoseconds(1_500)),
+                finished_at: output.then(|| t0 + Duration::nanoseconds(2_000_001)),
+                duration_ms: output.then_some(2),
+                attempts: u32::from(output),
+            })
+        };
+        let completed = |node: &str| EventKind::NodeCompleted {
+            node_id: Arc::from(node),
+            source: ResultSource::Executed,
+            result: Arc::new(NodeResult::default()),
+            record: record(node, ExecutionStatus::Completed, true),
+        };
+        vec![
+            vec![
+                event(EventKind::RunStarted {
+                    run: run(RunStatus::Running, false),
+                    node_count: 5,
+                }),
+                event(queued("a")),
+                event(queued("b")),
+                event(queued("c")),
+                event(queued("d")),
+            ],
+            vec![
+                event(started("a", 1)),
+                event(started("b", 1)),
+                event(EventKind::NodeFailed {
+                    node_id: Arc::from("b"),
+                    error: Arc::from("flaky"),
+                    kind: ErrorKind::Unavailable,
+                    attempt: 1,
+                    will_retry: true,
+                    record: None,
+                }),
+                event(started("b", 2)),
+                event(completed("c")),
+                event(queued("e")),
+            ],
+            vec![
+                event(completed("a")),
+                event(completed("b")),
+                event(EventKind::NodeSkipped {
+                    node_id: Arc::from("d"),
+                    reason: SkipReason::NotTaken {
+                        node_id: Arc::from("a"),
+                    },
+                    record: record("d", ExecutionStatus::Skipped, false),
+                }),
+                event(EventKind::RunFinished {
+                    run: run(RunStatus::Completed, true),
+                }),
+            ],
+        ]
+    }
+
+    #[cfg(feature = "memory")]
+    /// Records the batches into `store` and into a memory store, comparing what each holds
+    /// after every batch: the SQL writes (planned nodes, multi-row and column-array
+    /// statements, progress updates) store what the memory backend's plain writes do.
+    async fn records_every_batch_shape_like_memory(store: &dyn Backend) {
+        let memory = crate::memory::MemoryBackend::new();
+        let run_id = format!("run-{}", uuid::Uuid::new_v4());
+        for (i, batch) in batches(&run_id).iter().enumerate() {
+            store.record_events(batch).await.unwrap();
+            memory.record_events(batch).await.unwrap();
+            let stored = store.node_executions(&run_id).await.unwrap();
+            let expected = memory.node_executions(&run_id).await.unwrap();
+            assert_eq!(stored, expected, "after batch {i}");
+            assert_eq!(
+                store.get_run(&run_id).await.unwrap(),
+                memory.get_run(&run_id).await.unwrap(),
+                "after batch {i}"
+            );
+        }
+        let stored = store.node_executions(&run_id).await.unwrap();
+        let status: Vec<(&str, ExecutionStatus, u32)> = stored
+            .iter()
+            .map(|e| (&*e.node_id, e.status, e.attempts))
+            .collect();
+        assert_eq!(
+            status,
+            [
+                ("a", ExecutionStatus::Completed, 1),
+                ("b", ExecutionStatus::Completed, 1),
+                ("c", ExecutionStatus::Completed, 1),
+                ("d", ExecutionStatus::Skipped, 0),
+                ("e", ExecutionStatus::Queued, 0),
+            ]
+        );
+    }
+
+    #[cfg(all(feature = "sqlite", feature = "memory"))]
+    #[tokio::test]
+    async fn sqlite_records_every_batch_shape_like_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::SqliteBackend::connect(&url).await.unwrap();
+        records_every_batch_shape_like_memory(&store).await;
+    }
+
+    #[cfg(all(feature = "postgres", feature = "memory"))]
+    #[tokio::test]
+    async fn postgres_records_every_batch_shape_like_memory() {
+        let url = match std::env::var("GATEWAI_TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => url,
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true: GATEWAI_TEST_POSTGRES_URL must name a PostgreSQL server")
+            }
+            _ => {
+                eprintln!("note: PostgreSQL test skipped (GATEWAI_TEST_POSTGRES_URL unset)");
+                return;
+            }
+        };
+        // A database of its own, dropped at the end.
+        use sqlx::Connection;
+        let name = format!("gatewai_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut db_url = url::Url::parse(&url).unwrap();
+        db_url.set_path(&name);
+        let store = super::PostgresBackend::connect(db_url.as_str())
+            .await
+            .unwrap();
+        records_every_batch_shape_like_memory(&store).await;
+        store.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    }
 
     #[test]
     fn trigger_names_match_serde() {

@@ -7,17 +7,41 @@ use crate::model::{StoredWorkflow, User};
 use chrono::{DateTime, Utc};
 use gatewai_core::{FileAsset, Generation, NodeExecution, RunRecord, Workflow};
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 /// A JSON column read as its text, so that parsing it is ours to report. SQLite keeps JSON as
 /// `TEXT`, PostgreSQL as `JSONB`.
 #[derive(Debug, Clone)]
 pub(crate) struct RawJson(pub(crate) String);
 
+/// A JSON value written as its text: `TEXT` in SQLite, `JSON` in PostgreSQL (kept as
+/// written, only validated: for a value always written and read whole, cheaper than `JSONB`,
+/// which the server parses into its binary form).
+#[derive(Debug, Clone)]
+pub(crate) struct JsonText(pub(crate) String);
+
 #[cfg(feature = "sqlite")]
 mod sqlite_json {
-    use super::RawJson;
-    use sqlx::sqlite::{Sqlite, SqliteTypeInfo, SqliteValueRef};
-    use sqlx::{Decode, Type, error::BoxDynError};
+    use super::{JsonText, RawJson};
+    use sqlx::encode::IsNull;
+    use sqlx::sqlite::{Sqlite, SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
+    use sqlx::{Decode, Encode, Type, error::BoxDynError};
+
+    impl Type<Sqlite> for JsonText {
+        fn type_info() -> SqliteTypeInfo {
+            <String as Type<Sqlite>>::type_info()
+        }
+    }
+
+    impl Encode<'_, Sqlite> for JsonText {
+        fn encode(self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+            Encode::<Sqlite>::encode(self.0, buf)
+        }
+
+        fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
+            Encode::<Sqlite>::encode_by_ref(&self.0, buf)
+        }
+    }
 
     impl Type<Sqlite> for RawJson {
         fn type_info() -> SqliteTypeInfo {
@@ -38,11 +62,30 @@ mod sqlite_json {
 
 #[cfg(feature = "postgres")]
 mod postgres_json {
-    use super::RawJson;
+    use super::{JsonText, RawJson};
     use serde_json::value::RawValue;
-    use sqlx::postgres::{PgTypeInfo, PgValueRef, Postgres};
+    use sqlx::encode::IsNull;
+    use sqlx::postgres::types::Oid;
+    use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef, Postgres};
     use sqlx::types::Json;
-    use sqlx::{Decode, Type, error::BoxDynError};
+    use sqlx::{Decode, Encode, Type, error::BoxDynError};
+
+    /// PostgreSQL's `json` type.
+    const JSON_OID: Oid = Oid(114);
+
+    impl Type<Postgres> for JsonText {
+        fn type_info() -> PgTypeInfo {
+            PgTypeInfo::with_oid(JSON_OID)
+        }
+    }
+
+    impl Encode<'_, Postgres> for JsonText {
+        fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
+            // `json`'s binary format is its text.
+            buf.extend_from_slice(self.0.as_bytes());
+            Ok(IsNull::No)
+        }
+    }
 
     impl Type<Postgres> for RawJson {
         fn type_info() -> PgTypeInfo {
@@ -178,9 +221,9 @@ impl RunRow {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PlannedNode {
-    pub(crate) node_id: String,
-    pub(crate) node_type: String,
-    pub(crate) label: String,
+    pub(crate) node_id: Arc<str>,
+    pub(crate) node_type: Arc<str>,
+    pub(crate) label: Arc<str>,
     pub(crate) seq: i64,
 }
 
@@ -188,7 +231,7 @@ impl PlannedNode {
     /// The queued execution it stands for.
     pub(crate) fn to_execution(&self, run_id: &str) -> NodeExecution {
         NodeExecution {
-            run_id: run_id.to_owned(),
+            run_id: Arc::from(run_id),
             node_id: self.node_id.clone(),
             node_type: self.node_type.clone(),
             label: self.label.clone(),
@@ -207,6 +250,11 @@ impl PlannedNode {
 
 /// A run's executions: its rows, plus a queued execution for each planned node without a
 /// row, in queue order.
+///
+/// A planned node's row takes its position from the plan (the node's first event is its
+/// queue event), and its type and label too when the row has none: a node whose start was
+/// recorded in a later batch than its queue event got its row from the start alone, which
+/// carries neither.
 pub(crate) fn merge_planned(
     run_id: &str,
     planned: &[PlannedNode],
@@ -215,15 +263,27 @@ pub(crate) fn merge_planned(
     if planned.is_empty() {
         return rows.into_iter().map(|(_, e)| e).collect();
     }
-    let present: std::collections::HashSet<&str> =
-        rows.iter().map(|(_, e)| e.node_id.as_str()).collect();
-    let mut all: Vec<(i64, NodeExecution)> = planned
-        .iter()
-        .filter(|p| !present.contains(p.node_id.as_str()))
-        .map(|p| (p.seq, p.to_execution(run_id)))
-        .collect();
-    drop(present);
-    all.extend(rows);
+    let mut unrecorded: std::collections::HashMap<&str, &PlannedNode> =
+        planned.iter().map(|p| (&*p.node_id, p)).collect();
+    let mut all: Vec<(i64, NodeExecution)> = Vec::with_capacity(planned.len() + rows.len());
+    for (seq, mut execution) in rows {
+        match unrecorded.remove(&*execution.node_id) {
+            Some(p) => {
+                if execution.node_type.is_empty() {
+                    execution.node_type = p.node_type.clone();
+                    execution.label = p.label.clone();
+                }
+                all.push((p.seq, execution));
+            }
+            None => all.push((seq, execution)),
+        }
+    }
+    all.extend(
+        planned
+            .iter()
+            .filter(|p| unrecorded.contains_key(&*p.node_id))
+            .map(|p| (p.seq, p.to_execution(run_id))),
+    );
     all.sort_by(|(a, x), (b, y)| (a, &x.node_id).cmp(&(b, &y.node_id)));
     all.into_iter().map(|(_, e)| e).collect()
 }
@@ -288,10 +348,10 @@ impl TryFrom<ExecutionRow> for NodeExecution {
                 .map(|d| unsigned(T, &key, "duration_ms", d))
                 .transpose()?,
             attempts: unsigned(T, &key, "attempts", i64::from(row.attempts))?,
-            run_id: row.run_id,
-            node_id: row.node_id,
-            node_type: row.node_type,
-            label: row.node_label,
+            run_id: row.run_id.into(),
+            node_id: row.node_id.into(),
+            node_type: row.node_type.into(),
+            label: row.node_label.into(),
             error: row.error,
             cached: row.cached,
             started_at: row.started_at,

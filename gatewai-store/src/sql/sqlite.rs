@@ -2,11 +2,17 @@
 
 use super::*;
 use crate::store::redact;
+use crate::write_plan::Progress;
+use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
+use gatewai_core::ExecutionStatus;
+use sqlx::Arguments as _;
 use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use std::str::FromStr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long a connection waits for a lock held by another process before failing.
@@ -14,14 +20,77 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reader connections (WAL lets them read while the writer writes).
 const READERS: u32 = 4;
 
+/// Rows the recorder commits between two background checkpoints (~0.5 MB of log).
+const CHECKPOINT_EVERY_ROWS: usize = 2_000;
+/// Log pages past which the writer checkpoints in its own commit (SQLite's default is
+/// 1,000): a backstop for when the background checkpoints do not keep up.
+const WRITER_AUTOCHECKPOINT: u32 = 8_000;
+
 /// A store in a SQLite file: WAL journal (readers never wait for the writer), `synchronous =
 /// NORMAL` (a commit survives a process crash; a power cut may lose the last commits),
 /// foreign keys on, and all writes through a single connection, so that writers queue in the
 /// process instead of failing with "database is locked".
+///
+/// The log is copied back into the database (checkpointed) by a task on a reader connection
+/// every few thousand recorded rows rather than inside a commit: SQLite would otherwise run
+/// the checkpoint, and its two `fsync`s, in the commit that fills the log, and the run that
+/// commit records would wait for the disk. A commit stays durable either way (the log is).
 #[derive(Debug, Clone)]
 pub struct SqliteBackend {
     read: SqlitePool,
     write: SqlitePool,
+    /// `None` for an in-memory database (no log).
+    checkpointer: Option<Arc<Checkpointer>>,
+}
+
+/// Starts background checkpoints.
+#[derive(Debug)]
+struct Checkpointer {
+    /// The reader connections: in WAL mode a checkpoint runs beside the writer.
+    pool: SqlitePool,
+    /// Rows committed since the last checkpoint started.
+    rows: AtomicUsize,
+    /// Whether a checkpoint is running.
+    running: Arc<AtomicBool>,
+}
+
+/// Clears a flag when dropped: a checkpoint that ends, fails or is dropped with its runtime
+/// lets the next one start.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Checkpointer {
+    /// Notes `rows` rows committed; starts a checkpoint once enough are, unless one is
+    /// running (or there is no runtime to run it on: the writer then checkpoints itself, past
+    /// [`WRITER_AUTOCHECKPOINT`]).
+    fn wrote(&self, rows: usize) {
+        if self.rows.fetch_add(rows, Ordering::Relaxed) + rows < CHECKPOINT_EVERY_ROWS
+            || self.running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let done = ClearOnDrop(Arc::clone(&self.running));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        self.rows.store(0, Ordering::Relaxed);
+        let pool = self.pool.clone();
+        runtime.spawn(async move {
+            let _done = done;
+            // PASSIVE: copies what it can without waiting for readers or the writer.
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(error = %e, "background WAL checkpoint did not run");
+            }
+        });
+    }
 }
 
 impl SqliteBackend {
@@ -45,20 +114,466 @@ impl SqliteBackend {
             // The database lives as long as its one connection: never recycle it.
             writer = writer.idle_timeout(None).max_lifetime(None);
         }
-        let write = writer.connect_with(options.clone()).await?;
+        let write = writer
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
+            )
+            .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = if in_memory {
+        let (read, checkpointer) = if in_memory {
             // Every connection to `:memory:` is a database of its own: share the one.
-            write.clone()
+            (write.clone(), None)
         } else {
-            SqlitePoolOptions::new()
+            let read = SqlitePoolOptions::new()
                 .max_connections(READERS)
                 .connect_with(options)
-                .await?
+                .await?;
+            let checkpointer = Checkpointer {
+                pool: read.clone(),
+                rows: AtomicUsize::new(0),
+                running: Arc::new(AtomicBool::new(false)),
+            };
+            (read, Some(Arc::new(checkpointer)))
         };
         tracing::debug!(url = %redact(url), "opened SQLite store");
-        Ok(SqliteBackend { read, write })
+        Ok(SqliteBackend {
+            read,
+            write,
+            checkpointer,
+        })
+    }
+
+    /// Notes `rows` rows committed by the recorder (see [`Checkpointer`]).
+    fn wrote(&self, rows: usize) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.wrote(rows);
+        }
+    }
+}
+
+/// The sizes of the multi-row statements writing node executions, largest first. A batch's
+/// rows go through statements of these sizes only, so that each is prepared once per
+/// connection and then served from sqlx's statement cache.
+const CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+/// The size of a batch's first statement at most: small, so that the next statements'
+/// arguments are being built while the database writes the first rows.
+const FIRST_CHUNK: usize = 32;
+
+/// The sizes of the statements writing `n` rows: growing from [`FIRST_CHUNK`] to the largest
+/// of [`CHUNKS`], then what is left as a sum of [`CHUNKS`].
+fn chunk_sizes(n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    let (mut left, mut cap) = (n, FIRST_CHUNK);
+    while left > 0 {
+        let size = CHUNKS
+            .iter()
+            .copied()
+            .find(|&c| c <= left.min(cap))
+            .unwrap_or(1);
+        sizes.push(size);
+        left -= size;
+        cap = (cap * 2).min(CHUNKS[0]);
+    }
+    sizes
+}
+
+/// A multi-row statement inserting `rows` rows into `table`: the first of `columns` is the
+/// run, bound once (the statement's first parameter); the rows give the others, except
+/// those of `literals`, which every row shares. Parameters are all anonymous (`?`): sqlx
+/// binds those in order, but looks every numbered one up by name, which costs quadratic
+/// time in a statement of thousands.
+fn multi_row_sql(
+    table: &str,
+    columns: &[&str],
+    literals: &[(&str, &str)],
+    rows: usize,
+    tail: &str,
+) -> String {
+    let values: Vec<&str> = columns[1..]
+        .iter()
+        .copied()
+        .filter(|c| !literals.iter().any(|(l, _)| l == c))
+        .collect();
+    let mut sql = format!("INSERT INTO {table} ({}) SELECT ?", columns.join(", "));
+    for column in &columns[1..] {
+        sql.push_str(", ");
+        match literals.iter().find(|(l, _)| l == column) {
+            Some((_, literal)) => sql.push_str(literal),
+            None => {
+                let i = values.iter().position(|v| v == column).unwrap_or(0);
+                sql.push_str(&format!("column{}", i + 1));
+            }
+        }
+    }
+    sql.push_str(" FROM (VALUES ");
+    let row = format!("({})", vec!["?"; values.len()].join(", "));
+    for i in 0..rows {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    // `WHERE TRUE` tells SQLite's parser that the `ON CONFLICT` of the tail is the upsert's.
+    sql.push_str(") WHERE TRUE");
+    sql.push_str(tail);
+    sql
+}
+
+/// The statements of [`CHUNKS`] sizes, made once.
+fn chunk_statements(make: impl Fn(usize) -> String) -> Vec<String> {
+    CHUNKS.iter().map(|&n| make(n)).collect()
+}
+
+/// The statement of `all` (see [`chunk_statements`]) for `rows` rows.
+fn chunk_statement(all: &'static [String], rows: usize) -> &'static str {
+    let i = CHUNKS
+        .iter()
+        .position(|&n| n == rows)
+        .unwrap_or(CHUNKS.len() - 1);
+    &all[i]
+}
+
+/// The statement inserting or replacing `rows` node executions of one run, `rows` one of
+/// [`CHUNKS`].
+fn upsert_executions_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        chunk_statements(|n| {
+            multi_row_sql(
+                "node_executions",
+                &[
+                    "run_id",
+                    "node_id",
+                    "seq",
+                    "node_type",
+                    "node_label",
+                    "status",
+                    "input_data",
+                    "output_data",
+                    "error",
+                    "cached",
+                    "started_at",
+                    "finished_at",
+                    "duration_ms",
+                    "attempts",
+                ],
+                &[],
+                n,
+                " ON CONFLICT (run_id, node_id) DO UPDATE SET node_type = excluded.node_type, \
+                 node_label = excluded.node_label, status = excluded.status, \
+                 input_data = excluded.input_data, output_data = excluded.output_data, \
+                 error = excluded.error, cached = excluded.cached, \
+                 started_at = excluded.started_at, finished_at = excluded.finished_at, \
+                 duration_ms = excluded.duration_ms, attempts = excluded.attempts",
+            )
+        })
+    });
+    chunk_statement(all, rows)
+}
+
+/// The statement updating `rows` running executions of one run, `rows` one of [`CHUNKS`]; a
+/// missing row is created (with an empty type and label until the node's full record is
+/// written).
+fn upsert_progress_sql(rows: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        chunk_statements(|n| {
+            multi_row_sql(
+                "node_executions",
+                &[
+                    "run_id",
+                    "node_id",
+                    "seq",
+                    "node_type",
+                    "node_label",
+                    "status",
+                    "error",
+                    "started_at",
+                    "attempts",
+                ],
+                &[("node_type", "''"), ("node_label", "''")],
+                n,
+                " ON CONFLICT (run_id, node_id) DO UPDATE SET status = excluded.status, \
+                 error = excluded.error, started_at = excluded.started_at, \
+                 attempts = excluded.attempts",
+            )
+        })
+    });
+    chunk_statement(all, rows)
+}
+
+/// A timestamp to the microsecond, written as sqlx writes one into SQLite (RFC 3339 with
+/// `+00:00`, a fraction of 0, 3 or 6 digits).
+struct SqlTime(DateTime<Utc>);
+
+impl SqlTime {
+    /// The text, written without the formatting machinery (a recorder writes two per node).
+    fn to_text(&self) -> String {
+        let t = self.0.trunc_subsecs(6);
+        let (year, nanos) = (t.year(), t.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            // Years chrono writes with a sign, and leap seconds: chrono's own writing.
+            return t.to_rfc3339_opts(SecondsFormat::AutoSi, false);
+        }
+        fn digits(text: &mut String, value: u32, width: u32) {
+            for i in (0..width).rev() {
+                text.push(char::from(b'0' + ((value / 10u32.pow(i)) % 10) as u8));
+            }
+        }
+        let mut text = String::with_capacity(32);
+        digits(&mut text, year.unsigned_abs(), 4);
+        for (separator, value) in [
+            ('-', t.month()),
+            ('-', t.day()),
+            ('T', t.hour()),
+            (':', t.minute()),
+            (':', t.second()),
+        ] {
+            text.push(separator);
+            digits(&mut text, value, 2);
+        }
+        if nanos != 0 && nanos % 1_000_000 == 0 {
+            text.push('.');
+            digits(&mut text, nanos / 1_000_000, 3);
+        } else if nanos != 0 {
+            text.push('.');
+            digits(&mut text, nanos / 1_000, 6);
+        }
+        text.push_str("+00:00");
+        text
+    }
+}
+
+fn add<'t, T>(args: &mut SqliteArguments, value: T) -> Result<()>
+where
+    T: sqlx::Encode<'t, Sqlite> + sqlx::Type<Sqlite>,
+{
+    args.add(value)
+        .map_err(|e| Error::Database(sqlx::Error::Encode(e)))
+}
+
+/// Makes text arguments with one allocation each (sqlx shares an `Arc<str>` with the
+/// statement instead of copying it), through buffers reused from row to row.
+#[derive(Default)]
+struct Texts {
+    json: Vec<u8>,
+    statuses: Vec<(ExecutionStatus, Arc<str>)>,
+}
+
+impl Texts {
+    /// A JSON column's value.
+    fn json<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> Result<Arc<str>> {
+        let serialize = |source| Error::Serialize {
+            what: "a node execution",
+            source,
+        };
+        self.json.clear();
+        serde_json::to_writer(&mut self.json, value).map_err(serialize)?;
+        let text =
+            std::str::from_utf8(&self.json).map_err(|e| serialize(serde::ser::Error::custom(e)))?;
+        Ok(Arc::from(text))
+    }
+
+    /// A timestamp, as sqlx writes one (see [`SqlTime`]).
+    fn time(&mut self, t: DateTime<Utc>) -> Arc<str> {
+        Arc::from(SqlTime(t).to_text().as_str())
+    }
+
+    /// A status, shared by the rows of a statement.
+    fn status(&mut self, status: ExecutionStatus) -> Arc<str> {
+        if let Some((_, text)) = self.statuses.iter().find(|(s, _)| *s == status) {
+            return Arc::clone(text);
+        }
+        let text: Arc<str> = Arc::from(status.as_str());
+        self.statuses.push((status, Arc::clone(&text)));
+        text
+    }
+}
+
+/// The arguments of [`upsert_executions_sql`] for `rows` of `run`. Ids are shared, not
+/// copied; each snapshot is serialized once, straight into the text the database stores.
+fn execution_args(run: &Arc<str>, rows: &[(i64, &NodeExecution)]) -> Result<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    args.reserve(1 + rows.len() * 13, 0);
+    add(&mut args, Arc::clone(run))?;
+    let mut texts = Texts::default();
+    for (seq, r) in rows {
+        add(&mut args, Arc::clone(&r.node_id))?;
+        add(&mut args, *seq)?;
+        add(&mut args, Arc::clone(&r.node_type))?;
+        add(&mut args, Arc::clone(&r.label))?;
+        add(&mut args, texts.status(r.status))?;
+        add(
+            &mut args,
+            r.input.as_ref().map(|v| texts.json(v)).transpose()?,
+        )?;
+        add(
+            &mut args,
+            r.output.as_deref().map(|v| texts.json(v)).transpose()?,
+        )?;
+        add(&mut args, r.error.as_deref())?;
+        add(&mut args, r.cached)?;
+        add(&mut args, r.started_at.map(|t| texts.time(t)))?;
+        add(&mut args, r.finished_at.map(|t| texts.time(t)))?;
+        add(&mut args, r.duration_ms.map(to_i64))?;
+        add(&mut args, to_i32(r.attempts))?;
+    }
+    Ok(args)
+}
+
+/// The arguments of [`upsert_progress_sql`] for `rows` of `run`.
+fn progress_args(run: &Arc<str>, rows: &[&Progress<'_>]) -> Result<SqliteArguments> {
+    let mut args = SqliteArguments::default();
+    args.reserve(1 + rows.len() * 6, 0);
+    add(&mut args, Arc::clone(run))?;
+    let mut texts = Texts::default();
+    for p in rows {
+        add(&mut args, p.node_id)?;
+        add(&mut args, p.seq)?;
+        add(&mut args, texts.status(p.status))?;
+        add(&mut args, p.error)?;
+        add(&mut args, texts.time(p.started_at))?;
+        add(&mut args, to_i32(p.attempts))?;
+    }
+    Ok(args)
+}
+
+/// Writes `rows` of `run` through statements of [`chunk_sizes`], building the next
+/// statement's arguments while the database (on sqlx's worker thread) runs the current one.
+async fn write_chunked<R: Sync>(
+    conn: &mut SqliteConnection,
+    run: &Arc<str>,
+    rows: &[R],
+    sql: fn(usize) -> &'static str,
+    args: fn(&Arc<str>, &[R]) -> Result<SqliteArguments>,
+) -> Result<()> {
+    let sizes = chunk_sizes(rows.len());
+    let Some(&first) = sizes.first() else {
+        return Ok(());
+    };
+    let mut next = args(run, &rows[..first])?;
+    let mut start = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        let current = std::mem::take(&mut next);
+        let following = sizes
+            .get(i + 1)
+            .map(|&n| &rows[start + size..start + size + n]);
+        let write = sqlx::query_with::<Sqlite, _>(sql(size), current).execute(&mut *conn);
+        let build = async { following.map(|rows| args(run, rows)).transpose() };
+        let (written, built) = tokio::join!(write, build);
+        written?;
+        next = built?.unwrap_or_default();
+        start += size;
+    }
+    Ok(())
+}
+
+impl SqliteBackend {
+    /// Inserts or replaces node executions, in multi-row statements (one run's at a time).
+    async fn write_executions(
+        conn: &mut SqliteConnection,
+        rows: &[(i64, &NodeExecution)],
+    ) -> Result<()> {
+        for rows in rows.chunk_by(|(_, a), (_, b)| a.run_id == b.run_id) {
+            let run = Arc::clone(&rows[0].1.run_id);
+            write_chunked(conn, &run, rows, upsert_executions_sql, execution_args).await?;
+        }
+        Ok(())
+    }
+
+    /// Updates running executions, in multi-row statements (one run's at a time).
+    async fn write_progress(conn: &mut SqliteConnection, rows: &[&Progress<'_>]) -> Result<()> {
+        for rows in rows.chunk_by(|a, b| a.run_id == b.run_id) {
+            let run: Arc<str> = Arc::from(rows[0].run_id);
+            write_chunked(conn, &run, rows, upsert_progress_sql, progress_args).await?;
+        }
+        Ok(())
     }
 }
 
 sql_backend!(SqliteBackend, Sqlite, BackendKind::Sqlite);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[tokio::test]
+    async fn enough_rows_start_one_background_checkpoint_at_a_time() {
+        use crate::backend::UserStore;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = SqliteBackend::connect(&url).await.unwrap();
+        store
+            .upsert_user(&crate::model::NewUser::new("u", "u@example.com"))
+            .await
+            .unwrap();
+        let checkpointer = store.checkpointer.as_ref().unwrap();
+        store.wrote(CHECKPOINT_EVERY_ROWS - 1);
+        assert!(!checkpointer.running.load(Ordering::Acquire));
+        store.wrote(1);
+        assert!(checkpointer.running.load(Ordering::Acquire));
+        assert_eq!(checkpointer.rows.load(Ordering::Relaxed), 0);
+        // A second one waits for the first.
+        store.wrote(CHECKPOINT_EVERY_ROWS);
+        assert_eq!(
+            checkpointer.rows.load(Ordering::Relaxed),
+            CHECKPOINT_EVERY_ROWS
+        );
+        for _ in 0..500 {
+            if !checkpointer.running.load(Ordering::Acquire) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!checkpointer.running.load(Ordering::Acquire));
+        assert!(
+            SqliteBackend::connect("sqlite::memory:")
+                .await
+                .unwrap()
+                .checkpointer
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn chunks_grow_then_cover_the_rest() {
+        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(1), vec![1]);
+        assert_eq!(chunk_sizes(21), vec![16, 4, 1]);
+        assert_eq!(chunk_sizes(40), vec![32, 8]);
+        let sizes = chunk_sizes(1001);
+        assert_eq!(sizes.iter().sum::<usize>(), 1001);
+        assert_eq!(&sizes[..4], &[32, 64, 128, 256]);
+        assert!(sizes.iter().all(|n| CHUNKS.contains(n)));
+    }
+
+    #[test]
+    fn rows_share_the_run_parameter() {
+        assert_eq!(
+            multi_row_sql("t", &["r", "a", "b", "c"], &[("b", "''")], 2, ";"),
+            "INSERT INTO t (r, a, b, c) SELECT ?, column1, '', column2 \
+             FROM (VALUES (?, ?), (?, ?)) WHERE TRUE;"
+        );
+    }
+
+    #[test]
+    fn times_are_written_as_sqlx_writes_them() {
+        for t in [
+            Utc.with_ymd_and_hms(2026, 11, 23, 21, 4, 5).unwrap(),
+            Utc.timestamp_opt(1_790_000_000, 120_000_000).unwrap(),
+            Utc.timestamp_opt(1_790_000_000, 123_456_789).unwrap(),
+            Utc.timestamp_opt(1_790_000_000, 1_000).unwrap(),
+            Utc.with_ymd_and_hms(12026, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(33, 2, 3, 4, 5, 6).unwrap(),
+        ] {
+            let t = t.trunc_subsecs(6);
+            assert_eq!(
+                SqlTime(t).to_text(),
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
+            );
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Result-cache keys: a content hash of a node's (type + version, config, handles, input
+//! values, run input). What the plan decides (type, version, config, handles) is hashed once
+//! per plan into a prefix; a run hashes only the prefix, the values and the run input. Every
+//! variable-length field is length-prefixed, so different inputs cannot run together into the
+//! same bytes, and JSON is written canonically (object keys sorted) whatever serde_json's
+//! features are.
+
+use super::plan::{HandlePlan, NodeRun, SlotPlan};
+use crate::cache::CacheKey;
+use crate::model::{Data, FileAsset};
+use crate::node::{Inputs, RunInput};
+
+/// The hash of what the plan decides about a node's cache key: its type and version, its
+/// config (a kept plan implies an unchanged config: configs are part of its fingerprint), its
+/// input slots and its output handles.
+pub(crate) fn key_prefix(
+    node_type: &str,
+    version: u32,
+    config: &serde_json::Value,
+    slots: &[SlotPlan],
+    handles: &[HandlePlan],
+) -> [u8; 32] {
+    let mut h = KeyHasher::new();
+    h.field(node_type.as_bytes());
+    h.field(&version.to_le_bytes());
+    h.json(config);
+    h.field(&(slots.len() as u64).to_le_bytes());
+    for slot in slots {
+        h.field(slot.handle_id.as_bytes());
+        h.field(slot.template_handle_id.as_deref().unwrap_or("").as_bytes());
+        h.field(slot.label.as_bytes());
+        h.field(&[slot.multiple as u8]);
+    }
+    for handle in handles.iter().filter(|h| h.is_output) {
+        h.field(handle.id.as_bytes());
+        h.field(
+            handle
+                .template_handle_id
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        );
+        h.field(handle.label.as_bytes());
+    }
+    h.finish()
+}
+
+/// The cache key of one execution: the plan's prefix, then the input values slot by slot
+/// (the slots are the plan's, in its order) and the run input.
+pub(crate) fn cache_key(prefix: [u8; 32], run: &NodeRun, inputs: &Inputs) -> CacheKey {
+    let mut h = KeyHasher::new();
+    h.write(&prefix);
+    h.field(&(inputs.slots().len() as u64).to_le_bytes());
+    for slot in inputs.slots() {
+        h.field(&(slot.values.len() as u64).to_le_bytes());
+        for value in &slot.values {
+            h.field(value.data_type.as_str().as_bytes());
+            h.data(&value.data);
+        }
+    }
+    match run.run_input.as_deref() {
+        None => h.field(b"none"),
+        Some(RunInput::Text(t)) => {
+            h.field(b"text");
+            h.field(t.as_bytes());
+        }
+        Some(RunInput::Bytes { bytes, name }) => {
+            h.field(b"bytes");
+            h.field(bytes);
+            h.field(name.as_deref().unwrap_or("").as_bytes());
+        }
+        Some(RunInput::Url(u)) => {
+            h.field(b"url");
+            h.field(u.as_bytes());
+        }
+        Some(RunInput::Asset(a)) => {
+            h.field(b"asset");
+            h.json(&serde_json::to_value(a).unwrap_or_default());
+        }
+    }
+    CacheKey(h.finish())
+}
+
+/// Writes fields into one buffer, each prefixed by its length; the buffer is hashed once.
+struct KeyHasher {
+    /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation.
+    buf: [u8; 1024],
+    len: usize,
+    hasher: blake3::Hasher,
+}
+
+impl KeyHasher {
+    fn new() -> Self {
+        KeyHasher {
+            buf: [0; 1024],
+            len: 0,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+        if bytes.len() > self.buf.len() {
+            self.hasher.update(bytes);
+        } else {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buf[..self.len]);
+        *self.hasher.finalize().as_bytes()
+    }
+
+    fn field(&mut self, bytes: &[u8]) {
+        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.write(bytes);
+    }
+
+    fn data(&mut self, data: &Data) {
+        match data {
+            Data::Text(t) => {
+                self.field(b"t");
+                self.field(t.as_bytes());
+            }
+            Data::Number(n) => {
+                self.field(b"n");
+                self.field(n.to_string().as_bytes());
+            }
+            Data::Boolean(b) => {
+                self.field(b"b");
+                self.field(&[*b as u8]);
+            }
+            Data::File(f) => {
+                self.field(b"f");
+                // A file with a content hash is keyed by its content, so re-importing the same
+                // bytes (a new asset id) still hits the cache downstream.
+                match f.entity.as_ref().and_then(content_hash) {
+                    Some((hash, asset)) => {
+                        self.field(b"content");
+                        self.field(hash.as_bytes());
+                        self.field(asset.mime_type.as_bytes());
+                    }
+                    None => self.json(&serde_json::to_value(f).unwrap_or_default()),
+                }
+            }
+        }
+    }
+
+    /// Canonical JSON: object keys in sorted order, each token length-prefixed.
+    fn json(&mut self, value: &serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::Null => self.field(b"null"),
+            Value::Bool(b) => self.field(if *b { b"true" } else { b"false" }),
+            Value::Number(n) => {
+                self.field(b"num");
+                self.field(n.to_string().as_bytes());
+            }
+            Value::String(s) => {
+                self.field(b"str");
+                self.field(s.as_bytes());
+            }
+            Value::Array(items) => {
+                self.field(b"arr");
+                self.field(&(items.len() as u64).to_le_bytes());
+                for item in items {
+                    self.json(item);
+                }
+            }
+            Value::Object(map) => {
+                self.field(b"obj");
+                self.field(&(map.len() as u64).to_le_bytes());
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort_unstable();
+                for key in keys {
+                    self.field(key.as_bytes());
+                    if let Some(v) = map.get(key) {
+                        self.json(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `metadata.contentHash` an asset store or node recorded for an asset's bytes.
+fn content_hash(asset: &FileAsset) -> Option<(&str, &FileAsset)> {
+    asset
+        .metadata
+        .as_ref()?
+        .get("contentHash")?
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(|h| (h, asset))
+}
