@@ -997,14 +997,7 @@ async fn concurrency_limits_are_never_exceeded() {
             )
             .build()
             .unwrap();
-        let nodes: Vec<(String, &str, serde_json::Value)> = (0..12)
-            .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 20})))
-            .collect();
-        let nodes_ref: Vec<(&str, &str, serde_json::Value)> = nodes
-            .iter()
-            .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
-            .collect();
-        let wf = workflow(engine.registry(), &nodes_ref, &[]);
+        let wf = sleepers(engine.registry(), 12, 20);
         // Two runs at once share the engine's limits.
         let (a, b) = tokio::join!(
             engine.run(wf.clone(), RunOptions::default()),
@@ -1020,18 +1013,8 @@ async fn concurrency_limits_are_never_exceeded() {
         .max_concurrency(3)
         .build()
         .unwrap();
-    let nodes: Vec<(String, &str, serde_json::Value)> = (0..12)
-        .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 20})))
-        .collect();
-    let nodes_ref: Vec<(&str, &str, serde_json::Value)> = nodes
-        .iter()
-        .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
-        .collect();
     engine
-        .run(
-            workflow(engine.registry(), &nodes_ref, &[]),
-            RunOptions::default(),
-        )
+        .run(sleepers(engine.registry(), 12, 20), RunOptions::default())
         .await
         .unwrap();
     assert_eq!(c.peak.load(Ordering::SeqCst), 3);
@@ -1275,6 +1258,16 @@ async fn an_unchanged_document_reuses_its_plan_and_a_changed_one_is_validated_ag
     }
 }
 
+/// `n` independent Sleep nodes `s0`, `s1`, … sleeping `ms` each.
+fn sleepers(reg: &NodeRegistry, n: usize, ms: u64) -> Workflow {
+    let ids: Vec<String> = (0..n).map(|i| format!("s{i}")).collect();
+    let nodes: Vec<(&str, &str, serde_json::Value)> = ids
+        .iter()
+        .map(|id| (id.as_str(), "Sleep", json!({ "ms": ms })))
+        .collect();
+    workflow(reg, &nodes, &[])
+}
+
 /// `a` (a Sum adding 1) feeding `b` (a Sum).
 fn a_feeds_b(engine: &Engine) -> Workflow {
     workflow(
@@ -1325,6 +1318,17 @@ async fn a_kept_plan_still_checks_what_each_run_brings() {
         .insert("ghost".into(), gatewai_core::RunInput::Text("boo".into()));
     let err = engine.run(wf.clone(), options).await.err().unwrap();
     assert!(err.to_string().contains("ghost"), "{err}");
+    // An unknown target and an unknown run input are reported together.
+    let mut options = RunOptions {
+        target: RunTarget::Nodes(vec!["nowhere".into()]),
+        ..Default::default()
+    };
+    options
+        .inputs
+        .insert("ghost".into(), gatewai_core::RunInput::Text("boo".into()));
+    let err = engine.run(wf.clone(), options).await.err().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("nowhere") && text.contains("ghost"), "{text}");
     // The kept plan runs the pinned value through, and the next run without a pin executes `a`.
     let fresh = engine.run(wf, RunOptions::default()).await.unwrap();
     assert_eq!(value_of(&fresh, "b"), Some(1.0));
@@ -1500,14 +1504,7 @@ async fn a_small_run_is_not_queued_behind_a_big_one() {
         .max_concurrency(2)
         .build()
         .unwrap();
-    let big: Vec<(String, &str, serde_json::Value)> = (0..100)
-        .map(|i| (format!("s{i}"), "Sleep", json!({"ms": 10})))
-        .collect();
-    let big_ref: Vec<(&str, &str, serde_json::Value)> = big
-        .iter()
-        .map(|(a, b, v)| (a.as_str(), *b, v.clone()))
-        .collect();
-    let big_wf = workflow(engine.registry(), &big_ref, &[]);
+    let big_wf = sleepers(engine.registry(), 100, 10);
     let small_wf = workflow(
         engine.registry(),
         &[("only", "Sleep", json!({"ms": 10}))],

@@ -461,7 +461,21 @@ impl Engine {
             return Ok(plan);
         }
         crate::validate::validate(workflow, &self.inner.registry)?;
-        let plan = Arc::new(plan::Plan::build(&self.inner, workflow, options)?);
+        let plan = match plan::Plan::build(&self.inner, workflow, options) {
+            Ok(plan) => Arc::new(plan),
+            // Every problem at once: what the run brings is checked too.
+            Err(Error::Invalid(mut problems)) => {
+                let ids: crate::FastSet<&str> =
+                    workflow.nodes.iter().map(|n| n.id.as_str()).collect();
+                problems
+                    .0
+                    .extend(plan::brought_problems(workflow, options, |id| {
+                        ids.contains(id)
+                    }));
+                return Err(Error::Invalid(problems));
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(key) = key {
             plans.insert(key, plan.clone());
         }

@@ -145,7 +145,7 @@ impl Plan {
         options: &RunOptions,
     ) -> Vec<ValidationError> {
         let lookup = self.lookup(workflow);
-        let mut problems = option_id_problems(options, |id| lookup.contains_key(id));
+        let problems = brought_problems(workflow, options, |id| lookup.contains_key(id));
         let planned = |id: &str| {
             lookup
                 .get(id)
@@ -159,7 +159,6 @@ impl Plan {
             }
         }
         for (id, result) in &options.pinned {
-            problems.extend(check_pinned(workflow, id, result));
             if let Some(p) = planned(id) {
                 if self.nodes[p].terminal {
                     tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
@@ -226,7 +225,9 @@ impl Plan {
             .enumerate()
             .map(|(i, node)| (node.id.as_str(), i as u32))
             .collect();
-        let mut problems = option_id_problems(options, |id| index.contains_key(id));
+        // Only the target is checked here: what the run brings is checked per run
+        // (`prepare_run`, or `brought_problems` when this fails).
+        let mut problems = Vec::new();
         // Per node type, once: the implementation and the policies that apply.
         let mut types: HashMap<&str, Option<TypeInfo>> = HashMap::default();
         let mut type_of: Vec<Option<usize>> = Vec::with_capacity(n);
@@ -283,8 +284,7 @@ impl Plan {
                 preset[i as usize] = true;
             }
         }
-        for (id, result) in &options.pinned {
-            problems.extend(check_pinned(workflow, id, result));
+        for id in options.pinned.keys() {
             if let Some(&i) = index.get(id.as_str()) {
                 let i = i as usize;
                 if !type_of[i].is_some_and(|t| type_list[t].terminal) {
@@ -652,12 +652,14 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
     problems
 }
 
-/// Ids named in the options (pinned, resumed, run inputs) that are not nodes of the document.
-pub(crate) fn option_id_problems(
+/// What is wrong with what a run brings: ids (pinned, resumed, run inputs) that are not nodes
+/// of the document, and pinned results that do not fit their node.
+pub(crate) fn brought_problems(
+    workflow: &Workflow,
     options: &RunOptions,
     exists: impl Fn(&str) -> bool,
 ) -> Vec<ValidationError> {
-    options
+    let mut problems: Vec<ValidationError> = options
         .pinned
         .keys()
         .chain(options.resumed.keys())
@@ -666,7 +668,11 @@ pub(crate) fn option_id_problems(
         .map(|id| ValidationError::NodeNotFound {
             node_id: id.clone(),
         })
-        .collect()
+        .collect();
+    for (id, result) in &options.pinned {
+        problems.extend(check_pinned(workflow, id, result));
+    }
+    problems
 }
 
 /// Hands each planned node's config and untouched previous result back to the document.
