@@ -3,9 +3,8 @@
 use super::{check_key, describe, new_key, owner_of};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use async_trait::async_trait;
 use bytes::Bytes;
-use gatewai_core::{AssetStore, FileAsset, NewAsset};
+use gatewai_core::{FileAsset, NewAsset};
 use std::path::{Path, PathBuf};
 
 /// An [`AssetStore`] keeping blobs as files under a root directory, and their descriptions in
@@ -122,30 +121,4 @@ impl FsAssetStore {
     }
 }
 
-#[async_trait]
-impl AssetStore for FsAssetStore {
-    async fn put(&self, asset: NewAsset) -> gatewai_core::Result<FileAsset> {
-        self.put_blob(asset)
-            .await
-            .map_err(|e| e.into_core_asset_error("new asset"))
-    }
-
-    async fn read(&self, asset: &FileAsset) -> gatewai_core::Result<Bytes> {
-        self.read_blob(asset)
-            .await
-            .map_err(|e| e.into_core_asset_error(&asset.id))
-    }
-
-    async fn get(&self, id: &str) -> gatewai_core::Result<Option<FileAsset>> {
-        self.records
-            .get_asset_record(id)
-            .await
-            .map_err(|e| e.into_core_asset_error(id))
-    }
-
-    async fn delete(&self, asset: &FileAsset) -> gatewai_core::Result<()> {
-        self.delete_blob(asset)
-            .await
-            .map_err(|e| e.into_core_asset_error(&asset.id))
-    }
-}
+asset_store_over_blobs!(FsAssetStore);

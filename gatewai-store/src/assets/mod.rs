@@ -4,6 +4,48 @@
 //! store's `file_assets` table, and make their keys themselves from fresh ids; a key handed
 //! back to them is checked so that it can never name a blob outside the store.
 
+/// Implements core's `AssetStore` for a blob store with `put_blob`, `read_blob` and
+/// `delete_blob` methods and a `records` field (the [`Store`](crate::Store) keeping asset
+/// descriptions), reporting every error as core's asset error. Both blob stores share it.
+#[cfg(any(feature = "fs", feature = "s3"))]
+macro_rules! asset_store_over_blobs {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl gatewai_core::AssetStore for $store {
+            async fn put(
+                &self,
+                asset: gatewai_core::NewAsset,
+            ) -> gatewai_core::Result<gatewai_core::FileAsset> {
+                self.put_blob(asset)
+                    .await
+                    .map_err(|e| e.into_core_asset_error("new asset"))
+            }
+
+            async fn read(
+                &self,
+                asset: &gatewai_core::FileAsset,
+            ) -> gatewai_core::Result<bytes::Bytes> {
+                self.read_blob(asset)
+                    .await
+                    .map_err(|e| e.into_core_asset_error(&asset.id))
+            }
+
+            async fn get(&self, id: &str) -> gatewai_core::Result<Option<gatewai_core::FileAsset>> {
+                self.records
+                    .get_asset_record(id)
+                    .await
+                    .map_err(|e| e.into_core_asset_error(id))
+            }
+
+            async fn delete(&self, asset: &gatewai_core::FileAsset) -> gatewai_core::Result<()> {
+                self.delete_blob(asset)
+                    .await
+                    .map_err(|e| e.into_core_asset_error(&asset.id))
+            }
+        }
+    };
+}
+
 #[cfg(feature = "fs")]
 mod fs;
 #[cfg(feature = "s3")]
