@@ -291,14 +291,14 @@ fn check_program(program: &'static str, package: &'static str) -> Result<()> {
 /// Copies the results of `finished`'s nodes into the nodes of `into` with the same ids (a run's
 /// results written back into the stored canvas, which may have been edited meanwhile).
 pub fn merge_results(into: &mut Workflow, finished: &Workflow) {
-    let results: HashMap<&str, &NodeResult> = finished
+    let results: HashMap<&str, &Arc<NodeResult>> = finished
         .nodes
         .iter()
         .filter_map(|n| n.result.as_ref().map(|r| (n.id.as_str(), r)))
         .collect();
     for node in &mut into.nodes {
         if let Some(result) = results.get(node.id.as_str()) {
-            node.result = Some((*result).clone());
+            node.result = Some(Arc::clone(result));
         }
     }
 }

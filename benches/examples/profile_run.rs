@@ -2,7 +2,8 @@
 //! `cargo run --release -p gatewai-benches --example profile_run -- layered 10000 20`.
 //! A fourth argument runs only one part, for `perf stat -e instructions:u`: `engine` (runs of
 //! the engine, each on a fresh document clone), `clone` (only the clones), `baseline` (the
-//! tokio ready-queue baseline).
+//! tokio ready-queue baseline), `cached` (re-runs served from the result cache).
+//! `NO_OBSERVER=1` runs the engine with no observer (no events are built).
 
 use gatewai_benches::HOST_ALLOCATOR;
 use gatewai_benches::{Dag, registry, sink_value};
@@ -60,12 +61,11 @@ fn main() {
         .expect("runtime");
     // As in the criterion bench: records kept, events produced and consumed by an observer.
     let counter = std::sync::Arc::new(EventCounter::default());
-    let engine = Engine::builder()
-        .registry(registry())
-        .observer(counter.clone())
-        .no_cache()
-        .build()
-        .expect("engine");
+    let mut builder = Engine::builder().registry(registry());
+    if std::env::var_os("NO_OBSERVER").is_none() {
+        builder = builder.observer(counter.clone());
+    }
+    let engine = builder.no_cache().build().expect("engine");
     let wf = dag.workflow();
     let expected = dag.sequential_sink();
     // For `perf stat`, which counts instructions whatever else the machine is doing: the same

@@ -210,20 +210,44 @@ pub trait Observer: Send + Sync + 'static {
     async fn on_events(&self, events: &[RunEvent]);
 }
 
+/// An event as the engine queues it. Node transitions name the node by its place in the run's
+/// plan and carry no record: the run's event dispatcher builds the public [`RunEvent`] (and
+/// the node's record) from the run's settled state, off the node's own task.
+pub(crate) enum Pending {
+    /// A complete event (run start and end, progress, a failed attempt that will retry).
+    Event(Box<(DateTime<Utc>, EventKind)>),
+    /// Every planned node is queued (one `NodeQueued` event per node, in plan order).
+    NodesQueued(DateTime<Utc>),
+    /// A node started an attempt.
+    Started {
+        node: u32,
+        attempt: u32,
+        at: std::time::Instant,
+    },
+    /// A node settled; its outcome is in the run's state.
+    Settled(u32),
+}
+
 /// The sending side of a run's event stream.
 #[derive(Clone)]
 pub(crate) struct EventSink {
-    pub(crate) tx: mpsc::UnboundedSender<(DateTime<Utc>, EventKind)>,
+    pub(crate) tx: mpsc::UnboundedSender<Pending>,
 }
 
 impl EventSink {
+    /// Queues a complete event that happens now.
     pub(crate) fn emit(&self, kind: EventKind) {
-        // The receiver lives until the run's dispatcher ends; a send after that is moot.
-        let _ = self.tx.send((Utc::now(), kind));
+        self.emit_at(Utc::now(), kind);
     }
 
-    /// Emits an event that happened at `at` (a time the caller already read).
+    /// Queues a complete event that happened at `at` (a time the caller already read).
     pub(crate) fn emit_at(&self, at: DateTime<Utc>, kind: EventKind) {
-        let _ = self.tx.send((at, kind));
+        self.send(Pending::Event(Box::new((at, kind))));
+    }
+
+    /// Queues an event.
+    pub(crate) fn send(&self, pending: Pending) {
+        // The receiver lives until the run's dispatcher ends; a send after that is moot.
+        let _ = self.tx.send(pending);
     }
 }

@@ -293,19 +293,49 @@ impl Outputs {
 
 /// Everything a node can reach while it runs: its config, the cancellation signal, a progress
 /// reporter, the asset store, its previous result, a run input, and its tracing span.
+///
+/// A context the engine makes is a pointer to the run plus the node's place in it: making one
+/// copies nothing of the node's data.
 #[derive(Clone)]
 pub struct NodeContext {
-    pub(crate) run_id: Arc<str>,
-    pub(crate) node_id: Arc<str>,
-    pub(crate) node_type: Arc<str>,
-    pub(crate) config: Arc<serde_json::Value>,
-    pub(crate) previous_result: Option<Arc<NodeResult>>,
-    pub(crate) run_input: Option<Arc<RunInput>>,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) assets: Arc<dyn AssetStore>,
-    pub(crate) events: Option<EventSink>,
+    pub(crate) scope: Scope,
     pub(crate) span: tracing::Span,
     pub(crate) attempt: u32,
+}
+
+/// Where a context's data lives.
+#[derive(Clone)]
+pub(crate) enum Scope {
+    /// A node of a running run: the run's state and the node's index in it.
+    Run(Arc<dyn RunScope>, u32),
+    /// A context made outside an engine.
+    Detached(Arc<Detached>),
+}
+
+/// What a run shows the contexts of its nodes (implemented by the engine's run state).
+pub(crate) trait RunScope: Send + Sync + 'static {
+    fn run_id(&self) -> &str;
+    fn node_id(&self, node: u32) -> &Arc<str>;
+    fn node_type(&self, node: u32) -> &str;
+    fn config(&self, node: u32) -> &serde_json::Value;
+    fn previous_result(&self, node: u32) -> Option<&NodeResult>;
+    fn run_input(&self, node: u32) -> Option<&RunInput>;
+    fn cancellation(&self) -> &CancellationToken;
+    fn assets(&self) -> &Arc<dyn AssetStore>;
+    fn events(&self) -> Option<&EventSink>;
+}
+
+/// The data of a context made outside an engine.
+#[derive(Clone)]
+pub(crate) struct Detached {
+    run_id: Arc<str>,
+    node_id: Arc<str>,
+    node_type: Arc<str>,
+    config: serde_json::Value,
+    previous_result: Option<NodeResult>,
+    run_input: Option<RunInput>,
+    cancel: CancellationToken,
+    assets: Arc<dyn AssetStore>,
 }
 
 impl NodeContext {
@@ -317,98 +347,144 @@ impl NodeContext {
         assets: Arc<dyn AssetStore>,
     ) -> Self {
         NodeContext {
-            run_id: Arc::from("detached"),
-            node_id: Arc::from(node_id),
-            node_type: Arc::from(node_type),
-            config: Arc::new(config),
-            previous_result: None,
-            run_input: None,
-            cancel: CancellationToken::new(),
-            assets,
-            events: None,
+            scope: Scope::Detached(Arc::new(Detached {
+                run_id: Arc::from("detached"),
+                node_id: Arc::from(node_id),
+                node_type: Arc::from(node_type),
+                config,
+                previous_result: None,
+                run_input: None,
+                cancel: CancellationToken::new(),
+                assets,
+            })),
             span: tracing::Span::none(),
             attempt: 1,
         }
     }
 
-    /// Sets the previous result (for a detached context).
-    pub fn with_previous_result(mut self, result: NodeResult) -> Self {
-        self.previous_result = Some(Arc::new(result));
+    /// Changes the context's data, as a detached copy (a context of a run is copied first).
+    fn with_detached(mut self, change: impl FnOnce(&mut Detached)) -> Self {
+        let mut detached = match self.scope {
+            Scope::Detached(detached) => Arc::unwrap_or_clone(detached),
+            Scope::Run(run, node) => Detached {
+                run_id: Arc::from(run.run_id()),
+                node_id: run.node_id(node).clone(),
+                node_type: Arc::from(run.node_type(node)),
+                config: run.config(node).clone(),
+                previous_result: run.previous_result(node).cloned(),
+                run_input: run.run_input(node).cloned(),
+                cancel: run.cancellation().clone(),
+                assets: run.assets().clone(),
+            },
+        };
+        change(&mut detached);
+        self.scope = Scope::Detached(Arc::new(detached));
         self
+    }
+
+    /// Sets the previous result (for a detached context).
+    pub fn with_previous_result(self, result: NodeResult) -> Self {
+        self.with_detached(|d| d.previous_result = Some(result))
     }
 
     /// Sets the run input (for a detached context).
-    pub fn with_run_input(mut self, input: RunInput) -> Self {
-        self.run_input = Some(Arc::new(input));
-        self
+    pub fn with_run_input(self, input: RunInput) -> Self {
+        self.with_detached(|d| d.run_input = Some(input))
     }
 
     /// Uses this cancellation token (for a detached context).
-    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
-        self.cancel = cancel;
-        self
+    pub fn with_cancel(self, cancel: CancellationToken) -> Self {
+        self.with_detached(|d| d.cancel = cancel)
     }
 
     /// The run's id.
     pub fn run_id(&self) -> &str {
-        &self.run_id
+        match &self.scope {
+            Scope::Run(run, _) => run.run_id(),
+            Scope::Detached(d) => &d.run_id,
+        }
     }
 
     /// The node's id.
     pub fn node_id(&self) -> &str {
-        &self.node_id
+        self.node_id_arc()
+    }
+
+    fn node_id_arc(&self) -> &Arc<str> {
+        match &self.scope {
+            Scope::Run(run, node) => run.node_id(*node),
+            Scope::Detached(d) => &d.node_id,
+        }
     }
 
     /// The node's type name.
     pub fn node_type(&self) -> &str {
-        &self.node_type
+        match &self.scope {
+            Scope::Run(run, node) => run.node_type(*node),
+            Scope::Detached(d) => &d.node_type,
+        }
     }
 
     /// The raw config.
     pub fn raw_config(&self) -> &serde_json::Value {
-        &self.config
+        match &self.scope {
+            Scope::Run(run, node) => run.config(*node),
+            Scope::Detached(d) => &d.config,
+        }
     }
 
     /// The config deserialised into the node's own config struct; a config error naming the
     /// field when it does not fit. A null config deserialises from `{}`.
     pub fn config<T: DeserializeOwned>(&self) -> Result<T, NodeError> {
-        let value = if self.config.is_null() {
-            serde_json::Value::Object(Default::default())
+        let config = self.raw_config();
+        let parsed = if config.is_null() {
+            T::deserialize(serde_json::Value::Object(Default::default()))
         } else {
-            (*self.config).clone()
+            T::deserialize(config)
         };
-        serde_json::from_value(value)
-            .map_err(|e| NodeError::new(ErrorKind::InvalidConfig, format!("config: {e}")))
+        parsed.map_err(|e| NodeError::new(ErrorKind::InvalidConfig, format!("config: {e}")))
     }
 
     /// The node's stored result before this run.
     pub fn previous_result(&self) -> Option<&NodeResult> {
-        self.previous_result.as_deref()
+        match &self.scope {
+            Scope::Run(run, node) => run.previous_result(*node),
+            Scope::Detached(d) => d.previous_result.as_ref(),
+        }
     }
 
     /// The value handed to this (source) node for this run, if any.
     pub fn run_input(&self) -> Option<&RunInput> {
-        self.run_input.as_deref()
+        match &self.scope {
+            Scope::Run(run, node) => run.run_input(*node),
+            Scope::Detached(d) => d.run_input.as_ref(),
+        }
     }
 
     /// The cancellation signal of the run.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.cancel
+        match &self.scope {
+            Scope::Run(run, _) => run.cancellation(),
+            Scope::Detached(d) => &d.cancel,
+        }
     }
 
     /// Whether the run was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.cancel.is_cancelled()
+        self.cancellation().is_cancelled()
     }
 
     /// Resolves when the run is cancelled.
     pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
+        self.cancellation().cancelled().await
     }
 
     /// The asset store.
     pub fn assets(&self) -> &Arc<dyn AssetStore> {
-        &self.assets
+        match &self.scope {
+            Scope::Run(run, _) => run.assets(),
+            Scope::Detached(d) => &d.assets,
+        }
     }
 
     /// The node's tracing span.
@@ -440,9 +516,11 @@ impl NodeContext {
     }
 
     fn emit_progress(&self, progress: Progress) {
-        if let Some(events) = &self.events {
+        if let Scope::Run(run, _) = &self.scope
+            && let Some(events) = run.events()
+        {
             events.emit(EventKind::NodeProgress {
-                node_id: self.node_id.clone(),
+                node_id: self.node_id_arc().clone(),
                 progress,
             });
         }
@@ -452,9 +530,9 @@ impl NodeContext {
 impl std::fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeContext")
-            .field("run_id", &self.run_id)
-            .field("node_id", &self.node_id)
-            .field("node_type", &self.node_type)
+            .field("run_id", &self.run_id())
+            .field("node_id", &self.node_id())
+            .field("node_type", &self.node_type())
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }

@@ -1662,12 +1662,7 @@ async fn a_cache_hit_keeps_the_users_selected_generation() {
     opts.force.insert("llm".into());
     let second = engine.run(first.workflow.clone(), opts).await.unwrap();
     let mut picked = second.workflow.clone();
-    picked
-        .node_mut("llm")
-        .unwrap()
-        .result
-        .as_mut()
-        .unwrap()
+    std::sync::Arc::make_mut(picked.node_mut("llm").unwrap().result.as_mut().unwrap())
         .selected_output_index = 0;
     let third = engine.run(picked, RunOptions::default()).await.unwrap();
     let result = third.workflow.node("llm").unwrap().result.clone().unwrap();

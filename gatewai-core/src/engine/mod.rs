@@ -3,7 +3,8 @@
 //!
 //! ## How a run goes
 //! [`Engine::start`] fingerprints the document (nodes, handles, edges, configs, the run target
-//! and which nodes the run brings results for: 128 bits, two seeded hashes). A document seen
+//! and which nodes the run brings results for: a randomly seeded 64-bit hash beside the sizes of
+//! what it hashed). A document seen
 //! before reuses its kept plan; a new one is validated and compiled into a plan of flat arrays
 //! (nodes in topological order, input sources as node indices, dependents in one CSR array,
 //! in-degree counters, and each node's part of its cache key), which the engine keeps
@@ -11,16 +12,19 @@
 //! moved out of the document, pinned and resumed results, run inputs — is gathered per run
 //! and checked on every run. Each ready node is then settled by a drive loop: resolve inputs,
 //! look the cache up, execute with retries and timeouts (directly, or through a host's
-//! [`NodeDispatcher`]), record, then release dependents; one newly ready dependent continues
-//! on the same task, the others are spawned. Events go through a channel to a dispatcher task
-//! that hands batches to the observers, so slow observers never stall node execution.
+//! [`NodeDispatcher`]), settle, then release dependents; one newly ready dependent continues
+//! on the same task, the others are spawned. A node's settlement is compact (how it ended,
+//! its inputs, two monotonic clock readings); its [`NodeExecution`] record and its events are
+//! built from it off the node's task. Nodes queue small events (node index, attempt, clock
+//! reading) on a channel; the run's dispatcher task turns them into [`RunEvent`]s with their
+//! records and hands batches to the observers, so slow observers never stall node execution.
+//! A [`NodeContext`] is a pointer to the run and the node's index: making one copies nothing.
 //!
 //! ## Where the time goes (measured: see the README)
-//! Per node, beyond the node itself: the records (a `NodeExecution` shares the plan's ids,
-//! the result and the resolved inputs through `Arc`s, but is still one allocation), the
-//! resolved inputs and the node's outputs (a few small vectors), the result written back into
-//! the returned document (a copy: the outcome's `results` share the original), the events,
-//! and the allocator under all of it. A new document also pays validation and planning
+//! Per node, beyond the node itself: the resolved inputs and the node's outputs (a few small
+//! vectors and the shared result), the node's boxed future, the events and the records (built
+//! on the dispatcher and again for the outcome, which shares results and inputs through
+//! `Arc`s), and the allocator under all of it. A new document also pays validation and planning
 //! (about 1–2 µs per node), a kept one only its fingerprint.
 
 use crate::assets::{AssetStore, MemoryAssetStore};

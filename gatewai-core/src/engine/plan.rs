@@ -105,10 +105,7 @@ impl Plan {
             .iter()
             .map(|node| {
                 let (config, previous) = match workflow.nodes.get_mut(node.wf_index as usize) {
-                    Some(doc) => (
-                        std::mem::take(&mut doc.config),
-                        doc.result.take().map(Arc::new),
-                    ),
+                    Some(doc) => (std::mem::take(&mut doc.config), doc.result.take()),
                     None => (serde_json::Value::Null, None),
                 };
                 NodeRun {
@@ -681,7 +678,7 @@ pub(crate) fn restore_documents(plan: &Plan, workflow: &mut Workflow, runs: Vec<
         if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
             doc.config = Arc::unwrap_or_clone(run.config);
             if doc.result.is_none() {
-                doc.result = run.previous.map(Arc::unwrap_or_clone);
+                doc.result = run.previous;
             }
         }
     }
@@ -693,7 +690,7 @@ pub(crate) fn restore_documents(plan: &Plan, workflow: &mut Workflow, runs: Vec<
 /// unchanged document skips validation and planning.
 pub(crate) struct PlanCache {
     capacity: usize,
-    seeds: [foldhash::fast::FixedState; 2],
+    seed: foldhash::fast::FixedState,
     /// A use counter, and at most `capacity` kept plans.
     entries: Mutex<(u64, Vec<KeptPlan>)>,
 }
@@ -705,10 +702,7 @@ impl PlanCache {
     pub(crate) fn new(capacity: usize) -> Self {
         PlanCache {
             capacity,
-            seeds: [
-                foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
-                foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
-            ],
+            seed: foldhash::fast::FixedState::with_seed(fastrand::u64(..)),
             entries: Mutex::new((0, Vec::new())),
         }
     }
@@ -748,31 +742,42 @@ impl PlanCache {
         entries.push((key, plan, *clock));
     }
 
-    /// A 128-bit fingerprint (two independently seeded hashes) of what decides the plan.
+    /// A 128-bit fingerprint of what decides the plan: a 64-bit hash (seeded at random per
+    /// engine, so no document can be crafted offline to collide) beside the total length of
+    /// the text and the count of the numbers it hashed. A false match needs both to agree:
+    /// with 16 kept plans, odds below 2^-60 per run.
     pub(crate) fn fingerprint(&self, workflow: &Workflow, options: &RunOptions) -> u128 {
-        let [a, b] = &self.seeds;
-        let (mut a, mut b) = (a.build_hasher(), b.build_hasher());
-        let mut both = Fingerprint([&mut a, &mut b]);
-        both.structure(workflow, options);
-        (u128::from(a.finish()) << 64) | u128::from(b.finish())
+        let mut hasher = self.seed.build_hasher();
+        let mut print = Fingerprint {
+            hasher: &mut hasher,
+            text: 0,
+            numbers: 0,
+        };
+        print.structure(workflow, options);
+        let sizes = print.text ^ print.numbers.rotate_left(32);
+        (u128::from(hasher.finish()) << 64) | u128::from(sizes)
     }
 }
 
-/// Feeds the same fields to two hashers.
-struct Fingerprint<'a>([&'a mut foldhash::fast::FoldHasher<'static>; 2]);
+/// Feeds fields to a hasher, counting what it fed.
+struct Fingerprint<'a> {
+    hasher: &'a mut foldhash::fast::FoldHasher<'static>,
+    /// Bytes of text hashed.
+    text: u64,
+    /// Numbers hashed.
+    numbers: u64,
+}
 
 impl Fingerprint<'_> {
     fn bytes(&mut self, bytes: &[u8]) {
-        for h in self.0.iter_mut() {
-            h.write_usize(bytes.len());
-            h.write(bytes);
-        }
+        self.hasher.write_usize(bytes.len());
+        self.hasher.write(bytes);
+        self.text = self.text.wrapping_add(bytes.len() as u64);
     }
 
     fn num(&mut self, n: u64) {
-        for h in self.0.iter_mut() {
-            h.write_u64(n);
-        }
+        self.hasher.write_u64(n);
+        self.numbers = self.numbers.wrapping_add(1);
     }
 
     fn opt(&mut self, s: Option<&str>) {

@@ -1,17 +1,22 @@
 //! Executing a plan: drive loops that settle nodes and continue with a lone ready successor on
 //! the same task, an event dispatcher, and the finalisation of records and the outcome.
+//!
+//! A node's settlement is kept compact (how it ended, its inputs, two clock readings); the
+//! public [`NodeExecution`] record and the node's events are built from it off the node's
+//! task: by the event dispatcher for observers, and once at the end for the outcome.
 
 use super::plan::{NodeRun, Plan, PlanNode};
 use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
+use crate::assets::AssetStore;
 use crate::cache::CachedOutputs;
 use crate::error::{ErrorKind, NodeError, Result};
-use crate::event::{EventKind, EventSink, ResultSource, RunEvent, SkipReason};
+use crate::event::{EventKind, EventSink, Pending, ResultSource, RunEvent, SkipReason};
 use crate::model::{
     ExecutionStatus, Generation, InputSnapshot, Item, NodeExecution, NodeResult, OnError,
     OutputItem, RunRecord, RunStatus, Workflow,
 };
-use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode};
-use chrono::{DateTime, Utc};
+use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput, RunScope, Scope};
+use chrono::{DateTime, Timelike, Utc};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -24,24 +29,179 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// How a node settled.
-pub(crate) enum Settled {
+/// How a node ended.
+pub(crate) enum End {
     Completed {
         result: Arc<NodeResult>,
-        record: Arc<NodeExecution>,
+        source: ResultSource,
+        /// The error a node that continues on error turned into its output.
+        error: Option<Arc<str>>,
     },
     Failed {
         error: Arc<str>,
         kind: ErrorKind,
-        record: Arc<NodeExecution>,
     },
     Skipped {
         reason: SkipReason,
-        record: Arc<NodeExecution>,
     },
     Cancelled {
-        record: Arc<NodeExecution>,
+        reason: Arc<str>,
     },
+}
+
+/// How a node settled: its end and what its record needs.
+pub(crate) struct Settled {
+    end: End,
+    /// The inputs it ran with (shared with its record's input snapshot).
+    inputs: Option<Arc<Inputs>>,
+    started: Instant,
+    finished: Instant,
+    attempts: u32,
+    /// Whether the record reports a duration (nodes that executed or came from the cache).
+    timed: bool,
+}
+
+impl Settled {
+    /// A settlement with no inputs and no attempt, ending now.
+    fn now(end: End, started: Instant) -> Settled {
+        Settled {
+            end,
+            inputs: None,
+            started,
+            finished: Instant::now(),
+            attempts: 0,
+            timed: false,
+        }
+    }
+}
+
+/// Wall-clock times of a run's monotonic clock readings.
+#[derive(Clone, Copy)]
+pub(crate) struct RunClock {
+    origin: Instant,
+    origin_utc: DateTime<Utc>,
+    /// The origin's date and time of day, for readings on the same day.
+    date: chrono::NaiveDate,
+    seconds_of_day: u32,
+    nanos: u32,
+}
+
+impl RunClock {
+    fn start() -> RunClock {
+        RunClock::new(Instant::now(), Utc::now())
+    }
+
+    /// A clock whose reading `origin` was at `origin_utc`.
+    fn new(origin: Instant, origin_utc: DateTime<Utc>) -> RunClock {
+        let naive = origin_utc.naive_utc();
+        RunClock {
+            origin,
+            origin_utc,
+            date: naive.date(),
+            seconds_of_day: naive.time().num_seconds_from_midnight(),
+            nanos: naive.time().nanosecond(),
+        }
+    }
+
+    /// The wall-clock time of a reading.
+    fn at(&self, reading: Instant) -> DateTime<Utc> {
+        const NANOS: u64 = 1_000_000_000;
+        let since = reading.saturating_duration_since(self.origin);
+        // Readings on the origin's day (nearly all) need no calendar arithmetic.
+        let nanos = u64::from(self.nanos) + u64::from(since.subsec_nanos());
+        let seconds = u64::from(self.seconds_of_day) + since.as_secs() + nanos / NANOS;
+        if seconds < 86_400
+            && let Some(time) = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                seconds as u32,
+                (nanos % NANOS) as u32,
+            )
+        {
+            return self.date.and_time(time).and_utc();
+        }
+        chrono::TimeDelta::from_std(since)
+            .ok()
+            .and_then(|d| self.origin_utc.checked_add_signed(d))
+            .unwrap_or(self.origin_utc)
+    }
+}
+
+/// A node's public record, built from its settlement.
+fn record(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> NodeExecution {
+    let (status, output, error, cached) = match &s.end {
+        End::Completed {
+            result,
+            source,
+            error,
+        } => (
+            ExecutionStatus::Completed,
+            Some(result.clone()),
+            error.as_deref().map(str::to_owned),
+            *source != ResultSource::Executed,
+        ),
+        End::Failed { error, .. } => (
+            ExecutionStatus::Failed,
+            None,
+            Some(error.to_string()),
+            false,
+        ),
+        End::Skipped { reason } => (
+            ExecutionStatus::Skipped,
+            None,
+            Some(reason.to_string()),
+            false,
+        ),
+        End::Cancelled { reason } => (
+            ExecutionStatus::Cancelled,
+            None,
+            Some(reason.to_string()),
+            false,
+        ),
+    };
+    NodeExecution {
+        run_id: run_id.clone(),
+        node_id: node.id.clone(),
+        node_type: node.node_type.clone(),
+        label: node.label.clone(),
+        status,
+        input: s.inputs.clone().map(InputSnapshot::of),
+        output,
+        error,
+        cached,
+        started_at: Some(clock.at(s.started)),
+        finished_at: Some(clock.at(s.finished)),
+        duration_ms: s
+            .timed
+            .then(|| s.finished.saturating_duration_since(s.started).as_millis() as u64),
+        attempts: s.attempts,
+    }
+}
+
+/// A settled node's event, with its record.
+fn settled_event(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> EventKind {
+    let record = Arc::new(record(run_id, node, s, clock));
+    let node_id = node.id.clone();
+    match &s.end {
+        End::Completed { result, source, .. } => EventKind::NodeCompleted {
+            node_id,
+            source: *source,
+            result: result.clone(),
+            record,
+        },
+        End::Failed { error, kind } => EventKind::NodeFailed {
+            node_id,
+            error: error.clone(),
+            kind: *kind,
+            attempt: s.attempts,
+            will_retry: false,
+            record: Some(record),
+        },
+        End::Skipped { reason } => EventKind::NodeSkipped {
+            node_id,
+            reason: reason.clone(),
+            record,
+        },
+        End::Cancelled { .. } => EventKind::NodeCancelled { node_id, record },
+    }
 }
 
 /// Where new node futures go: tokio's workers, or the run's own task.
@@ -51,13 +211,16 @@ enum Spawner {
     Local(mpsc::UnboundedSender<BoxFuture<'static, ()>>),
 }
 
+/// How each planned node settled, by plan index (shared by the run and its event dispatcher).
+type SettledSlots = Arc<[OnceLock<Settled>]>;
+
 /// The shared state of one run.
 pub(crate) struct RunState {
     plan: Arc<Plan>,
     /// What this run brings for each planned node, by plan index.
     runs: Vec<NodeRun>,
     remaining: Vec<AtomicU32>,
-    settled: Vec<OnceLock<Settled>>,
+    settled: SettledSlots,
     settled_count: AtomicUsize,
     done: Notify,
     /// Cancelled by the user (the host's token) or by fail-fast; nodes watch this one.
@@ -72,6 +235,36 @@ pub(crate) struct RunState {
     spawner: Spawner,
     span: tracing::Span,
     fail_fast: bool,
+}
+
+impl RunScope for RunState {
+    fn run_id(&self) -> &str {
+        &self.run_id
+    }
+    fn node_id(&self, node: u32) -> &Arc<str> {
+        &self.plan.nodes[node as usize].id
+    }
+    fn node_type(&self, node: u32) -> &str {
+        &self.plan.nodes[node as usize].node_type
+    }
+    fn config(&self, node: u32) -> &serde_json::Value {
+        &self.runs[node as usize].config
+    }
+    fn previous_result(&self, node: u32) -> Option<&NodeResult> {
+        self.runs[node as usize].previous.as_deref()
+    }
+    fn run_input(&self, node: u32) -> Option<&RunInput> {
+        self.runs[node as usize].run_input.as_deref()
+    }
+    fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+    fn assets(&self) -> &Arc<dyn AssetStore> {
+        &self.engine.assets
+    }
+    fn events(&self) -> Option<&EventSink> {
+        self.events.as_ref()
+    }
 }
 
 /// Everything `Engine::start` hands over to the run task.
@@ -98,19 +291,28 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         cancel,
         stream,
     } = setup;
-    let created_at = Utc::now();
+    let clock = RunClock::start();
+    let created_at = clock.origin_utc;
     let workflow_id = options.workflow_id.clone().or_else(|| workflow.id.clone());
     let span = tracing::info_span!("run", run_id = %run_id, workflow_id = workflow_id.as_deref().unwrap_or(""));
+    let count = plan.nodes.len();
+    let settled: SettledSlots = (0..count).map(|_| OnceLock::new()).collect();
 
-    // Events: a dispatcher task hands batches to observers and the stream, in order.
+    // Events: a dispatcher task builds them and hands batches to observers and the stream,
+    // in order.
     let observed = !engine.observers.is_empty() || stream.is_some();
     let (sink, dispatcher) = if observed {
         let (tx, rx) = mpsc::unbounded_channel();
         let dispatcher = tokio::spawn(dispatch_events(
-            run_id.clone(),
+            Dispatch {
+                run_id: run_id.clone(),
+                plan: plan.clone(),
+                settled: settled.clone(),
+                clock,
+                observers: engine.observers.clone(),
+                stream,
+            },
             rx,
-            engine.observers.clone(),
-            stream,
         ));
         (Some(EventSink { tx }), Some(dispatcher))
     } else {
@@ -127,23 +329,16 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         started_at: Some(created_at),
         finished_at: None,
     };
-    let count = plan.nodes.len();
     if let Some(sink) = &sink {
-        sink.emit(EventKind::RunStarted {
-            run: Arc::new(run.clone()),
-            node_count: count,
-        });
+        sink.emit_at(
+            created_at,
+            EventKind::RunStarted {
+                run: Arc::new(run.clone()),
+                node_count: count,
+            },
+        );
         // Every node is queued at the run's start.
-        for node in &plan.nodes {
-            sink.emit_at(
-                created_at,
-                EventKind::NodeQueued {
-                    node_id: node.id.clone(),
-                    node_type: node.node_type.clone(),
-                    label: node.label.clone(),
-                },
-            );
-        }
+        sink.send(Pending::NodesQueued(created_at));
     }
     tracing::info!(parent: &span, nodes = count, "run started");
 
@@ -155,7 +350,6 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         }
     };
     let remaining = plan.indegree.iter().map(|&d| AtomicU32::new(d)).collect();
-    let settled = (0..count).map(|_| OnceLock::new()).collect();
     let roots: Vec<u32> = (0..count as u32)
         .filter(|&i| plan.indegree[i as usize] == 0)
         .collect();
@@ -188,30 +382,16 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     drop(local_rx);
 
     // Anything still unsettled (a node that ignored cancellation) is abandoned as cancelled.
-    let now = Utc::now();
     for i in 0..count {
         if state.settled[i].get().is_none() {
-            let node = &state.plan.nodes[i];
-            let record = state.record(
-                node,
-                ExecutionStatus::Cancelled,
-                None,
-                Some("abandoned after the cancellation grace period".into()),
-                None,
-                now,
-                0,
-                false,
-                None,
-            );
-            state.settle(i, Settled::Cancelled { record });
+            let reason = Arc::from("abandoned after the cancellation grace period");
+            state.settle(i, Settled::now(End::Cancelled { reason }, Instant::now()));
         }
     }
 
     // Outcome.
-    let any_cancelled = state
-        .settled
-        .iter()
-        .any(|s| matches!(s.get(), Some(Settled::Cancelled { .. })));
+    let ends = || state.settled.iter().filter_map(|s| s.get().map(|s| &s.end));
+    let any_cancelled = ends().any(|e| matches!(e, End::Cancelled { .. }));
     let user_cancelled = cancel.is_cancelled() && any_cancelled;
     let failed = state.any_failed.load(Ordering::Acquire);
     run.status = if user_cancelled {
@@ -221,13 +401,14 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     } else {
         RunStatus::Completed
     };
-    let mut first_error: Option<String> = None;
-    for (i, node) in state.plan.nodes.iter().enumerate() {
-        if let Some(Settled::Failed { error, .. }) = state.settled[i].get() {
-            first_error = Some(format!("node {} failed: {error}", node.id));
-            break;
-        }
-    }
+    let first_error = state
+        .settled
+        .iter()
+        .zip(&state.plan.nodes)
+        .find_map(|(s, node)| match s.get().map(|s| &s.end) {
+            Some(End::Failed { error, .. }) => Some(format!("node {} failed: {error}", node.id)),
+            _ => None,
+        });
     run.error = match run.status {
         RunStatus::Cancelled => Some("cancelled".to_owned()),
         RunStatus::Failed => first_error,
@@ -241,23 +422,20 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         });
     }
     drop(sink);
-    if let Some(dispatcher) = dispatcher {
-        // Observers have handled every event once this returns.
-        let _ = dispatcher.await;
-    }
+    // The outcome is built while the dispatcher hands the last events to the observers.
     // Take the run state back from the node tasks (they end right after settling their
-    // last node), so records and results move into the outcome instead of being copied.
+    // last node), so results move into the outcome instead of being copied.
     let mut state = state;
     let mut tries = 0;
     let (plan, runs, settled) = loop {
         match Arc::try_unwrap(state) {
-            Ok(owned) => break (owned.plan, owned.runs, SettledSlots::Owned(owned.settled)),
-            // A node abandoned after cancellation still holds the state: copy what we need.
+            Ok(owned) => break (owned.plan, owned.runs, owned.settled),
+            // A node abandoned after cancellation still holds the state: share what we need.
             Err(shared) if tries >= 64 => {
                 break (
                     shared.plan.clone(),
                     shared.runs.clone(),
-                    SettledSlots::Shared(shared),
+                    shared.settled.clone(),
                 );
             }
             Err(shared) => {
@@ -272,36 +450,34 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     let mut results = HashMap::with_capacity(count);
     let mut exports = BTreeMap::new();
     let mut workflow = workflow;
-    for (i, slot) in settled.into_iter().enumerate() {
-        let node = &nodes[i];
-        let Some(settled) = slot else { continue };
-        let record = match settled {
-            Settled::Completed { result, record } => {
-                if node.is_run_output {
-                    let items = result
-                        .selected()
-                        .map(|g| g.items.iter().map(OutputItem::to_item).collect())
-                        .unwrap_or_default();
-                    exports.insert(node.id.to_string(), items);
-                }
-                if let Some(wf_node) = workflow
-                    .nodes
-                    .get_mut(node.wf_index as usize)
-                    .filter(|_| !node.transient)
-                {
-                    wf_node.result = Some((*result).clone());
-                }
-                results.insert(node.id.clone(), result);
-                record
+    for (node, slot) in nodes.iter().zip(settled.iter()) {
+        let Some(settled) = slot.get() else { continue };
+        executions.push(record(&run_id, node, settled, &clock));
+        if let End::Completed { result, .. } = &settled.end {
+            if node.is_run_output {
+                let items = result
+                    .selected()
+                    .map(|g| g.items.iter().map(OutputItem::to_item).collect())
+                    .unwrap_or_default();
+                exports.insert(node.id.to_string(), items);
             }
-            Settled::Failed { record, .. }
-            | Settled::Skipped { record, .. }
-            | Settled::Cancelled { record } => record,
-        };
-        executions.push(Arc::try_unwrap(record).unwrap_or_else(|shared| (*shared).clone()));
+            if let Some(wf_node) = workflow
+                .nodes
+                .get_mut(node.wf_index as usize)
+                .filter(|_| !node.transient)
+            {
+                wf_node.result = Some(result.clone());
+            }
+            results.insert(node.id.clone(), result.clone());
+        }
     }
+    drop(settled);
     // Hand the configs and untouched previous results back to the document.
     super::plan::restore_documents(&plan, &mut workflow, runs);
+    if let Some(dispatcher) = dispatcher {
+        // Observers have handled every event once this returns.
+        let _ = dispatcher.await;
+    }
     Ok(RunOutcome {
         run,
         executions,
@@ -355,43 +531,44 @@ async fn wait_for_settlement(
     }
 }
 
-/// Hands events to observers and the stream in batches, in order, until `RunFinished`.
-async fn dispatch_events(
+/// What the event dispatcher of a run needs.
+struct Dispatch {
     run_id: Arc<str>,
-    mut rx: mpsc::UnboundedReceiver<(DateTime<Utc>, EventKind)>,
+    plan: Arc<Plan>,
+    settled: SettledSlots,
+    clock: RunClock,
     observers: Vec<Arc<dyn crate::event::Observer>>,
     stream: Option<mpsc::UnboundedSender<RunEvent>>,
-) {
-    let mut seq = 0u64;
-    let mut buf = Vec::with_capacity(256);
-    let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
-    loop {
-        if rx.recv_many(&mut buf, 4096).await == 0 {
+}
+
+/// The most events handed to observers at once.
+const MAX_BATCH: usize = 4096;
+
+impl Dispatch {
+    fn push(&self, batch: &mut Vec<RunEvent>, seq: &mut u64, at: DateTime<Utc>, kind: EventKind) {
+        batch.push(RunEvent {
+            run_id: self.run_id.clone(),
+            seq: *seq,
+            at,
+            kind,
+        });
+        *seq += 1;
+    }
+
+    /// Hands a batch to every observer, then to the stream.
+    async fn deliver(&self, batch: &mut Vec<RunEvent>) {
+        if batch.is_empty() {
             return;
         }
-        let mut finished = false;
-        for (at, kind) in buf.drain(..) {
-            if finished {
-                break;
-            }
-            finished = matches!(kind, EventKind::RunFinished { .. });
-            batch.push(RunEvent {
-                run_id: run_id.clone(),
-                seq,
-                at,
-                kind,
-            });
-            seq += 1;
-        }
-        for observer in &observers {
-            if let Err(panic) = AssertUnwindSafe(observer.on_events(&batch))
+        for observer in &self.observers {
+            if let Err(panic) = AssertUnwindSafe(observer.on_events(batch))
                 .catch_unwind()
                 .await
             {
-                tracing::error!(run_id = %run_id, panic = %panic_message(&*panic), "an observer panicked; its batch is lost, the others go on");
+                tracing::error!(run_id = %self.run_id, panic = %panic_message(&*panic), "an observer panicked; its batch is lost, the others go on");
             }
         }
-        match &stream {
+        match &self.stream {
             Some(tx) => {
                 for event in batch.drain(..) {
                     let _ = tx.send(event);
@@ -399,6 +576,65 @@ async fn dispatch_events(
             }
             None => batch.clear(),
         }
+    }
+}
+
+/// Builds the run's events from what its nodes queued and hands them to observers and the
+/// stream in batches, in order, until `RunFinished`.
+async fn dispatch_events(dispatch: Dispatch, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let mut seq = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
+    let d = &dispatch;
+    loop {
+        if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
+            return;
+        }
+        let mut finished = false;
+        for pending in buf.drain(..) {
+            if finished {
+                break;
+            }
+            match pending {
+                Pending::Event(event) => {
+                    let (at, kind) = *event;
+                    finished = matches!(kind, EventKind::RunFinished { .. });
+                    d.push(&mut batch, &mut seq, at, kind);
+                }
+                Pending::NodesQueued(at) => {
+                    for node in &d.plan.nodes {
+                        let kind = EventKind::NodeQueued {
+                            node_id: node.id.clone(),
+                            node_type: node.node_type.clone(),
+                            label: node.label.clone(),
+                        };
+                        d.push(&mut batch, &mut seq, at, kind);
+                        if batch.len() >= MAX_BATCH {
+                            d.deliver(&mut batch).await;
+                        }
+                    }
+                }
+                Pending::Started { node, attempt, at } => {
+                    let kind = EventKind::NodeStarted {
+                        node_id: d.plan.nodes[node as usize].id.clone(),
+                        attempt,
+                    };
+                    d.push(&mut batch, &mut seq, d.clock.at(at), kind);
+                }
+                Pending::Settled(node) => {
+                    let plan_node = &d.plan.nodes[node as usize];
+                    // Set before the node queued this event.
+                    if let Some(s) = d.settled[node as usize].get() {
+                        let kind = settled_event(&d.run_id, plan_node, s, &d.clock);
+                        d.push(&mut batch, &mut seq, d.clock.at(s.finished), kind);
+                    }
+                }
+            }
+            if batch.len() >= MAX_BATCH {
+                d.deliver(&mut batch).await;
+            }
+        }
+        d.deliver(&mut batch).await;
         if finished {
             return;
         }
@@ -454,25 +690,11 @@ impl RunState {
         let error = format!("engine error while running the node: {message}");
         tracing::error!(parent: &self.span, node_id = %node.id, %error);
         self.any_failed.store(true, Ordering::Release);
-        let record = self.record(
-            node,
-            ExecutionStatus::Failed,
-            None,
-            Some(error.clone()),
-            None,
-            Utc::now(),
-            0,
-            false,
-            None,
-        );
-        self.settle(
-            idx,
-            Settled::Failed {
-                error: Arc::from(error),
-                kind: ErrorKind::Internal,
-                record,
-            },
-        );
+        let end = End::Failed {
+            error: Arc::from(error),
+            kind: ErrorKind::Internal,
+        };
+        self.settle(idx, Settled::now(end, Instant::now()));
     }
 
     /// Counts `idx` as settled for each dependent; the first dependent that becomes ready is
@@ -496,91 +718,16 @@ impl RunState {
         }
     }
 
-    /// Records how a node settled (first writer wins) and emits the matching event.
+    /// Records how a node settled (first writer wins) and queues its event.
     fn settle(&self, idx: usize, settled: Settled) {
-        let node = &self.plan.nodes[idx];
-        let event = self.events.as_ref().map(|_| match &settled {
-            Settled::Completed { result, record } => EventKind::NodeCompleted {
-                node_id: node.id.clone(),
-                source: if record.cached {
-                    self.runs[idx]
-                        .preset
-                        .as_ref()
-                        .map_or(ResultSource::Cached, |(_, s)| *s)
-                } else {
-                    ResultSource::Executed
-                },
-                result: result.clone(),
-                record: record.clone(),
-            },
-            Settled::Failed {
-                error,
-                kind,
-                record,
-            } => EventKind::NodeFailed {
-                node_id: node.id.clone(),
-                error: error.clone(),
-                kind: *kind,
-                attempt: record.attempts,
-                will_retry: false,
-                record: Some(record.clone()),
-            },
-            Settled::Skipped { reason, record } => EventKind::NodeSkipped {
-                node_id: node.id.clone(),
-                reason: reason.clone(),
-                record: record.clone(),
-            },
-            Settled::Cancelled { record } => EventKind::NodeCancelled {
-                node_id: node.id.clone(),
-                record: record.clone(),
-            },
-        });
-        let at = match &settled {
-            Settled::Completed { record, .. }
-            | Settled::Failed { record, .. }
-            | Settled::Skipped { record, .. }
-            | Settled::Cancelled { record } => record.finished_at,
-        };
         if self.settled[idx].set(settled).is_ok() {
-            if let (Some(event), Some(events)) = (event, &self.events) {
-                // The event happened when the record says the node finished.
-                events.emit_at(at.unwrap_or_else(Utc::now), event);
+            if let Some(events) = &self.events {
+                events.send(Pending::Settled(idx as u32));
             }
             if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
                 self.done.notify_one();
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record(
-        &self,
-        node: &PlanNode,
-        status: ExecutionStatus,
-        output: Option<&Arc<NodeResult>>,
-        error: Option<String>,
-        input: Option<&Arc<Inputs>>,
-        started_at: DateTime<Utc>,
-        attempts: u32,
-        cached: bool,
-        duration_ms: Option<u64>,
-    ) -> Arc<NodeExecution> {
-        let finished_at = Utc::now();
-        Arc::new(NodeExecution {
-            run_id: self.run_id.clone(),
-            node_id: node.id.clone(),
-            node_type: node.node_type.clone(),
-            label: node.label.clone(),
-            status,
-            input: input.map(|inputs| InputSnapshot::of(inputs.clone())),
-            output: output.cloned(),
-            error,
-            cached,
-            started_at: Some(started_at),
-            finished_at: Some(finished_at),
-            duration_ms,
-            attempts,
-        })
     }
 
     fn resolve(&self, node: &PlanNode) -> Resolution {
@@ -594,32 +741,28 @@ impl RunState {
             for (src, handle) in &slot.sources {
                 edges += 1;
                 let upstream = &self.plan.nodes[*src as usize];
-                match self.settled[*src as usize].get() {
-                    Some(Settled::Completed { result, .. }) => {
-                        match selected_item(result, handle) {
-                            Some(item) => values.push(item.to_item()),
-                            None => not_taken = Some(upstream.id.clone()),
-                        }
-                    }
-                    Some(Settled::Failed { error, .. }) => {
+                match self.settled[*src as usize].get().map(|s| &s.end) {
+                    Some(End::Completed { result, .. }) => match selected_item(result, handle) {
+                        Some(item) => values.push(item.to_item()),
+                        None => not_taken = Some(upstream.id.clone()),
+                    },
+                    Some(End::Failed { error, .. }) => {
                         return Resolution::Skip(SkipReason::UpstreamFailed {
                             node_id: upstream.id.clone(),
                             error: error.clone(),
                         });
                     }
-                    Some(Settled::Skipped {
+                    Some(End::Skipped {
                         reason: reason @ SkipReason::UpstreamFailed { .. },
-                        ..
                     }) => {
                         return Resolution::Skip(reason.clone());
                     }
-                    Some(Settled::Skipped {
+                    Some(End::Skipped {
                         reason: SkipReason::NotTaken { node_id },
-                        ..
                     }) => {
                         not_taken = Some(node_id.clone());
                     }
-                    Some(Settled::Cancelled { .. }) | None => return Resolution::Cancel,
+                    Some(End::Cancelled { .. }) | None => return Resolution::Cancel,
                 }
             }
             delivered += values.len();
@@ -645,52 +788,31 @@ impl RunState {
     async fn process(self: &Arc<Self>, idx: usize) {
         let node = &self.plan.nodes[idx];
         let run = &self.runs[idx];
-        let started_at = Utc::now();
-        if let Some((result, _)) = &run.preset {
-            let record = self.record(
-                node,
-                ExecutionStatus::Completed,
-                Some(result),
-                None,
-                None,
-                started_at,
-                0,
-                true,
-                Some(0),
-            );
-            self.settle(
-                idx,
-                Settled::Completed {
-                    result: result.clone(),
-                    record,
-                },
-            );
+        let started = Instant::now();
+        if let Some((result, source)) = &run.preset {
+            let end = End::Completed {
+                result: result.clone(),
+                source: *source,
+                error: None,
+            };
+            let mut settled = Settled::now(end, started);
+            settled.timed = true;
+            self.settle(idx, settled);
             return;
         }
         if self.cancel.is_cancelled() {
-            self.cancel_unstarted(idx, started_at);
+            self.cancel_unstarted(idx, started);
             return;
         }
         let inputs = match self.resolve(node) {
             // Shared with the records' input snapshots.
             Resolution::Ready(inputs) => Arc::new(inputs),
             Resolution::Skip(reason) => {
-                let record = self.record(
-                    node,
-                    ExecutionStatus::Skipped,
-                    None,
-                    Some(reason.to_string()),
-                    None,
-                    started_at,
-                    0,
-                    false,
-                    None,
-                );
-                self.settle(idx, Settled::Skipped { reason, record });
+                self.settle(idx, Settled::now(End::Skipped { reason }, started));
                 return;
             }
             Resolution::Cancel => {
-                self.cancel_unstarted(idx, started_at);
+                self.cancel_unstarted(idx, started);
                 return;
             }
         };
@@ -701,19 +823,15 @@ impl RunState {
         if let (Some(cache), Some(key), false) = (cache, key.as_ref(), run.force) {
             match cache.get(key).await {
                 Ok(Some(generations)) => {
-                    let result = merge_cached(node, run, &generations);
-                    let record = self.record(
-                        node,
-                        ExecutionStatus::Completed,
-                        Some(&result),
-                        None,
-                        Some(&inputs),
-                        started_at,
-                        0,
-                        true,
-                        Some(0),
-                    );
-                    self.settle(idx, Settled::Completed { result, record });
+                    let end = End::Completed {
+                        result: merge_cached(node, run, &generations),
+                        source: ResultSource::Cached,
+                        error: None,
+                    };
+                    let mut settled = Settled::now(end, started);
+                    settled.inputs = Some(inputs);
+                    settled.timed = true;
+                    self.settle(idx, settled);
                     return;
                 }
                 Ok(None) => {}
@@ -724,14 +842,13 @@ impl RunState {
         }
         let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
         let outcome = self
-            .execute_with_retries(node, run, &inputs, &span, started_at)
+            .execute_with_retries(idx, node, &inputs, &span, started)
             .await;
-        match outcome {
+        let (end, attempts, finished, timed) = match outcome {
             Attempted::Done {
                 generations,
                 attempts,
-                duration_ms,
-                started_at,
+                finished,
             } => {
                 // A replacing node's result is exactly its generations: the cache shares it.
                 let (result, cached) = match node.mode {
@@ -752,138 +869,114 @@ impl RunState {
                 {
                     tracing::warn!(parent: &span, error = %e, "result cache store failed");
                 }
-                let record = self.record(
-                    node,
-                    ExecutionStatus::Completed,
-                    Some(&result),
-                    None,
-                    Some(&inputs),
-                    started_at,
-                    attempts,
-                    false,
-                    Some(duration_ms),
-                );
-                self.settle(idx, Settled::Completed { result, record });
+                let end = End::Completed {
+                    result,
+                    source: ResultSource::Executed,
+                    error: None,
+                };
+                (end, attempts, finished, true)
             }
             Attempted::Failed {
                 error,
                 attempts,
-                duration_ms,
-                started_at,
+                finished,
+            } if node.on_error == OnError::Continue => {
+                let handle = node
+                    .handles
+                    .iter()
+                    .find(|h| {
+                        h.is_output
+                            && (h.template_handle_id.as_deref() == Some("error")
+                                || h.label.eq_ignore_ascii_case("error"))
+                    })
+                    .map_or_else(|| Arc::from("error"), |h| h.id.clone());
+                let generation = Generation {
+                    items: vec![Item::text(error.message()).on(handle)],
+                };
+                let end = End::Completed {
+                    result: Arc::new(merge(node, run, vec![generation])),
+                    source: ResultSource::Executed,
+                    error: Some(Arc::from(error.to_string())),
+                };
+                (end, attempts, finished, true)
+            }
+            Attempted::Failed {
+                error,
+                attempts,
+                finished,
             } => {
-                if node.on_error == OnError::Continue {
-                    let handle = node
-                        .handles
-                        .iter()
-                        .find(|h| {
-                            h.is_output
-                                && (h.template_handle_id.as_deref() == Some("error")
-                                    || h.label.eq_ignore_ascii_case("error"))
-                        })
-                        .map_or_else(|| Arc::from("error"), |h| h.id.clone());
-                    let generation = Generation {
-                        items: vec![Item::text(error.message()).on(handle)],
-                    };
-                    let result = Arc::new(merge(node, run, vec![generation]));
-                    let record = self.record(
-                        node,
-                        ExecutionStatus::Completed,
-                        Some(&result),
-                        Some(error.to_string()),
-                        Some(&inputs),
-                        started_at,
-                        attempts,
-                        false,
-                        Some(duration_ms),
-                    );
-                    self.settle(idx, Settled::Completed { result, record });
-                    return;
-                }
                 self.any_failed.store(true, Ordering::Release);
                 let message: Arc<str> = Arc::from(error.to_string());
                 tracing::warn!(parent: &span, error = %message, "node failed");
-                let record = self.record(
-                    node,
-                    ExecutionStatus::Failed,
-                    None,
-                    Some(message.to_string()),
-                    Some(&inputs),
-                    started_at,
-                    attempts,
-                    false,
-                    Some(duration_ms),
-                );
-                self.settle(
-                    idx,
-                    Settled::Failed {
-                        error: message,
-                        kind: error.kind(),
-                        record,
-                    },
-                );
+                let end = End::Failed {
+                    error: message,
+                    kind: error.kind(),
+                };
                 if self.fail_fast
                     && !self.cancel.is_cancelled()
                     && self.failed_fast.set(node.id.clone()).is_ok()
                 {
+                    // Settled before the run is cancelled, so the failure is what it reports.
+                    self.settle(
+                        idx,
+                        Settled {
+                            end,
+                            inputs: Some(inputs),
+                            started,
+                            finished,
+                            attempts,
+                            timed: true,
+                        },
+                    );
                     self.cancel.cancel();
+                    return;
                 }
+                (end, attempts, finished, true)
             }
-            Attempted::Cancelled {
+            Attempted::Cancelled { attempts } => {
+                let end = End::Cancelled {
+                    reason: self.stop_reason(),
+                };
+                (end, attempts, Instant::now(), false)
+            }
+        };
+        self.settle(
+            idx,
+            Settled {
+                end,
+                inputs: Some(inputs),
+                started,
+                finished,
                 attempts,
-                started_at,
-            } => {
-                let reason = self.stop_reason();
-                let record = self.record(
-                    node,
-                    ExecutionStatus::Cancelled,
-                    None,
-                    Some(reason),
-                    Some(&inputs),
-                    started_at,
-                    attempts,
-                    false,
-                    None,
-                );
-                self.settle(idx, Settled::Cancelled { record });
-            }
-        }
+                timed,
+            },
+        );
     }
 
     /// Settles a node that never started as cancelled, with the reason the run stopped.
-    fn cancel_unstarted(&self, idx: usize, started_at: DateTime<Utc>) {
-        let node = &self.plan.nodes[idx];
-        let reason = self.stop_reason();
-        let record = self.record(
-            node,
-            ExecutionStatus::Cancelled,
-            None,
-            Some(reason),
-            None,
-            started_at,
-            0,
-            false,
-            None,
-        );
-        self.settle(idx, Settled::Cancelled { record });
+    fn cancel_unstarted(&self, idx: usize, started: Instant) {
+        let end = End::Cancelled {
+            reason: self.stop_reason(),
+        };
+        self.settle(idx, Settled::now(end, started));
     }
 
-    fn stop_reason(&self) -> String {
+    fn stop_reason(&self) -> Arc<str> {
         match self.failed_fast.get() {
-            Some(node) => format!("run stopped after node {node} failed (fail-fast)"),
-            None => "run cancelled".to_owned(),
+            Some(node) => Arc::from(format!("run stopped after node {node} failed (fail-fast)")),
+            None => Arc::from("run cancelled"),
         }
     }
 
     async fn execute_with_retries(
         self: &Arc<Self>,
+        idx: usize,
         node: &PlanNode,
-        run: &NodeRun,
         inputs: &Inputs,
         span: &tracing::Span,
-        first_start: DateTime<Utc>,
+        started: Instant,
     ) -> Attempted {
         let mut attempt = 0u32;
-        let first_clock = Instant::now();
         loop {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
@@ -891,7 +984,7 @@ impl RunState {
             let _type_permit = match &node.type_limit {
                 Some(limit) => tokio::select! {
                     biased;
-                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1 },
                     p = limit.acquire(self.run_key) => Some(p),
                 },
                 None => None,
@@ -899,7 +992,7 @@ impl RunState {
             let _global_permit = match &self.engine.global_limit {
                 Some(limit) => tokio::select! {
                     biased;
-                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1, started_at: first_start },
+                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1 },
                     p = limit.acquire(self.run_key) => Some(p),
                 },
                 None => None,
@@ -908,54 +1001,51 @@ impl RunState {
             if self.cancel.is_cancelled() {
                 return Attempted::Cancelled {
                     attempts: attempt - 1,
-                    started_at: first_start,
                 };
             }
-            let started_at = first_start;
-            let clock = first_clock;
-            self.emit(EventKind::NodeStarted {
-                node_id: node.id.clone(),
-                attempt,
-            });
+            if let Some(events) = &self.events {
+                // The first attempt starts as the node is processed (one clock reading less).
+                let at = if attempt == 1
+                    && node.type_limit.is_none()
+                    && self.engine.global_limit.is_none()
+                {
+                    started
+                } else {
+                    Instant::now()
+                };
+                events.send(Pending::Started {
+                    node: idx as u32,
+                    attempt,
+                    at,
+                });
+            }
             let ctx = NodeContext {
-                run_id: self.run_id.clone(),
-                node_id: node.id.clone(),
-                node_type: node.node_type.clone(),
-                config: run.config.clone(),
-                previous_result: run.previous.clone(),
-                run_input: run.run_input.clone(),
-                cancel: self.cancel.clone(),
-                assets: self.engine.assets.clone(),
-                events: self.events.clone(),
+                scope: Scope::Run(self.clone(), idx as u32),
                 span: span.clone(),
                 attempt,
             };
             let result = self.attempt(node, &ctx, inputs, span).await;
-            let duration_ms = clock.elapsed().as_millis() as u64;
+            drop(ctx);
+            let finished = Instant::now();
             match result {
                 AttemptResult::Ok(outputs) => match map_outputs(node, outputs) {
                     Ok(generations) => {
                         return Attempted::Done {
                             generations,
                             attempts: attempt,
-                            duration_ms,
-                            started_at,
+                            finished,
                         };
                     }
                     Err(error) => {
                         return Attempted::Failed {
                             error,
                             attempts: attempt,
-                            duration_ms,
-                            started_at,
+                            finished,
                         };
                     }
                 },
                 AttemptResult::Cancelled => {
-                    return Attempted::Cancelled {
-                        attempts: attempt,
-                        started_at,
-                    };
+                    return Attempted::Cancelled { attempts: attempt };
                 }
                 AttemptResult::Err(error) => {
                     let retry = error.is_retryable()
@@ -965,8 +1055,7 @@ impl RunState {
                         return Attempted::Failed {
                             error,
                             attempts: attempt,
-                            duration_ms,
-                            started_at,
+                            finished,
                         };
                     }
                     let delay = node
@@ -986,7 +1075,7 @@ impl RunState {
                     drop(_type_permit);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
-                        _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt, started_at: first_start },
+                        _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt },
                     }
                 }
             }
@@ -1057,18 +1146,15 @@ enum Attempted {
     Done {
         generations: Vec<Generation>,
         attempts: u32,
-        duration_ms: u64,
-        started_at: DateTime<Utc>,
+        finished: Instant,
     },
     Failed {
         error: NodeError,
         attempts: u32,
-        duration_ms: u64,
-        started_at: DateTime<Utc>,
+        finished: Instant,
     },
     Cancelled {
         attempts: u32,
-        started_at: DateTime<Utc>,
     },
 }
 
@@ -1184,55 +1270,6 @@ fn selected_item<'a>(result: &'a NodeResult, handle: &Arc<str>) -> Option<&'a Ou
         .or_else(|| generation.item(handle))
 }
 
-/// How each node settled, moved out of the run state or copied from a shared one.
-enum SettledSlots {
-    Owned(Vec<OnceLock<Settled>>),
-    Shared(Arc<RunState>),
-}
-
-impl SettledSlots {
-    fn into_iter(self) -> Box<dyn Iterator<Item = Option<Settled>>> {
-        match self {
-            SettledSlots::Owned(slots) => Box::new(slots.into_iter().map(OnceLock::into_inner)),
-            SettledSlots::Shared(state) => {
-                let copies: Vec<Option<Settled>> = state
-                    .settled
-                    .iter()
-                    .map(|s| s.get().map(Settled::duplicate))
-                    .collect();
-                Box::new(copies.into_iter())
-            }
-        }
-    }
-}
-
-impl Settled {
-    fn duplicate(&self) -> Settled {
-        match self {
-            Settled::Completed { result, record } => Settled::Completed {
-                result: result.clone(),
-                record: record.clone(),
-            },
-            Settled::Failed {
-                error,
-                kind,
-                record,
-            } => Settled::Failed {
-                error: error.clone(),
-                kind: *kind,
-                record: record.clone(),
-            },
-            Settled::Skipped { reason, record } => Settled::Skipped {
-                reason: reason.clone(),
-                record: record.clone(),
-            },
-            Settled::Cancelled { record } => Settled::Cancelled {
-                record: record.clone(),
-            },
-        }
-    }
-}
-
 /// The text of a panic payload.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
@@ -1240,4 +1277,33 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clock_readings_become_wall_clock_times_on_the_same_day_and_across_midnight() {
+        let origin = Instant::now();
+        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let clock = RunClock::new(origin, utc("2026-11-23T23:59:59.900000000Z"));
+        assert_eq!(clock.at(origin), utc("2026-11-23T23:59:59.900000000Z"));
+        assert_eq!(
+            clock.at(origin + Duration::from_nanos(99_999_999)),
+            utc("2026-11-23T23:59:59.999999999Z")
+        );
+        assert_eq!(
+            clock.at(origin + Duration::from_millis(100)),
+            utc("2026-11-24T00:00:00Z")
+        );
+        assert_eq!(
+            clock.at(origin + Duration::from_secs(86_400 * 40)),
+            utc("2027-01-02T23:59:59.900000000Z")
+        );
+        // A reading from before the run's start is the start.
+        let early = RunClock::new(origin + Duration::from_secs(1), utc("2026-11-23T10:00:00Z"));
+        assert_eq!(early.at(origin), utc("2026-11-23T10:00:00Z"));
+    }
 }

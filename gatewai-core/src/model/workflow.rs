@@ -46,9 +46,10 @@ pub struct Node {
     /// The node's settings, interpreted by its type.
     #[serde(default)]
     pub config: serde_json::Value,
-    /// The node's last result (its generations).
+    /// The node's last result (its generations). Shared: a run writes a node's new result
+    /// back into the document without copying it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<NodeResult>,
+    pub result: Option<std::sync::Arc<NodeResult>>,
     /// Id of the template the node was created from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template_id: Option<String>,
