@@ -47,14 +47,40 @@ pub trait ResultCache: Send + Sync + 'static {
 
     /// Stores outputs under `key`.
     async fn put(&self, key: CacheKey, outputs: CachedOutputs) -> Result<()>;
+
+    /// Answers a lookup at once when the cache can (an in-memory cache), sparing the engine
+    /// an awaited call per node; `None` (the default) when it cannot, and the engine awaits
+    /// [`ResultCache::get`]. When it answers, it answers as `get` would.
+    fn try_get(&self, key: &CacheKey) -> Option<Result<Option<CachedOutputs>>> {
+        let _ = key;
+        None
+    }
+
+    /// Stores at once when the cache can, as [`ResultCache::put`] would; `None` (the default)
+    /// when it cannot, and the engine awaits `put`.
+    fn try_put(&self, key: CacheKey, outputs: &CachedOutputs) -> Option<Result<()>> {
+        let _ = (key, outputs);
+        None
+    }
 }
 
 /// A [`ResultCache`] in memory, bounded by entry count (oldest insertions evicted first).
+///
+/// A large cache is split into shards by key, each with its own lock and its own share of the
+/// capacity, so that nodes settling on different threads rarely touch the same lock; eviction
+/// is then oldest-first within a shard (keys are content hashes, spread evenly).
 #[derive(Debug)]
 pub struct MemoryResultCache {
+    shards: Box<[Shard]>,
+    capacity: usize,
+}
+
+/// One shard, on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard {
     /// Lookups share a read lock: the eviction order is by insertion, so a hit changes nothing.
     inner: RwLock<CacheInner>,
-    capacity: usize,
 }
 
 #[derive(Debug, Default)]
@@ -69,18 +95,24 @@ impl Default for MemoryResultCache {
     }
 }
 
+/// Caches at least this large are sharded.
+const SHARDED_FROM: usize = 4096;
+const SHARDS: usize = 16;
+
 impl MemoryResultCache {
-    /// A cache of at most `capacity` entries.
+    /// A cache keeping at most `capacity` entries.
     pub fn with_capacity(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let shards = if capacity >= SHARDED_FROM { SHARDS } else { 1 };
         MemoryResultCache {
-            inner: RwLock::new(CacheInner::default()),
-            capacity: capacity.max(1),
+            shards: (0..shards).map(|_| Shard::default()).collect(),
+            capacity,
         }
     }
 
-    /// How many entries are stored.
+    /// Number of entries.
     pub fn len(&self) -> usize {
-        self.read().map.len()
+        self.shards.iter().map(|s| read(s).map.len()).sum()
     }
 
     /// Whether the cache is empty.
@@ -88,26 +120,52 @@ impl MemoryResultCache {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, CacheInner> {
-        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    fn shard(&self, key: &CacheKey) -> &Shard {
+        &self.shards[usize::from(key.0[0]) % self.shards.len()]
     }
+}
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, CacheInner> {
-        self.inner.write().unwrap_or_else(|e| e.into_inner())
-    }
+fn read(shard: &Shard) -> std::sync::RwLockReadGuard<'_, CacheInner> {
+    shard.inner.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write(shard: &Shard) -> std::sync::RwLockWriteGuard<'_, CacheInner> {
+    shard.inner.write().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
 impl ResultCache for MemoryResultCache {
     async fn get(&self, key: &CacheKey) -> Result<Option<CachedOutputs>> {
-        Ok(self.read().map.get(key).cloned())
+        Ok(self.lookup(key))
     }
 
     async fn put(&self, key: CacheKey, outputs: CachedOutputs) -> Result<()> {
-        let mut inner = self.write();
+        self.store(key, outputs);
+        Ok(())
+    }
+
+    fn try_get(&self, key: &CacheKey) -> Option<Result<Option<CachedOutputs>>> {
+        Some(Ok(self.lookup(key)))
+    }
+
+    fn try_put(&self, key: CacheKey, outputs: &CachedOutputs) -> Option<Result<()>> {
+        self.store(key, outputs.clone());
+        Some(Ok(()))
+    }
+}
+
+impl MemoryResultCache {
+    fn lookup(&self, key: &CacheKey) -> Option<CachedOutputs> {
+        read(self.shard(key)).map.get(key).cloned()
+    }
+
+    /// Keeps `outputs`, evicting the oldest entries of its shard beyond the shard's capacity.
+    fn store(&self, key: CacheKey, outputs: CachedOutputs) {
+        let limit = (self.capacity / self.shards.len()).max(1);
+        let mut inner = write(self.shard(&key));
         if inner.map.insert(key, outputs).is_none() {
             inner.order.push_back(key);
-            while inner.map.len() > self.capacity {
+            while inner.map.len() > limit {
                 match inner.order.pop_front() {
                     Some(old) => {
                         inner.map.remove(&old);
@@ -116,6 +174,47 @@ impl ResultCache for MemoryResultCache {
                 }
             }
         }
-        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_memory_cache_answers_at_once_as_it_does_when_awaited() {
+        let cache = MemoryResultCache::with_capacity(2);
+        let (a, b, c) = (CacheKey([1; 32]), CacheKey([2; 32]), CacheKey([3; 32]));
+        let result = Arc::new(NodeResult::default());
+        assert!(matches!(cache.try_get(&a), Some(Ok(None))));
+        assert!(matches!(cache.try_put(a, &result), Some(Ok(()))));
+        cache.put(b, result.clone()).await.unwrap();
+        let now = cache.try_get(&a).unwrap().unwrap().unwrap();
+        let awaited = cache.get(&a).await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&now, &awaited) && Arc::ptr_eq(&now, &result));
+        // Past its capacity the oldest entry goes, whichever way it was stored.
+        assert!(matches!(cache.try_put(c, &result), Some(Ok(()))));
+        assert_eq!(cache.len(), 2);
+        assert!(matches!(cache.try_get(&a), Some(Ok(None))));
+        assert!(cache.get(&b).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_large_cache_is_sharded_and_never_holds_more_than_its_capacity() {
+        let cache = MemoryResultCache::with_capacity(SHARDED_FROM);
+        let result = Arc::new(NodeResult::default());
+        let key = |i: u32| {
+            let mut bytes = [0u8; 32];
+            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            CacheKey(bytes)
+        };
+        for i in 0..3 * SHARDED_FROM as u32 {
+            cache.put(key(i), result.clone()).await.unwrap();
+        }
+        assert_eq!(cache.len(), SHARDED_FROM);
+        // The newest entries are kept, the oldest evicted.
+        let last = 3 * SHARDED_FROM as u32 - 1;
+        assert!(cache.get(&key(last)).await.unwrap().is_some());
+        assert!(cache.get(&key(0)).await.unwrap().is_none());
     }
 }

@@ -8,6 +8,7 @@ use crate::model::{DataType, FileAsset, Item, NodeResult, NodeTemplate};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -125,12 +126,20 @@ impl InputSlot {
 /// A node's inputs, resolved per input handle, in handle order.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
-    slots: Vec<InputSlot>,
+    /// Most nodes have one input handle: its slot lives inline.
+    slots: SmallVec<[InputSlot; 1]>,
 }
 
 impl Inputs {
     /// Inputs from slots (used by the engine and by tests that call a node directly).
     pub fn new(slots: Vec<InputSlot>) -> Self {
+        Inputs {
+            slots: SmallVec::from_vec(slots),
+        }
+    }
+
+    /// Inputs from slots gathered without a heap allocation for the first one.
+    pub(crate) fn from_slots(slots: SmallVec<[InputSlot; 1]>) -> Self {
         Inputs { slots }
     }
 

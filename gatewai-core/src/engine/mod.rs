@@ -23,8 +23,8 @@
 //! ## Where the time goes (measured: see the README)
 //! Per node, beyond the node itself: the resolved inputs and the node's outputs (a few small
 //! vectors and the shared result), the node's boxed future, the events and the records (built
-//! on the dispatcher and again for the outcome, which shares results and inputs through
-//! `Arc`s), and the allocator under all of it. A new document also pays validation and planning
+//! once, by the dispatcher when the run is observed, and moved into the outcome; they share
+//! results and inputs through `Arc`s), and the allocator under all of it. A new document also pays validation and planning
 //! (about 1–2 µs per node), a kept one only its fingerprint.
 
 use crate::assets::{AssetStore, MemoryAssetStore};

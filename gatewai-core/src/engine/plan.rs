@@ -63,7 +63,7 @@ pub(crate) struct PlanNode {
 #[derive(Clone)]
 pub(crate) struct NodeRun {
     /// The node's config, moved out of the run's document (and handed back at the end).
-    pub(crate) config: Arc<serde_json::Value>,
+    pub(crate) config: serde_json::Value,
     /// The node's result before the run, moved out of the document likewise.
     pub(crate) previous: Option<Arc<NodeResult>>,
     /// A pinned or resumed result the run uses instead of executing the node.
@@ -109,7 +109,7 @@ impl Plan {
                     None => (serde_json::Value::Null, None),
                 };
                 NodeRun {
-                    config: Arc::new(config),
+                    config,
                     previous,
                     preset: None,
                     run_input: None,
@@ -676,7 +676,7 @@ pub(crate) fn brought_problems(
 pub(crate) fn restore_documents(plan: &Plan, workflow: &mut Workflow, runs: Vec<NodeRun>) {
     for (node, run) in plan.nodes.iter().zip(runs) {
         if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
-            doc.config = Arc::unwrap_or_clone(run.config);
+            doc.config = run.config;
             if doc.result.is_none() {
                 doc.result = run.previous;
             }

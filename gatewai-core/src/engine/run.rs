@@ -177,8 +177,7 @@ fn record(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> 
 }
 
 /// A settled node's event, with its record.
-fn settled_event(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> EventKind {
-    let record = Arc::new(record(run_id, node, s, clock));
+fn settled_event(node: &PlanNode, s: &Settled, record: Arc<NodeExecution>) -> EventKind {
     let node_id = node.id.clone();
     match &s.end {
         End::Completed { result, source, .. } => EventKind::NodeCompleted {
@@ -422,7 +421,12 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         });
     }
     drop(sink);
-    // The outcome is built while the dispatcher hands the last events to the observers.
+    // Observers have handled every event once the dispatcher ends; the records it built for
+    // them serve the outcome too.
+    let mut records = match dispatcher {
+        Some(dispatcher) => dispatcher.await.unwrap_or_default(),
+        None => Vec::new(),
+    };
     // Take the run state back from the node tasks (they end right after settling their
     // last node), so results move into the outcome instead of being copied.
     let mut state = state;
@@ -450,9 +454,15 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     let mut results = HashMap::with_capacity(count);
     let mut exports = BTreeMap::new();
     let mut workflow = workflow;
-    for (node, slot) in nodes.iter().zip(settled.iter()) {
+    for (i, (node, slot)) in nodes.iter().zip(settled.iter()).enumerate() {
         let Some(settled) = slot.get() else { continue };
-        executions.push(record(&run_id, node, settled, &clock));
+        // The dispatcher's record, unless an event consumer still holds it.
+        let built = records.get_mut(i).and_then(Option::take);
+        executions.push(match built.map(Arc::try_unwrap) {
+            Some(Ok(record)) => record,
+            Some(Err(shared)) => (*shared).clone(),
+            None => record(&run_id, node, settled, &clock),
+        });
         if let End::Completed { result, .. } = &settled.end {
             if node.is_run_output {
                 let items = result
@@ -474,10 +484,6 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     drop(settled);
     // Hand the configs and untouched previous results back to the document.
     super::plan::restore_documents(&plan, &mut workflow, runs);
-    if let Some(dispatcher) = dispatcher {
-        // Observers have handled every event once this returns.
-        let _ = dispatcher.await;
-    }
     Ok(RunOutcome {
         run,
         executions,
@@ -580,15 +586,20 @@ impl Dispatch {
 }
 
 /// Builds the run's events from what its nodes queued and hands them to observers and the
-/// stream in batches, in order, until `RunFinished`.
-async fn dispatch_events(dispatch: Dispatch, mut rx: mpsc::UnboundedReceiver<Pending>) {
+/// stream in batches, in order, until `RunFinished`. Returns the records it built, by plan
+/// index, for the run's outcome.
+async fn dispatch_events(
+    dispatch: Dispatch,
+    mut rx: mpsc::UnboundedReceiver<Pending>,
+) -> Vec<Option<Arc<NodeExecution>>> {
+    let mut records = vec![None; dispatch.plan.nodes.len()];
     let mut seq = 0u64;
     let mut buf = Vec::with_capacity(256);
     let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
     let d = &dispatch;
     loop {
         if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
-            return;
+            return records;
         }
         let mut finished = false;
         for pending in buf.drain(..) {
@@ -625,7 +636,9 @@ async fn dispatch_events(dispatch: Dispatch, mut rx: mpsc::UnboundedReceiver<Pen
                     let plan_node = &d.plan.nodes[node as usize];
                     // Set before the node queued this event.
                     if let Some(s) = d.settled[node as usize].get() {
-                        let kind = settled_event(&d.run_id, plan_node, s, &d.clock);
+                        let record = Arc::new(record(&d.run_id, plan_node, s, &d.clock));
+                        records[node as usize] = Some(record.clone());
+                        let kind = settled_event(plan_node, s, record);
                         d.push(&mut batch, &mut seq, d.clock.at(s.finished), kind);
                     }
                 }
@@ -636,7 +649,7 @@ async fn dispatch_events(dispatch: Dispatch, mut rx: mpsc::UnboundedReceiver<Pen
         }
         d.deliver(&mut batch).await;
         if finished {
-            return;
+            return records;
         }
     }
 }
@@ -731,7 +744,7 @@ impl RunState {
     }
 
     fn resolve(&self, node: &PlanNode) -> Resolution {
-        let mut slots = Vec::with_capacity(node.slots.len());
+        let mut slots = smallvec::SmallVec::with_capacity(node.slots.len());
         let mut not_taken: Option<Arc<str>> = None;
         let mut required_missing = false;
         let mut edges = 0usize;
@@ -781,7 +794,7 @@ impl RunState {
         {
             return Resolution::Skip(SkipReason::NotTaken { node_id });
         }
-        Resolution::Ready(Inputs::new(slots))
+        Resolution::Ready(Inputs::from_slots(slots))
     }
 
     /// Settles one node: preset, skip, cancel, cache hit, or execution with retries.
@@ -821,7 +834,11 @@ impl RunState {
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
         let key = cache.map(|_| super::key::cache_key(node.key_prefix, run, &inputs));
         if let (Some(cache), Some(key), false) = (cache, key.as_ref(), run.force) {
-            match cache.get(key).await {
+            let found = match cache.try_get(key) {
+                Some(found) => found,
+                None => cache.get(key).await,
+            };
+            match found {
                 Ok(Some(generations)) => {
                     let end = End::Completed {
                         result: merge_cached(node, run, &generations),
@@ -865,7 +882,10 @@ impl RunState {
                     ),
                 };
                 if let (Some(cache), Some(key)) = (cache, key)
-                    && let Err(e) = cache.put(key, cached).await
+                    && let Err(e) = match cache.try_put(key, &cached) {
+                        Some(stored) => stored,
+                        None => cache.put(key, cached).await,
+                    }
                 {
                     tracing::warn!(parent: &span, error = %e, "result cache store failed");
                 }
