@@ -224,6 +224,11 @@ pub(crate) struct RunState {
     done: Notify,
     /// Cancelled by the user (the host's token) or by fail-fast; nodes watch this one.
     cancel: CancellationToken,
+    /// Set once the run task or fail-fast saw `cancel` cancelled: a check that takes no lock
+    /// (the token's own takes a mutex every run node shares), for skipping the work of nodes
+    /// that have not started. It may lag the token by a task wake-up; the check right before a
+    /// node executes asks the token itself.
+    stopping: AtomicBool,
     failed_fast: OnceLock<Arc<str>>,
     /// This run's turn key in the engine's fair concurrency limits.
     run_key: u64,
@@ -361,6 +366,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         done: Notify::new(),
         // Nodes watch a child token, so fail-fast never cancels the host's own token.
         cancel: cancel.child_token(),
+        stopping: AtomicBool::new(false),
         failed_fast: OnceLock::new(),
         run_key: engine.next_run_key.fetch_add(1, Ordering::Relaxed),
         any_failed: AtomicBool::new(false),
@@ -530,6 +536,7 @@ async fn wait_for_settlement(
             Some(fut) = incoming => futures.push(fut),
             Some(()) = futures.next(), if !futures.is_empty() => {}
             _ = cancelled => {
+                state.stopping.store(true, Ordering::Release);
                 deadline = Some(tokio::time::Instant::now() + grace + std::time::Duration::from_millis(50));
             }
             _ = sleep => return,
@@ -813,7 +820,7 @@ impl RunState {
             self.settle(idx, settled);
             return;
         }
-        if self.cancel.is_cancelled() {
+        if self.stopping.load(Ordering::Acquire) {
             self.cancel_unstarted(idx, started);
             return;
         }
@@ -948,6 +955,7 @@ impl RunState {
                             timed: true,
                         },
                     );
+                    self.stopping.store(true, Ordering::Release);
                     self.cancel.cancel();
                     return;
                 }
@@ -1001,19 +1009,27 @@ impl RunState {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
             // for its type never holds a global slot.
+            // (Waits that only some nodes make are boxed: every spawned node's task holds the
+            // drive loop's future, which stays small enough for the allocator's fast path.)
             let _type_permit = match &node.type_limit {
-                Some(limit) => tokio::select! {
-                    biased;
-                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1 },
-                    p = limit.acquire(self.run_key) => Some(p),
+                Some(limit) => match Box::pin(self.permit(limit)).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        return Attempted::Cancelled {
+                            attempts: attempt - 1,
+                        };
+                    }
                 },
                 None => None,
             };
             let _global_permit = match &self.engine.global_limit {
-                Some(limit) => tokio::select! {
-                    biased;
-                    _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt - 1 },
-                    p = limit.acquire(self.run_key) => Some(p),
+                Some(limit) => match Box::pin(self.permit(limit)).await {
+                    Some(permit) => Some(permit),
+                    None => {
+                        return Attempted::Cancelled {
+                            attempts: attempt - 1,
+                        };
+                    }
                 },
                 None => None,
             };
@@ -1093,12 +1109,29 @@ impl RunState {
                     });
                     drop(_global_permit);
                     drop(_type_permit);
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = self.cancel.cancelled() => return Attempted::Cancelled { attempts: attempt },
+                    let pause = Box::pin(async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => true,
+                            _ = self.cancel.cancelled() => false,
+                        }
+                    });
+                    if !pause.await {
+                        return Attempted::Cancelled { attempts: attempt };
                     }
                 }
             }
+        }
+    }
+
+    /// A permit of `limit`, or `None` when the run is cancelled first.
+    async fn permit(
+        &self,
+        limit: &Arc<super::limiter::FairLimiter>,
+    ) -> Option<super::limiter::Permit> {
+        tokio::select! {
+            biased;
+            _ = self.cancel.cancelled() => None,
+            p = limit.acquire(self.run_key) => Some(p),
         }
     }
 
@@ -1121,7 +1154,7 @@ impl RunState {
         };
         let timed = async {
             match node.timeout {
-                Some(limit) => match tokio::time::timeout(limit, dispatch).await {
+                Some(limit) => match Box::pin(tokio::time::timeout(limit, dispatch)).await {
                     Ok(r) => r,
                     Err(_) => Err(NodeError::new(
                         ErrorKind::Timeout,
@@ -1137,7 +1170,7 @@ impl RunState {
             biased;
             r = &mut guarded => r,
             _ = self.cancel.cancelled() => {
-                match tokio::time::timeout(self.engine.cancel_grace, &mut guarded).await {
+                match Box::pin(tokio::time::timeout(self.engine.cancel_grace, &mut guarded)).await {
                     Ok(Ok(Ok(_))) | Ok(Ok(Err(_))) | Ok(Err(_)) | Err(_) => return AttemptResult::Cancelled,
                 }
             }
