@@ -203,18 +203,33 @@ mod tests {
     async fn a_large_cache_is_sharded_and_never_holds_more_than_its_capacity() {
         let cache = MemoryResultCache::with_capacity(SHARDED_FROM);
         let result = Arc::new(NodeResult::default());
-        let key = |i: u32| {
+        // Keys whose first byte is `shard` land in that shard.
+        let key = |shard: u8, i: u32| {
             let mut bytes = [0u8; 32];
-            bytes[..4].copy_from_slice(&i.to_le_bytes());
+            bytes[0] = shard;
+            bytes[1..5].copy_from_slice(&i.to_le_bytes());
             CacheKey(bytes)
         };
-        for i in 0..3 * SHARDED_FROM as u32 {
-            cache.put(key(i), result.clone()).await.unwrap();
+        let per_shard = (SHARDED_FROM / SHARDS) as u32;
+        // One shard filled twice over keeps only its share, the newest.
+        for i in 0..2 * per_shard {
+            cache.put(key(0, i), result.clone()).await.unwrap();
+        }
+        let newest = key(0, 2 * per_shard - 1);
+        assert_eq!(cache.len(), per_shard as usize);
+        assert!(!holds(&cache, &key(0, 0)).await);
+        assert!(holds(&cache, &newest).await);
+        // The other shards are untouched by that eviction and fill up to the capacity.
+        for shard in 1..SHARDS as u8 {
+            for i in 0..2 * per_shard {
+                cache.put(key(shard, i), result.clone()).await.unwrap();
+            }
         }
         assert_eq!(cache.len(), SHARDED_FROM);
-        // The newest entries are kept, the oldest evicted.
-        let last = 3 * SHARDED_FROM as u32 - 1;
-        assert!(cache.get(&key(last)).await.unwrap().is_some());
-        assert!(cache.get(&key(0)).await.unwrap().is_none());
+        assert!(holds(&cache, &newest).await);
+    }
+
+    async fn holds(cache: &MemoryResultCache, key: &CacheKey) -> bool {
+        cache.get(key).await.unwrap().is_some()
     }
 }

@@ -4,9 +4,10 @@
 use crate::error::ErrorKind;
 use crate::model::{NodeExecution, NodeResult, RunRecord, RunStatus};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Progress of a running node.
@@ -222,22 +223,81 @@ pub(crate) enum Pending {
     Started {
         node: u32,
         attempt: u32,
-        at: std::time::Instant,
+        at: Instant,
     },
     /// A node settled; its outcome is in the run's state.
     Settled(u32),
+}
+
+/// Wall-clock times of a run's monotonic clock readings.
+#[derive(Clone, Copy)]
+pub(crate) struct RunClock {
+    origin: Instant,
+    pub(crate) origin_utc: DateTime<Utc>,
+    /// The origin's date and time of day, for readings on the same day.
+    date: chrono::NaiveDate,
+    seconds_of_day: u32,
+    nanos: u32,
+}
+
+impl RunClock {
+    pub(crate) fn start() -> RunClock {
+        RunClock::new(Instant::now(), Utc::now())
+    }
+
+    /// A clock whose reading `origin` was at `origin_utc`.
+    pub(crate) fn new(origin: Instant, origin_utc: DateTime<Utc>) -> RunClock {
+        let naive = origin_utc.naive_utc();
+        RunClock {
+            origin,
+            origin_utc,
+            date: naive.date(),
+            seconds_of_day: naive.time().num_seconds_from_midnight(),
+            nanos: naive.time().nanosecond(),
+        }
+    }
+
+    /// The wall-clock time of a reading.
+    pub(crate) fn at(&self, reading: Instant) -> DateTime<Utc> {
+        const NANOS: u64 = 1_000_000_000;
+        let since = reading.saturating_duration_since(self.origin);
+        // Readings on the origin's day (nearly all) need no calendar arithmetic.
+        let nanos = u64::from(self.nanos) + u64::from(since.subsec_nanos());
+        let seconds = u64::from(self.seconds_of_day) + since.as_secs() + nanos / NANOS;
+        if seconds < 86_400
+            && let Some(time) = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+                seconds as u32,
+                (nanos % NANOS) as u32,
+            )
+        {
+            return self.date.and_time(time).and_utc();
+        }
+        chrono::TimeDelta::from_std(since)
+            .ok()
+            .and_then(|d| self.origin_utc.checked_add_signed(d))
+            .unwrap_or(self.origin_utc)
+    }
+}
+
+impl RunClock {
+    /// The wall-clock time now, on this run's clock.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.at(Instant::now())
+    }
 }
 
 /// The sending side of a run's event stream.
 #[derive(Clone)]
 pub(crate) struct EventSink {
     pub(crate) tx: mpsc::UnboundedSender<Pending>,
+    /// The run's clock: every time a run reports comes from it.
+    pub(crate) clock: RunClock,
 }
 
 impl EventSink {
     /// Queues a complete event that happens now.
     pub(crate) fn emit(&self, kind: EventKind) {
-        self.emit_at(Utc::now(), kind);
+        self.emit_at(self.clock.now(), kind);
     }
 
     /// Queues a complete event that happened at `at` (a time the caller already read).
@@ -249,5 +309,34 @@ impl EventSink {
     pub(crate) fn send(&self, pending: Pending) {
         // The receiver lives until the run's dispatcher ends; a send after that is moot.
         let _ = self.tx.send(pending);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn clock_readings_become_wall_clock_times_on_the_same_day_and_across_midnight() {
+        let origin = Instant::now();
+        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let clock = RunClock::new(origin, utc("2026-11-23T23:59:59.900000000Z"));
+        assert_eq!(clock.at(origin), utc("2026-11-23T23:59:59.900000000Z"));
+        assert_eq!(
+            clock.at(origin + Duration::from_nanos(99_999_999)),
+            utc("2026-11-23T23:59:59.999999999Z")
+        );
+        assert_eq!(
+            clock.at(origin + Duration::from_millis(100)),
+            utc("2026-11-24T00:00:00Z")
+        );
+        assert_eq!(
+            clock.at(origin + Duration::from_secs(86_400 * 40)),
+            utc("2027-01-02T23:59:59.900000000Z")
+        );
+        // A reading from before the run's start is the start.
+        let early = RunClock::new(origin + Duration::from_secs(1), utc("2026-11-23T10:00:00Z"));
+        assert_eq!(early.at(origin), utc("2026-11-23T10:00:00Z"));
     }
 }

@@ -304,7 +304,9 @@ impl Outputs {
 /// reporter, the asset store, its previous result, a run input, and its tracing span.
 ///
 /// A context the engine makes is a pointer to the run plus the node's place in it: making one
-/// copies nothing of the node's data.
+/// copies nothing of the node's data. It keeps the whole run's state alive while it exists, so
+/// a node (or a [`NodeDispatcher`](crate::engine::NodeDispatcher)) should not keep it past its
+/// execution: clone what a background task needs (the cancellation token, the asset store).
 #[derive(Clone)]
 pub struct NodeContext {
     pub(crate) scope: Scope,
@@ -345,6 +347,8 @@ pub(crate) struct Detached {
     run_input: Option<RunInput>,
     cancel: CancellationToken,
     assets: Arc<dyn AssetStore>,
+    /// Where progress goes (a run's context copied by a `with_*` builder keeps its run's).
+    events: Option<EventSink>,
 }
 
 impl NodeContext {
@@ -365,6 +369,7 @@ impl NodeContext {
                 run_input: None,
                 cancel: CancellationToken::new(),
                 assets,
+                events: None,
             })),
             span: tracing::Span::none(),
             attempt: 1,
@@ -384,6 +389,7 @@ impl NodeContext {
                 run_input: run.run_input(node).cloned(),
                 cancel: run.cancellation().clone(),
                 assets: run.assets().clone(),
+                events: run.events().cloned(),
             },
         };
         change(&mut detached);
@@ -525,9 +531,11 @@ impl NodeContext {
     }
 
     fn emit_progress(&self, progress: Progress) {
-        if let Scope::Run(run, _) = &self.scope
-            && let Some(events) = run.events()
-        {
+        let events = match &self.scope {
+            Scope::Run(run, _) => run.events(),
+            Scope::Detached(d) => d.events.as_ref(),
+        };
+        if let Some(events) = events {
             events.emit(EventKind::NodeProgress {
                 node_id: self.node_id_arc().clone(),
                 progress,

@@ -1792,3 +1792,126 @@ fn backoff_never_panics_on_large_settings() {
         let _ = policy.backoff(attempt);
     }
 }
+
+/// Reports progress through its own context and through a copy made with `with_cancel`.
+struct Reporter {
+    template: NodeTemplate,
+}
+
+#[async_trait]
+impl Node for Reporter {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        ctx.report_progress(Some(0.5), Some("half".into()));
+        let child = ctx.cancellation().child_token();
+        let copy = ctx.clone().with_cancel(child);
+        assert_eq!(copy.node_id(), ctx.node_id());
+        assert_eq!(copy.run_id(), ctx.run_id());
+        copy.report_partial_text("from the copy");
+        Ok(Outputs::one("out", Item::integer(1)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reaches_observers_from_a_context_and_from_its_copies() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let mut reg = registry(&c, 1);
+        reg.register(Reporter {
+            template: NodeTemplate::new("Reporter", "Reporter", "Test")
+                .handle(HandleTemplate::output("out", "out", &[DataType::Number])),
+        })
+        .unwrap();
+        let recorder = Arc::new(Recorder::default());
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(engine.registry(), &[("r", "Reporter", json!({}))], &[]);
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        let observed = recorder.events.lock().unwrap().clone();
+        let kinds: Vec<String> = observed
+            .iter()
+            .filter(|e| e.node_id() == Some("r"))
+            .map(|e| match &e.kind {
+                EventKind::NodeQueued { .. } => "queued".to_owned(),
+                EventKind::NodeStarted { .. } => "started".to_owned(),
+                EventKind::NodeProgress { progress, .. } => format!(
+                    "progress {:?} {:?}",
+                    progress.message, progress.partial_text
+                ),
+                EventKind::NodeCompleted { .. } => "completed".to_owned(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "queued",
+                "started",
+                "progress Some(\"half\") None",
+                "progress None Some(\"from the copy\")",
+                "completed"
+            ],
+            "{kind:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observers_get_every_nodes_events_and_the_outcomes_records_in_large_runs() {
+    // More nodes than one delivery holds (4,096 events), so the queued events alone span
+    // several batches.
+    const WIDTH: usize = 5_000;
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let ids: Vec<String> = (0..WIDTH).map(|i| format!("n{i}")).collect();
+        let mut nodes: Vec<(&str, &str, serde_json::Value)> = vec![("src", "Sum", json!({}))];
+        nodes.extend(ids.iter().map(|id| (id.as_str(), "Sum", json!({"add": 1}))));
+        let edges: Vec<(&str, &str, &str)> =
+            ids.iter().map(|id| ("src", "out", id.as_str())).collect();
+        let wf = workflow(engine.registry(), &nodes, &edges);
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(outcome.executions.len(), WIDTH + 1);
+        let observed = recorder.events.lock().unwrap().clone();
+        assert!(observed.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+        assert_eq!(observed.len(), 2 + 3 * (WIDTH + 1), "{kind:?}");
+        let mut phase: HashMap<&str, u8> = HashMap::new();
+        let mut records = HashMap::new();
+        for event in &observed {
+            let Some(node) = event.node_id() else {
+                continue;
+            };
+            let step = phase.entry(node).or_default();
+            match &event.kind {
+                EventKind::NodeQueued { .. } => assert_eq!(*step, 0, "{node}"),
+                EventKind::NodeStarted { .. } => assert_eq!(*step, 1, "{node}"),
+                EventKind::NodeCompleted { record, .. } => {
+                    assert_eq!(*step, 2, "{node}");
+                    assert!(event.at == record.finished_at.unwrap());
+                    records.insert(node.to_owned(), record.clone());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            *step += 1;
+        }
+        // The records observers saw are the records the outcome returns.
+        for execution in &outcome.executions {
+            let seen = &records[&*execution.node_id];
+            assert_eq!(**seen, *execution, "{}", execution.node_id);
+            assert!(execution.started_at <= execution.finished_at);
+            assert_eq!(execution.attempts, 1);
+        }
+    }
+}

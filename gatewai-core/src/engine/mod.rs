@@ -3,8 +3,8 @@
 //!
 //! ## How a run goes
 //! [`Engine::start`] fingerprints the document (nodes, handles, edges, configs, the run target
-//! and which nodes the run brings results for: a randomly seeded 64-bit hash beside the sizes of
-//! what it hashed). A document seen
+//! and which nodes the run brings results for: 128 bits of keyed BLAKE3, the key drawn at random
+//! per engine). A document seen
 //! before reuses its kept plan; a new one is validated and compiled into a plan of flat arrays
 //! (nodes in topological order, input sources as node indices, dependents in one CSR array,
 //! in-degree counters, and each node's part of its cache key), which the engine keeps
@@ -23,7 +23,8 @@
 //! ## Where the time goes (measured: see the README)
 //! Per node, beyond the node itself: the resolved inputs and the node's outputs (a few small
 //! vectors and the shared result), the node's boxed future, the events and the records (built
-//! once, by the dispatcher when the run is observed, and moved into the outcome; they share
+//! once, by the dispatcher when the run is observed, and moved into the outcome unless an event
+//! consumer still holds them; they share
 //! results and inputs through `Arc`s), and the allocator under all of it. A new document also pays validation and planning
 //! (about 1–2 µs per node), a kept one only its fingerprint.
 

@@ -10,13 +10,13 @@ use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
 use crate::assets::AssetStore;
 use crate::cache::CachedOutputs;
 use crate::error::{ErrorKind, NodeError, Result};
-use crate::event::{EventKind, EventSink, Pending, ResultSource, RunEvent, SkipReason};
+use crate::event::{EventKind, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason};
 use crate::model::{
     ExecutionStatus, Generation, InputSnapshot, Item, NodeExecution, NodeResult, OnError,
     OutputItem, RunRecord, RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput, RunScope, Scope};
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -57,8 +57,9 @@ pub(crate) struct Settled {
     started: Instant,
     finished: Instant,
     attempts: u32,
-    /// Whether the record reports a duration (nodes that executed or came from the cache).
-    timed: bool,
+    /// From the first attempt to the end of the last, for nodes that executed (0 for results
+    /// taken from the cache or handed in).
+    duration_ms: Option<u64>,
 }
 
 impl Settled {
@@ -70,58 +71,8 @@ impl Settled {
             started,
             finished: Instant::now(),
             attempts: 0,
-            timed: false,
+            duration_ms: None,
         }
-    }
-}
-
-/// Wall-clock times of a run's monotonic clock readings.
-#[derive(Clone, Copy)]
-pub(crate) struct RunClock {
-    origin: Instant,
-    origin_utc: DateTime<Utc>,
-    /// The origin's date and time of day, for readings on the same day.
-    date: chrono::NaiveDate,
-    seconds_of_day: u32,
-    nanos: u32,
-}
-
-impl RunClock {
-    fn start() -> RunClock {
-        RunClock::new(Instant::now(), Utc::now())
-    }
-
-    /// A clock whose reading `origin` was at `origin_utc`.
-    fn new(origin: Instant, origin_utc: DateTime<Utc>) -> RunClock {
-        let naive = origin_utc.naive_utc();
-        RunClock {
-            origin,
-            origin_utc,
-            date: naive.date(),
-            seconds_of_day: naive.time().num_seconds_from_midnight(),
-            nanos: naive.time().nanosecond(),
-        }
-    }
-
-    /// The wall-clock time of a reading.
-    fn at(&self, reading: Instant) -> DateTime<Utc> {
-        const NANOS: u64 = 1_000_000_000;
-        let since = reading.saturating_duration_since(self.origin);
-        // Readings on the origin's day (nearly all) need no calendar arithmetic.
-        let nanos = u64::from(self.nanos) + u64::from(since.subsec_nanos());
-        let seconds = u64::from(self.seconds_of_day) + since.as_secs() + nanos / NANOS;
-        if seconds < 86_400
-            && let Some(time) = chrono::NaiveTime::from_num_seconds_from_midnight_opt(
-                seconds as u32,
-                (nanos % NANOS) as u32,
-            )
-        {
-            return self.date.and_time(time).and_utc();
-        }
-        chrono::TimeDelta::from_std(since)
-            .ok()
-            .and_then(|d| self.origin_utc.checked_add_signed(d))
-            .unwrap_or(self.origin_utc)
     }
 }
 
@@ -169,9 +120,7 @@ fn record(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> 
         cached,
         started_at: Some(clock.at(s.started)),
         finished_at: Some(clock.at(s.finished)),
-        duration_ms: s
-            .timed
-            .then(|| s.finished.saturating_duration_since(s.started).as_millis() as u64),
+        duration_ms: s.duration_ms,
         attempts: s.attempts,
     }
 }
@@ -318,7 +267,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             },
             rx,
         ));
-        (Some(EventSink { tx }), Some(dispatcher))
+        (Some(EventSink { tx, clock }), Some(dispatcher))
     } else {
         (None, None)
     };
@@ -419,7 +368,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         RunStatus::Failed => first_error,
         _ => None,
     };
-    run.finished_at = Some(Utc::now());
+    run.finished_at = Some(clock.now());
     tracing::info!(parent: &span, status = run.status.as_str(), "run finished");
     if let Some(sink) = &sink {
         sink.emit(EventKind::RunFinished {
@@ -816,7 +765,7 @@ impl RunState {
                 error: None,
             };
             let mut settled = Settled::now(end, started);
-            settled.timed = true;
+            settled.duration_ms = Some(0);
             self.settle(idx, settled);
             return;
         }
@@ -841,6 +790,12 @@ impl RunState {
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
         let key = cache.map(|_| super::key::cache_key(node.key_prefix, run, &inputs));
         if let (Some(cache), Some(key), false) = (cache, key.as_ref(), run.force) {
+            // A node the run had not started when it was cancelled ends cancelled, even when
+            // the cache has its result (the `stopping` flag above may lag the token).
+            if self.cancel.is_cancelled() {
+                self.cancel_unstarted(idx, started);
+                return;
+            }
             let found = match cache.try_get(key) {
                 Some(found) => found,
                 None => cache.get(key).await,
@@ -854,7 +809,7 @@ impl RunState {
                     };
                     let mut settled = Settled::now(end, started);
                     settled.inputs = Some(inputs);
-                    settled.timed = true;
+                    settled.duration_ms = Some(0);
                     self.settle(idx, settled);
                     return;
                 }
@@ -865,14 +820,13 @@ impl RunState {
             }
         }
         let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
-        let outcome = self
-            .execute_with_retries(idx, node, &inputs, &span, started)
-            .await;
-        let (end, attempts, finished, timed) = match outcome {
+        let outcome = self.execute_with_retries(idx, node, &inputs, &span).await;
+        let (end, attempts, finished, duration_ms) = match outcome {
             Attempted::Done {
                 generations,
                 attempts,
                 finished,
+                duration_ms,
             } => {
                 // A replacing node's result is exactly its generations: the cache shares it.
                 let (result, cached) = match node.mode {
@@ -901,12 +855,13 @@ impl RunState {
                     source: ResultSource::Executed,
                     error: None,
                 };
-                (end, attempts, finished, true)
+                (end, attempts, finished, Some(duration_ms))
             }
             Attempted::Failed {
                 error,
                 attempts,
                 finished,
+                duration_ms,
             } if node.on_error == OnError::Continue => {
                 let handle = node
                     .handles
@@ -925,12 +880,13 @@ impl RunState {
                     source: ResultSource::Executed,
                     error: Some(Arc::from(error.to_string())),
                 };
-                (end, attempts, finished, true)
+                (end, attempts, finished, Some(duration_ms))
             }
             Attempted::Failed {
                 error,
                 attempts,
                 finished,
+                duration_ms,
             } => {
                 self.any_failed.store(true, Ordering::Release);
                 let message: Arc<str> = Arc::from(error.to_string());
@@ -952,20 +908,20 @@ impl RunState {
                             started,
                             finished,
                             attempts,
-                            timed: true,
+                            duration_ms: Some(duration_ms),
                         },
                     );
                     self.stopping.store(true, Ordering::Release);
                     self.cancel.cancel();
                     return;
                 }
-                (end, attempts, finished, true)
+                (end, attempts, finished, Some(duration_ms))
             }
             Attempted::Cancelled { attempts } => {
                 let end = End::Cancelled {
                     reason: self.stop_reason(),
                 };
-                (end, attempts, Instant::now(), false)
+                (end, attempts, Instant::now(), None)
             }
         };
         self.settle(
@@ -976,7 +932,7 @@ impl RunState {
                 started,
                 finished,
                 attempts,
-                timed,
+                duration_ms,
             },
         );
     }
@@ -1002,9 +958,10 @@ impl RunState {
         node: &PlanNode,
         inputs: &Inputs,
         span: &tracing::Span,
-        started: Instant,
     ) -> Attempted {
         let mut attempt = 0u32;
+        // The node's duration runs from here (waits for slots and retry pauses included).
+        let began = Instant::now();
         loop {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
@@ -1040,12 +997,10 @@ impl RunState {
                 };
             }
             if let Some(events) = &self.events {
-                // The first attempt starts as the node is processed (one clock reading less).
-                let at = if attempt == 1
-                    && node.type_limit.is_none()
-                    && self.engine.global_limit.is_none()
-                {
-                    started
+                // The first attempt of a node that waited for no slot starts now.
+                let waited = node.type_limit.is_some() || self.engine.global_limit.is_some();
+                let at = if attempt == 1 && !waited {
+                    began
                 } else {
                     Instant::now()
                 };
@@ -1063,6 +1018,7 @@ impl RunState {
             let result = self.attempt(node, &ctx, inputs, span).await;
             drop(ctx);
             let finished = Instant::now();
+            let duration_ms = finished.saturating_duration_since(began).as_millis() as u64;
             match result {
                 AttemptResult::Ok(outputs) => match map_outputs(node, outputs) {
                     Ok(generations) => {
@@ -1070,6 +1026,7 @@ impl RunState {
                             generations,
                             attempts: attempt,
                             finished,
+                            duration_ms,
                         };
                     }
                     Err(error) => {
@@ -1077,6 +1034,7 @@ impl RunState {
                             error,
                             attempts: attempt,
                             finished,
+                            duration_ms,
                         };
                     }
                 },
@@ -1092,6 +1050,7 @@ impl RunState {
                             error,
                             attempts: attempt,
                             finished,
+                            duration_ms,
                         };
                     }
                     let delay = node
@@ -1200,11 +1159,13 @@ enum Attempted {
         generations: Vec<Generation>,
         attempts: u32,
         finished: Instant,
+        duration_ms: u64,
     },
     Failed {
         error: NodeError,
         attempts: u32,
         finished: Instant,
+        duration_ms: u64,
     },
     Cancelled {
         attempts: u32,
@@ -1330,33 +1291,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic payload".to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn clock_readings_become_wall_clock_times_on_the_same_day_and_across_midnight() {
-        let origin = Instant::now();
-        let utc = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
-        let clock = RunClock::new(origin, utc("2026-11-23T23:59:59.900000000Z"));
-        assert_eq!(clock.at(origin), utc("2026-11-23T23:59:59.900000000Z"));
-        assert_eq!(
-            clock.at(origin + Duration::from_nanos(99_999_999)),
-            utc("2026-11-23T23:59:59.999999999Z")
-        );
-        assert_eq!(
-            clock.at(origin + Duration::from_millis(100)),
-            utc("2026-11-24T00:00:00Z")
-        );
-        assert_eq!(
-            clock.at(origin + Duration::from_secs(86_400 * 40)),
-            utc("2027-01-02T23:59:59.900000000Z")
-        );
-        // A reading from before the run's start is the start.
-        let early = RunClock::new(origin + Duration::from_secs(1), utc("2026-11-23T10:00:00Z"));
-        assert_eq!(early.at(origin), utc("2026-11-23T10:00:00Z"));
-    }
 }

@@ -156,7 +156,9 @@ pub struct NodeExecution {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
-    /// Wall time of the last attempt, in milliseconds.
+    /// Wall time of the node's execution in milliseconds: from its first attempt (waits for
+    /// concurrency slots and retry pauses included) to the end of its last; 0 for a result
+    /// from the cache or handed in, none when it never executed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// How many attempts were made (0 when it never executed).
