@@ -877,8 +877,10 @@ async fn cancellation_stops_running_and_queued_nodes() {
 async fn a_node_ignoring_cancellation_is_abandoned_after_the_grace_period() {
     for kind in EXECUTORS {
         let c = Counters::default();
+        let recorder = Arc::new(Recorder::default());
         let engine = engine(kind, &c, 1)
             .cancel_grace(Duration::from_millis(200))
+            .observer(recorder.clone())
             .build()
             .unwrap();
         let wf = workflow(
@@ -895,6 +897,30 @@ async fn a_node_ignoring_cancellation_is_abandoned_after_the_grace_period() {
             .unwrap();
         assert_eq!(outcome.run.status, RunStatus::Cancelled, "{kind:?}");
         assert_eq!(status_of(&outcome, "stubborn"), ExecutionStatus::Cancelled);
+        // Observers see the abandoned node's end before the run's.
+        let observed = recorder.events.lock().unwrap().clone();
+        let kinds: Vec<&str> = observed
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::RunStarted { .. } => "run started",
+                EventKind::NodeQueued { .. } => "queued",
+                EventKind::NodeStarted { .. } => "started",
+                EventKind::NodeCancelled { .. } => "cancelled",
+                EventKind::RunFinished { .. } => "run finished",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "run started",
+                "queued",
+                "started",
+                "cancelled",
+                "run finished"
+            ],
+            "{kind:?}"
+        );
     }
 }
 

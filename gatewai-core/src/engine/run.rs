@@ -342,6 +342,12 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             state.settle(i, Settled::now(End::Cancelled { reason }, Instant::now()));
         }
     }
+    // A node task that settled its node just now may not have queued its event yet (it
+    // counts the node right after queueing it, without waiting for anything): let it, so
+    // that `RunFinished` comes after every node's last event.
+    while state.settled_count.load(Ordering::Acquire) < count {
+        tokio::task::yield_now().await;
+    }
 
     // Outcome.
     let ends = || state.settled.iter().filter_map(|s| s.get().map(|s| &s.end));
