@@ -25,6 +25,41 @@ pub struct Target {
     pub url: String,
     memory: Option<Store>,
     _dir: Option<tempfile::TempDir>,
+    /// A PostgreSQL test database: (server URL, database name), dropped with the target.
+    database: Option<(String, String)>,
+}
+
+impl Drop for Target {
+    /// Drops a PostgreSQL test database, so that a long-lived server does not fill up with
+    /// them. Runs on a thread of its own (with its own runtime), as a drop cannot await.
+    fn drop(&mut self) {
+        #[cfg(feature = "postgres")]
+        if let Some((server, name)) = self.database.take() {
+            let dropped = std::thread::spawn(move || {
+                use sqlx::Connection;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(async {
+                    let mut conn = sqlx::PgConnection::connect(&server)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+                })
+            })
+            .join();
+            if let Ok(Err(e)) | Err(e) = dropped.map_err(|_| "panicked".to_owned()) {
+                eprintln!("note: could not drop a test database: {e}");
+            }
+        }
+    }
 }
 
 impl Target {
@@ -35,6 +70,7 @@ impl Target {
             url: "memory://".into(),
             memory: Some(Store::memory()),
             _dir: None,
+            database: None,
         }
     }
 
@@ -49,6 +85,7 @@ impl Target {
             url,
             memory: None,
             _dir: Some(dir),
+            database: None,
         }
     }
 
@@ -69,12 +106,14 @@ impl Target {
                 .await
                 .expect("create a test database");
         }
+        let server = admin.to_string();
         admin.set_path(&name);
         Some(Target {
             name: "postgres",
             url: admin.to_string(),
             memory: None,
             _dir: None,
+            database: Some((server, name)),
         })
     }
 
