@@ -827,6 +827,9 @@ impl RunState {
         }
         let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
         let outcome = self.execute_with_retries(idx, node, &inputs, &span).await;
+        // Fail-fast: this node's failure stops the run (once it is settled, so that the
+        // failure is what the run reports).
+        let mut stops_run = false;
         let (end, attempts, finished, duration_ms) = match outcome {
             Attempted::Done {
                 generations,
@@ -901,26 +904,9 @@ impl RunState {
                     error: message,
                     kind: error.kind(),
                 };
-                if self.fail_fast
+                stops_run = self.fail_fast
                     && !self.cancel.is_cancelled()
-                    && self.failed_fast.set(node.id.clone()).is_ok()
-                {
-                    // Settled before the run is cancelled, so the failure is what it reports.
-                    self.settle(
-                        idx,
-                        Settled {
-                            end,
-                            inputs: Some(inputs),
-                            started,
-                            finished,
-                            attempts,
-                            duration_ms: Some(duration_ms),
-                        },
-                    );
-                    self.stopping.store(true, Ordering::Release);
-                    self.cancel.cancel();
-                    return;
-                }
+                    && self.failed_fast.set(node.id.clone()).is_ok();
                 (end, attempts, finished, Some(duration_ms))
             }
             Attempted::Cancelled { attempts } => {
@@ -941,6 +927,10 @@ impl RunState {
                 duration_ms,
             },
         );
+        if stops_run {
+            self.stopping.store(true, Ordering::Release);
+            self.cancel.cancel();
+        }
     }
 
     /// Settles a node that never started as cancelled, with the reason the run stopped.
