@@ -204,6 +204,17 @@ pub fn registry() -> NodeRegistry {
     r
 }
 
+/// An engine with the [`Sum`] node, no result cache (every run executes every node), and one
+/// observer.
+pub fn observed_engine(observer: Arc<dyn gatewai_core::Observer>) -> gatewai_core::Engine {
+    gatewai_core::Engine::builder()
+        .registry(registry())
+        .no_cache()
+        .observer(observer)
+        .build()
+        .expect("engine")
+}
+
 /// The sink's value from a run outcome.
 pub fn sink_value(outcome: &gatewai_core::RunOutcome, dag: &Dag) -> Option<i64> {
     let id = format!("n{}", dag.len() - 1);

@@ -8,7 +8,7 @@
 //! in a database of its own, created on the server and dropped at the end.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gatewai_benches::{Dag, registry, sink_value};
+use gatewai_benches::{Dag, observed_engine, registry, sink_value};
 use gatewai_core::{Engine, Observer, RunEvent, RunOptions, RunStatus, Workflow};
 use gatewai_store::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -170,12 +170,7 @@ fn capture_run(rt: &tokio::runtime::Runtime, scratch: &Store, wf: &Workflow) -> 
         recorder: scratch.recorder(),
         batches: Mutex::new(Vec::new()),
     });
-    let engine = Engine::builder()
-        .registry(registry())
-        .no_cache()
-        .observer(capture.clone())
-        .build()
-        .expect("engine");
+    let engine = observed_engine(capture.clone());
     let outcome = rt
         .block_on(engine.run(wf.clone(), RunOptions::default()))
         .expect("run");

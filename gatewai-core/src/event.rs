@@ -225,8 +225,9 @@ pub(crate) enum Pending {
         attempt: u32,
         at: Instant,
     },
-    /// A node settled; its outcome is in the run's state.
-    Settled(u32),
+    /// A node settled; its outcome is in the run's state. The inputs it ran with move here,
+    /// to its record, rather than being kept (and shared) by the run's state.
+    Settled(u32, Option<Arc<crate::node::Inputs>>),
 }
 
 /// Wall-clock times of a run's monotonic clock readings.

@@ -194,8 +194,9 @@ pub struct RunOptions {
 pub struct RunOutcome {
     /// The run record.
     pub run: RunRecord,
-    /// One record per node the run settled, in topological order.
-    pub executions: Vec<NodeExecution>,
+    /// One record per node the run settled, in topological order: the very records the
+    /// run's events carried to observers (built once, shared).
+    pub executions: Vec<Arc<NodeExecution>>,
     /// The workflow with the results of completed, non-transient nodes written back.
     pub workflow: Workflow,
     /// Every completed node's result in this run (transient nodes included), by node id.

@@ -128,7 +128,7 @@ impl Plan {
             Ok(runs)
         } else {
             // Hand the moved data back: a rejected run leaves the document as it was.
-            restore_documents(self, workflow, runs);
+            restore_documents(self, workflow, runs, |_| None);
             Err(Error::Invalid(ValidationErrors(problems)))
         }
     }
@@ -671,13 +671,22 @@ pub(crate) fn brought_problems(
     problems
 }
 
-/// Hands each planned node's config and untouched previous result back to the document.
-pub(crate) fn restore_documents(plan: &Plan, workflow: &mut Workflow, runs: Vec<NodeRun>) {
-    for (node, run) in plan.nodes.iter().zip(runs) {
+/// Hands each planned node's config back to the document, with its new result (`result_of`
+/// its plan index, for a completed node that is not transient) or else its previous one.
+pub(crate) fn restore_documents(
+    plan: &Plan,
+    workflow: &mut Workflow,
+    runs: Vec<NodeRun>,
+    mut result_of: impl FnMut(usize) -> Option<Arc<NodeResult>>,
+) {
+    for (i, (node, run)) in plan.nodes.iter().zip(runs).enumerate() {
+        let result = result_of(i).filter(|_| !node.transient);
         if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
             doc.config = run.config;
-            if doc.result.is_none() {
-                doc.result = run.previous;
+            match result {
+                Some(result) => doc.result = Some(result),
+                None if doc.result.is_none() => doc.result = run.previous,
+                None => {}
             }
         }
     }

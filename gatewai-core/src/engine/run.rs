@@ -1,9 +1,11 @@
 //! Executing a plan: drive loops that settle nodes and continue with a lone ready successor on
 //! the same task, an event dispatcher, and the finalisation of records and the outcome.
 //!
-//! A node's settlement is kept compact (how it ended, its inputs, two clock readings); the
-//! public [`NodeExecution`] record and the node's events are built from it off the node's
-//! task: by the event dispatcher for observers, and once at the end for the outcome.
+//! A node's settlement is kept compact (how it ended, two clock readings); the public
+//! [`NodeExecution`] record and the node's events are built from it off the node's task, by
+//! the run's dispatcher. The dispatcher also gathers the outcome (records, results, exports)
+//! as nodes settle, while their data is still in cache: the run's end then only moves
+//! results into the document, with no shared counter to touch per node.
 
 use super::plan::{NodeRun, Plan, PlanNode};
 use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
@@ -52,7 +54,8 @@ pub(crate) enum End {
 /// How a node settled: its end and what its record needs.
 pub(crate) struct Settled {
     end: End,
-    /// The inputs it ran with (shared with its record's input snapshot).
+    /// The inputs it ran with, for its record. In an observed run they travel with the
+    /// node's `Settled` event to the dispatcher (which builds the record) instead.
     inputs: Option<Arc<Inputs>>,
     started: Instant,
     finished: Instant,
@@ -74,10 +77,24 @@ impl Settled {
             duration_ms: None,
         }
     }
+
+    /// The result of a completed node.
+    fn into_result(self) -> Option<Arc<NodeResult>> {
+        match self.end {
+            End::Completed { result, .. } => Some(result),
+            _ => None,
+        }
+    }
 }
 
-/// A node's public record, built from its settlement.
-fn record(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> NodeExecution {
+/// A node's public record, built from its settlement and the inputs it ran with.
+fn record(
+    run_id: &Arc<str>,
+    node: &PlanNode,
+    s: &Settled,
+    inputs: Option<Arc<Inputs>>,
+    clock: &RunClock,
+) -> NodeExecution {
     let (status, output, error, cached) = match &s.end {
         End::Completed {
             result,
@@ -114,7 +131,7 @@ fn record(run_id: &Arc<str>, node: &PlanNode, s: &Settled, clock: &RunClock) -> 
         node_type: node.node_type.clone(),
         label: node.label.clone(),
         status,
-        input: s.inputs.clone().map(InputSnapshot::of),
+        input: inputs.map(InputSnapshot::of),
         output,
         error,
         cached,
@@ -152,6 +169,43 @@ fn settled_event(node: &PlanNode, s: &Settled, record: Arc<NodeExecution>) -> Ev
     }
 }
 
+/// The parts of a run's outcome gathered node by node: by the event dispatcher as nodes
+/// settle (while a node's data is still in cache, and beside the nodes' own work), or at the
+/// run's end when nobody observes the run.
+struct Collector {
+    /// Each node's record, by plan index.
+    records: Vec<Option<Arc<NodeExecution>>>,
+    results: HashMap<Arc<str>, Arc<NodeResult>>,
+    exports: BTreeMap<String, Vec<Item>>,
+}
+
+impl Collector {
+    fn new(count: usize) -> Self {
+        Collector {
+            records: vec![None; count],
+            results: HashMap::with_capacity(count),
+            exports: BTreeMap::new(),
+        }
+    }
+
+    /// Takes in a settled node's record and result.
+    fn collect(&mut self, idx: usize, node: &PlanNode, s: &Settled, record: Arc<NodeExecution>) {
+        if let Some(slot) = self.records.get_mut(idx) {
+            *slot = Some(record);
+        }
+        if let End::Completed { result, .. } = &s.end {
+            if node.is_run_output {
+                let items = result
+                    .selected()
+                    .map(|g| g.items.iter().map(OutputItem::to_item).collect())
+                    .unwrap_or_default();
+                self.exports.insert(node.id.to_string(), items);
+            }
+            self.results.insert(node.id.clone(), result.clone());
+        }
+    }
+}
+
 /// Where new node futures go: tokio's workers, or the run's own task.
 #[derive(Clone)]
 enum Spawner {
@@ -182,7 +236,10 @@ pub(crate) struct RunState {
     /// This run's turn key in the engine's fair concurrency limits.
     run_key: u64,
     any_failed: AtomicBool,
-    events: Option<EventSink>,
+    /// Where nodes queue their settlements (always) and events (in an observed run).
+    sink: EventSink,
+    /// Whether anyone watches the run's events (observers or the handle's stream).
+    observed: bool,
     engine: Arc<EngineInner>,
     run_id: Arc<str>,
     spawner: Spawner,
@@ -216,7 +273,7 @@ impl RunScope for RunState {
         &self.engine.assets
     }
     fn events(&self) -> Option<&EventSink> {
-        self.events.as_ref()
+        self.observed.then_some(&self.sink)
     }
 }
 
@@ -251,26 +308,24 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     let count = plan.nodes.len();
     let settled: SettledSlots = (0..count).map(|_| OnceLock::new()).collect();
 
-    // Events: a dispatcher task builds them and hands batches to observers and the stream,
-    // in order.
+    // A dispatcher task builds each node's record and gathers the outcome as nodes settle;
+    // for an observed run it also builds the events and hands them to observers and the
+    // stream, in batches, in order.
     let observed = !engine.observers.is_empty() || stream.is_some();
-    let (sink, dispatcher) = if observed {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let dispatcher = tokio::spawn(dispatch_events(
-            Dispatch {
-                run_id: run_id.clone(),
-                plan: plan.clone(),
-                settled: settled.clone(),
-                clock,
-                observers: engine.observers.clone(),
-                stream,
-            },
-            rx,
-        ));
-        (Some(EventSink { tx, clock }), Some(dispatcher))
-    } else {
-        (None, None)
-    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let dispatcher = tokio::spawn(dispatch_events(
+        Dispatch {
+            run_id: run_id.clone(),
+            plan: plan.clone(),
+            settled: settled.clone(),
+            clock,
+            observed,
+            observers: engine.observers.clone(),
+            stream,
+        },
+        rx,
+    ));
+    let sink = EventSink { tx, clock };
 
     let mut run = RunRecord {
         id: run_id.to_string(),
@@ -282,7 +337,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         started_at: Some(created_at),
         finished_at: None,
     };
-    if let Some(sink) = &sink {
+    if observed {
         sink.emit_at(
             created_at,
             EventKind::RunStarted {
@@ -319,7 +374,8 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         failed_fast: OnceLock::new(),
         run_key: engine.next_run_key.fetch_add(1, Ordering::Relaxed),
         any_failed: AtomicBool::new(false),
-        events: sink.clone(),
+        sink: sink.clone(),
+        observed,
         engine: engine.clone(),
         run_id: run_id.clone(),
         spawner: spawner.clone(),
@@ -376,23 +432,19 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     };
     run.finished_at = Some(clock.now());
     tracing::info!(parent: &span, status = run.status.as_str(), "run finished");
-    if let Some(sink) = &sink {
-        sink.emit(EventKind::RunFinished {
-            run: Arc::new(run.clone()),
-        });
-    }
+    // Also the dispatcher's signal to finish.
+    sink.emit(EventKind::RunFinished {
+        run: Arc::new(run.clone()),
+    });
     drop(sink);
-    // Observers have handled every event once the dispatcher ends; the records it built for
-    // them serve the outcome too.
-    let mut records = match dispatcher {
-        Some(dispatcher) => dispatcher.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
+    // Observers have handled every event once the dispatcher ends; what it collected for
+    // the outcome (records, results, exports) is complete then.
+    let mut collector = dispatcher.await.unwrap_or_else(|_| Collector::new(count));
     // Take the run state back from the node tasks (they end right after settling their
-    // last node), so results move into the outcome instead of being copied.
+    // last node), so results move into the document instead of being shared.
     let mut state = state;
     let mut tries = 0;
-    let (plan, runs, settled) = loop {
+    let (plan, runs, mut settled) = loop {
         match Arc::try_unwrap(state) {
             Ok(owned) => break (owned.plan, owned.runs, owned.settled),
             // A node abandoned after cancellation still holds the state: share what we need.
@@ -410,41 +462,37 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             }
         }
     };
-    let nodes = &plan.nodes;
-    let mut executions = Vec::with_capacity(count);
-    let mut results = HashMap::with_capacity(count);
-    let mut exports = BTreeMap::new();
-    let mut workflow = workflow;
-    for (i, (node, slot)) in nodes.iter().zip(settled.iter()).enumerate() {
-        let Some(settled) = slot.get() else { continue };
-        // The dispatcher's record, unless an event consumer still holds it.
-        let built = records.get_mut(i).and_then(Option::take);
-        executions.push(match built.map(Arc::try_unwrap) {
-            Some(Ok(record)) => record,
-            Some(Err(shared)) => (*shared).clone(),
-            None => record(&run_id, node, settled, &clock),
-        });
-        if let End::Completed { result, .. } = &settled.end {
-            if node.is_run_output {
-                let items = result
-                    .selected()
-                    .map(|g| g.items.iter().map(OutputItem::to_item).collect())
-                    .unwrap_or_default();
-                exports.insert(node.id.to_string(), items);
-            }
-            if let Some(wf_node) = workflow
-                .nodes
-                .get_mut(node.wf_index as usize)
-                .filter(|_| !node.transient)
-            {
-                wf_node.result = Some(result.clone());
-            }
-            results.insert(node.id.clone(), result.clone());
+    // Records the dispatcher did not collect (it died) are built now.
+    for (i, (node, slot)) in plan.nodes.iter().zip(settled.iter()).enumerate() {
+        if collector.records[i].is_some() {
+            continue;
+        }
+        if let Some(s) = slot.get() {
+            let built = Arc::new(record(&run_id, node, s, s.inputs.clone(), &clock));
+            collector.collect(i, node, s, built);
         }
     }
+    // Hand the results, configs and untouched previous results back to the document, moving
+    // each node's result out of the run's state when nothing else holds it.
+    let mut workflow = workflow;
+    match Arc::get_mut(&mut settled) {
+        Some(slots) => super::plan::restore_documents(&plan, &mut workflow, runs, |i| {
+            slots[i].take().and_then(Settled::into_result)
+        }),
+        None => super::plan::restore_documents(&plan, &mut workflow, runs, |i| {
+            settled[i].get().and_then(|s| match &s.end {
+                End::Completed { result, .. } => Some(result.clone()),
+                _ => None,
+            })
+        }),
+    }
     drop(settled);
-    // Hand the configs and untouched previous results back to the document.
-    super::plan::restore_documents(&plan, &mut workflow, runs);
+    let Collector {
+        records,
+        results,
+        exports,
+    } = collector;
+    let executions = records.into_iter().flatten().collect();
     Ok(RunOutcome {
         run,
         executions,
@@ -505,6 +553,8 @@ struct Dispatch {
     plan: Arc<Plan>,
     settled: SettledSlots,
     clock: RunClock,
+    /// Whether to build events (someone watches them), or only the records.
+    observed: bool,
     observers: Vec<Arc<dyn crate::event::Observer>>,
     stream: Option<mpsc::UnboundedSender<RunEvent>>,
 }
@@ -547,21 +597,21 @@ impl Dispatch {
     }
 }
 
-/// Builds the run's events from what its nodes queued and hands them to observers and the
-/// stream in batches, in order, until `RunFinished`. Returns the records it built, by plan
-/// index, for the run's outcome.
+/// Builds each settled node's record and, for an observed run, the run's events from what
+/// its nodes queued, handed to observers and the stream in batches, in order, until
+/// `RunFinished`. Returns what it gathered for the run's outcome.
 async fn dispatch_events(
     dispatch: Dispatch,
     mut rx: mpsc::UnboundedReceiver<Pending>,
-) -> Vec<Option<Arc<NodeExecution>>> {
-    let mut records = vec![None; dispatch.plan.nodes.len()];
+) -> Collector {
+    let mut collector = Collector::new(dispatch.plan.nodes.len());
     let mut seq = 0u64;
     let mut buf = Vec::with_capacity(256);
     let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
     let d = &dispatch;
     loop {
         if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
-            return records;
+            return collector;
         }
         let mut finished = false;
         for pending in buf.drain(..) {
@@ -594,14 +644,16 @@ async fn dispatch_events(
                     };
                     d.push(&mut batch, &mut seq, d.clock.at(at), kind);
                 }
-                Pending::Settled(node) => {
+                Pending::Settled(node, inputs) => {
                     let plan_node = &d.plan.nodes[node as usize];
                     // Set before the node queued this event.
                     if let Some(s) = d.settled[node as usize].get() {
-                        let record = Arc::new(record(&d.run_id, plan_node, s, &d.clock));
-                        records[node as usize] = Some(record.clone());
-                        let kind = settled_event(plan_node, s, record);
-                        d.push(&mut batch, &mut seq, d.clock.at(s.finished), kind);
+                        let record = Arc::new(record(&d.run_id, plan_node, s, inputs, &d.clock));
+                        collector.collect(node as usize, plan_node, s, record.clone());
+                        if d.observed {
+                            let kind = settled_event(plan_node, s, record);
+                            d.push(&mut batch, &mut seq, d.clock.at(s.finished), kind);
+                        }
                     }
                 }
             }
@@ -611,7 +663,7 @@ async fn dispatch_events(
         }
         d.deliver(&mut batch).await;
         if finished {
-            return records;
+            return collector;
         }
     }
 }
@@ -688,17 +740,17 @@ impl RunState {
     }
 
     fn emit(&self, kind: EventKind) {
-        if let Some(events) = &self.events {
-            events.emit(kind);
+        if self.observed {
+            self.sink.emit(kind);
         }
     }
 
     /// Records how a node settled (first writer wins) and queues its event.
-    fn settle(&self, idx: usize, settled: Settled) {
+    fn settle(&self, idx: usize, mut settled: Settled) {
+        // The dispatcher builds the record: the inputs go to it with the settlement.
+        let inputs = settled.inputs.take();
         if self.settled[idx].set(settled).is_ok() {
-            if let Some(events) = &self.events {
-                events.send(Pending::Settled(idx as u32));
-            }
+            self.sink.send(Pending::Settled(idx as u32, inputs));
             if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
                 self.done.notify_one();
             }
@@ -992,7 +1044,7 @@ impl RunState {
                     attempts: attempt - 1,
                 };
             }
-            if let Some(events) = &self.events {
+            if let Some(events) = self.events() {
                 // The first attempt of a node that waited for no slot starts now.
                 let waited = node.type_limit.is_some() || self.engine.global_limit.is_some();
                 let at = if attempt == 1 && !waited {
