@@ -1,13 +1,14 @@
 //! The SQL backends, SQLite and PostgreSQL, written once over sqlx: both speak the same SQL
 //! (numbered `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`), and differ only in
-//! their migrations (column types), connection set-up and the way each writes many node
-//! execution rows at once (`write_executions` and `write_progress`: multi-row statements in
-//! SQLite, column arrays in PostgreSQL), the run recorder's hot path.
+//! their migrations (column types), connection set-up and the way each stores a batch of run
+//! events, the run recorder's hot path (`store_steps`: in SQLite, multi-row statements with
+//! the transaction's `BEGIN` and `COMMIT` folded into the first and last; in PostgreSQL, rows
+//! bound as column arrays in one transaction).
 
 mod batch;
 mod row;
 
-use batch::{Arg, Piece, Step, batch_steps};
+use batch::{Arg, Step, batch_steps};
 
 use row::{
     AssetRow, CacheRow, ExecutionRow, PlannedNode, RunRow, UserRow, WorkflowRow, merge_planned,
@@ -177,34 +178,6 @@ macro_rules! sql_backend {
                         Arg::Json(v) => into.add(row::JsonText(v)),
                     }
                     .map_err(|e| Error::Database(sqlx::Error::Encode(e)))?;
-                }
-                Ok(())
-            }
-
-            /// Executes a statement.
-            async fn execute_piece(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                piece: Piece<'_>,
-            ) -> Result<()> {
-                let mut args = <$db as sqlx::Database>::Arguments::default();
-                Self::bind_args(&mut args, piece.args)?;
-                sqlx::query_with::<$db, _>(piece.sql, args)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-
-            /// Stores a batch: its steps, in order.
-            async fn execute_steps(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                steps: Vec<Step<'_>>,
-            ) -> Result<()> {
-                for step in steps {
-                    match step {
-                        Step::Statement(piece) => Self::execute_piece(conn, piece).await?,
-                        Step::Executions(rows) => Self::write_executions(conn, &rows).await?,
-                        Step::Progress(rows) => Self::write_progress(conn, &rows).await?,
-                    }
                 }
                 Ok(())
             }
@@ -528,9 +501,7 @@ macro_rules! sql_backend {
                     return Ok(());
                 }
                 let steps = batch_steps(&writes)?;
-                let mut tx = self.write.begin().await?;
-                Self::execute_steps(&mut tx, steps).await?;
-                tx.commit().await?;
+                Self::store_steps(&self.write, steps).await?;
                 // SQLite: checkpoints the log in the background now and then.
                 self.wrote(writes.len());
                 Ok(())
@@ -863,6 +834,38 @@ mod tests {
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
         let store = super::SqliteBackend::connect(&url).await.unwrap();
         records_every_batch_shape_like_memory(&store).await;
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_a_batch_failing_half_way_leaves_nothing_and_the_store_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::SqliteBackend::connect(&url).await.unwrap();
+        let run_id = format!("run-{}", uuid::Uuid::new_v4());
+        let batches = batches(&run_id);
+        // The run starts and queues its nodes, and in the same batch a node completes with a
+        // record of a run that was never stored: its row breaks the foreign key, in the
+        // batch's last statement, after the run's own row was written.
+        let mut failing = batches[0].clone();
+        let mut orphan = batches[1][4].clone();
+        let EventKind::NodeCompleted { record, .. } = &mut orphan.kind else {
+            panic!("batch 1 event 4 completes a node");
+        };
+        let mut broken = (**record).clone();
+        broken.run_id = Arc::from("never-stored");
+        *record = Arc::new(broken);
+        failing.push(orphan);
+        assert!(store.record_events(&failing).await.is_err());
+        assert_eq!(store.get_run(&run_id).await.unwrap(), None, "rolled back");
+
+        // The writer goes on (no transaction left open): the run stores completely.
+        for batch in &batches {
+            store.record_events(batch).await.unwrap();
+        }
+        assert_eq!(store.node_executions(&run_id).await.unwrap().len(), 5);
+        let stored = store.get_run(&run_id).await.unwrap().unwrap();
+        assert_eq!(stored.status, RunStatus::Completed);
     }
 
     #[cfg(all(feature = "postgres", feature = "memory"))]

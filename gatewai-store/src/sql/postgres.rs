@@ -4,7 +4,7 @@ use super::*;
 use crate::store::redact;
 use crate::write_plan::Progress;
 use chrono::SubsecRound;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, Postgres};
 
 /// Connections of the pool.
 const CONNECTIONS: u32 = 10;
@@ -76,6 +76,26 @@ fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
 impl PostgresBackend {
     /// Notes rows committed by the recorder: nothing to do (the server checkpoints).
     fn wrote(&self, _rows: usize) {}
+
+    /// Stores a batch's steps, in order, in one transaction.
+    async fn store_steps(pool: &PgPool, steps: Vec<Step<'_>>) -> Result<()> {
+        let mut tx = pool.begin().await?;
+        for step in steps {
+            match step {
+                Step::Statement(piece) => {
+                    let mut args = PgArguments::default();
+                    Self::bind_args(&mut args, piece.args)?;
+                    sqlx::query_with::<Postgres, _>(piece.sql, args)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Step::Executions(rows) => Self::write_executions(&mut tx, &rows).await?,
+                Step::Progress(rows) => Self::write_progress(&mut tx, &rows).await?,
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 
     /// Inserts or replaces node executions: one statement per run, its rows bound as one
     /// array per column (one round trip and one cached prepared statement whatever the row

@@ -1,15 +1,18 @@
 //! The SQLite backend.
 
+use super::batch::Piece;
 use super::*;
 use crate::store::redact;
 use crate::write_plan::Progress;
 use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
 use gatewai_core::ExecutionStatus;
 use sqlx::Arguments as _;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     Sqlite, SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
     SqlitePoolOptions, SqliteSynchronous,
 };
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +25,8 @@ const READERS: u32 = 4;
 
 /// Rows the recorder commits between two background checkpoints (~0.5 MB of log).
 const CHECKPOINT_EVERY_ROWS: usize = 2_000;
+/// Prepared statements the writer connection keeps.
+const WRITER_STATEMENTS: usize = 256;
 /// Log pages past which the writer checkpoints in its own commit (SQLite's default is
 /// 1,000): a backstop for when the background checkpoints do not keep up.
 const WRITER_AUTOCHECKPOINT: u32 = 8_000;
@@ -118,7 +123,10 @@ impl SqliteBackend {
             .connect_with(
                 options
                     .clone()
-                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string()),
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT.to_string())
+                    // The recorder's statements (multi-row statements of a few sizes, each
+                    // alone, opening or closing a batch's transaction) stay prepared.
+                    .statement_cache_capacity(WRITER_STATEMENTS),
             )
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
@@ -470,7 +478,156 @@ async fn write_chunked<R: Sync>(
     Ok(())
 }
 
+/// One statement of a batch, with what its arguments are built from.
+enum Job<'a> {
+    Piece(Piece<'a>),
+    Executions(Arc<str>, Vec<(i64, &'a NodeExecution)>),
+    Progress(Arc<str>, Vec<&'a Progress<'a>>),
+}
+
+impl Job<'_> {
+    /// The statement and its arguments.
+    fn build(self) -> Result<(&'static str, SqliteArguments)> {
+        match self {
+            Job::Piece(piece) => {
+                let mut args = SqliteArguments::default();
+                SqliteBackend::bind_args(&mut args, piece.args)?;
+                Ok((piece.sql, args))
+            }
+            Job::Executions(run, rows) => Ok((
+                upsert_executions_sql(rows.len()),
+                execution_args(&run, &rows)?,
+            )),
+            Job::Progress(run, rows) => {
+                Ok((upsert_progress_sql(rows.len()), progress_args(&run, &rows)?))
+            }
+        }
+    }
+}
+
+/// A batch's steps as statements: node rows one run at a time, in statements of
+/// [`chunk_sizes`].
+fn jobs(steps: Vec<Step<'_>>) -> Vec<Job<'_>> {
+    fn chunked<'a, R: Copy>(rows: &[R], mut job: impl FnMut(Vec<R>) -> Job<'a>) -> Vec<Job<'a>> {
+        let mut start = 0;
+        chunk_sizes(rows.len())
+            .into_iter()
+            .map(|size| {
+                let chunk = rows[start..start + size].to_vec();
+                start += size;
+                job(chunk)
+            })
+            .collect()
+    }
+    let mut jobs = Vec::new();
+    for step in steps {
+        match step {
+            Step::Statement(piece) => jobs.push(Job::Piece(piece)),
+            Step::Executions(rows) => {
+                for rows in rows.chunk_by(|(_, a), (_, b)| a.run_id == b.run_id) {
+                    let run = Arc::clone(&rows[0].1.run_id);
+                    jobs.extend(chunked(rows, |chunk| {
+                        Job::Executions(Arc::clone(&run), chunk)
+                    }));
+                }
+            }
+            Step::Progress(rows) => {
+                for rows in rows.chunk_by(|a, b| a.run_id == b.run_id) {
+                    let run: Arc<str> = Arc::from(rows[0].run_id);
+                    jobs.extend(chunked(rows, |chunk| {
+                        Job::Progress(Arc::clone(&run), chunk)
+                    }));
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// Statement `i` of a batch of `count`: a lone statement is a transaction by itself; in a
+/// longer batch the first statement begins the transaction and the last commits it, so that
+/// `BEGIN` and `COMMIT` cost no round trip of their own to sqlx's worker thread.
+fn in_transaction(sql: &'static str, i: usize, count: usize) -> Cow<'static, str> {
+    match (count, i) {
+        (1, _) => Cow::Borrowed(sql),
+        (_, 0) => Cow::Owned(format!("BEGIN IMMEDIATE; {sql}")),
+        (_, i) if i + 1 == count => Cow::Owned(format!("{sql}; COMMIT")),
+        _ => Cow::Borrowed(sql),
+    }
+}
+
+/// The writer connection a batch holds: closed instead of returned to the pool if the
+/// batch's future is dropped half-way (its transaction may be open: closing rolls it back).
+struct BatchConnection(Option<PoolConnection<Sqlite>>);
+
+impl BatchConnection {
+    /// Returns the connection to the pool.
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for BatchConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
+
 impl SqliteBackend {
+    /// Stores a batch's steps atomically, each statement's arguments built while the database
+    /// runs the statement before. A batch of one statement (most batches of a busy run: one
+    /// node's transition) is one round trip to the database's thread, where an explicit
+    /// transaction cost three.
+    async fn store_steps(pool: &SqlitePool, steps: Vec<Step<'_>>) -> Result<()> {
+        let jobs = jobs(steps);
+        let count = jobs.len();
+        let mut jobs = jobs.into_iter();
+        let Some(first) = jobs.next() else {
+            return Ok(());
+        };
+        let mut next = Some(first.build()?);
+        let mut held = BatchConnection(Some(pool.acquire().await?));
+        let Some(conn) = held.0.as_deref_mut() else {
+            return Ok(());
+        };
+        let mut failure = None;
+        for i in 0..count {
+            let Some((sql, args)) = next.take() else {
+                break;
+            };
+            let sql = sqlx::AssertSqlSafe(in_transaction(sql, i, count));
+            let write = sqlx::query_with::<Sqlite, _>(sql, args).execute(&mut *conn);
+            let build = async { jobs.next().map(Job::build).transpose() };
+            let (written, built) = tokio::join!(write, build);
+            match (written, built) {
+                (Ok(_), Ok(built)) => next = built,
+                (Err(e), _) => {
+                    failure = Some(Error::from(e));
+                    break;
+                }
+                (_, Err(e)) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(failure) = failure else {
+            held.release();
+            return Ok(());
+        };
+        // Undo what the batch wrote; a connection that cannot is closed (which undoes it).
+        if count > 1
+            && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+        {
+            tracing::debug!(error = %e, "rolling back a failed batch did not run");
+            return Err(failure);
+        }
+        held.release();
+        Err(failure)
+    }
+
     /// Inserts or replaces node executions, in multi-row statements (one run's at a time).
     async fn write_executions(
         conn: &mut SqliteConnection,
@@ -479,15 +636,6 @@ impl SqliteBackend {
         for rows in rows.chunk_by(|(_, a), (_, b)| a.run_id == b.run_id) {
             let run = Arc::clone(&rows[0].1.run_id);
             write_chunked(conn, &run, rows, upsert_executions_sql, execution_args).await?;
-        }
-        Ok(())
-    }
-
-    /// Updates running executions, in multi-row statements (one run's at a time).
-    async fn write_progress(conn: &mut SqliteConnection, rows: &[&Progress<'_>]) -> Result<()> {
-        for rows in rows.chunk_by(|a, b| a.run_id == b.run_id) {
-            let run: Arc<str> = Arc::from(rows[0].run_id);
-            write_chunked(conn, &run, rows, upsert_progress_sql, progress_args).await?;
         }
         Ok(())
     }
@@ -536,6 +684,48 @@ mod tests {
                 .checkpointer
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_half_way_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let backend = SqliteBackend::connect(&url).await.unwrap();
+        // A batch's first statement ran (it began the transaction and wrote), then the batch
+        // was dropped.
+        let mut held = BatchConnection(Some(backend.write.acquire().await.unwrap()));
+        let conn = held.0.as_deref_mut().unwrap();
+        let first = in_transaction(
+            "INSERT INTO users (id, email, created_at, updated_at) VALUES ('u', 'u@x', 't', 't')",
+            0,
+            2,
+        );
+        assert!(first.starts_with("BEGIN IMMEDIATE; "));
+        sqlx::query(sqlx::AssertSqlSafe(first))
+            .execute(conn)
+            .await
+            .unwrap();
+        drop(held);
+        // The writer's next transaction begins (none is left open), and the dropped write
+        // is gone.
+        let mut conn = backend.write.acquire().await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE; COMMIT")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&backend.read)
+            .await
+            .unwrap();
+        assert_eq!(users, 0);
+    }
+
+    #[test]
+    fn a_lone_statement_is_its_own_transaction_and_a_longer_batch_folds_one_in() {
+        assert_eq!(in_transaction("S", 0, 1), "S");
+        assert_eq!(in_transaction("S", 0, 3), "BEGIN IMMEDIATE; S");
+        assert_eq!(in_transaction("S", 1, 3), "S");
+        assert_eq!(in_transaction("S", 2, 3), "S; COMMIT");
     }
 
     #[test]
