@@ -83,8 +83,9 @@ pub(crate) fn cache_key(prefix: [u8; 32], run: &NodeRun, inputs: &Inputs) -> Cac
 
 /// Writes fields into one buffer, each prefixed by its length; the buffer is hashed once.
 struct KeyHasher {
-    /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation.
-    buf: [u8; 1024],
+    /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation
+    /// (how the bytes are split between updates does not change the hash).
+    buf: [u8; 256],
     len: usize,
     hasher: blake3::Hasher,
 }
@@ -92,7 +93,7 @@ struct KeyHasher {
 impl KeyHasher {
     fn new() -> Self {
         KeyHasher {
-            buf: [0; 1024],
+            buf: [0; 256],
             len: 0,
             hasher: blake3::Hasher::new(),
         }
@@ -129,7 +130,7 @@ impl KeyHasher {
             }
             Data::Number(n) => {
                 self.field(b"n");
-                self.field(n.to_string().as_bytes());
+                self.number(n);
             }
             Data::Boolean(b) => {
                 self.field(b"b");
@@ -151,6 +152,19 @@ impl KeyHasher {
         }
     }
 
+    /// A number as its decimal text (as serde_json writes it), written on the stack: numbers
+    /// flow by the thousand, and each used to cost an allocation.
+    fn number(&mut self, n: &serde_json::Number) {
+        use std::fmt::Write as _;
+        let mut text = StackText::default();
+        if write!(text, "{n}").is_ok() {
+            self.field(text.as_bytes());
+        } else {
+            // Longer than any `f64` or integer is written: an arbitrary-precision number.
+            self.field(n.to_string().as_bytes());
+        }
+    }
+
     /// Canonical JSON: object keys in sorted order, each token length-prefixed.
     fn json(&mut self, value: &serde_json::Value) {
         use serde_json::Value;
@@ -159,7 +173,7 @@ impl KeyHasher {
             Value::Bool(b) => self.field(if *b { b"true" } else { b"false" }),
             Value::Number(n) => {
                 self.field(b"num");
-                self.field(n.to_string().as_bytes());
+                self.number(n);
             }
             Value::String(s) => {
                 self.field(b"str");
@@ -188,6 +202,37 @@ impl KeyHasher {
     }
 }
 
+/// Text written into a fixed buffer; writing more than it holds fails.
+struct StackText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            buf: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl StackText {
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let room = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        room.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// The `metadata.contentHash` an asset store or node recorded for an asset's bytes.
 fn content_hash(asset: &FileAsset) -> Option<(&str, &FileAsset)> {
     asset
@@ -197,4 +242,34 @@ fn content_hash(asset: &FileAsset) -> Option<(&str, &FileAsset)> {
         .as_str()
         .filter(|h| !h.is_empty())
         .map(|h| (h, asset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt::Write as _;
+
+    #[test]
+    fn numbers_written_on_the_stack_hash_as_their_text() {
+        let numbers: Vec<serde_json::Number> = serde_json::from_str(
+            "[0, 7, -42, 18446744073709551615, -9223372036854775808, 1.5, -0.25, 1e300, \
+             2.2250738585072014e-308, 123456789.123456789]",
+        )
+        .unwrap();
+        for n in &numbers {
+            let mut on_stack = KeyHasher::new();
+            on_stack.number(n);
+            let mut as_text = KeyHasher::new();
+            as_text.field(n.to_string().as_bytes());
+            assert_eq!(on_stack.finish(), as_text.finish(), "{n}");
+        }
+    }
+
+    #[test]
+    fn stack_text_refuses_what_it_cannot_hold() {
+        let mut text = StackText::default();
+        assert!(write!(text, "{}", "9".repeat(48)).is_ok());
+        assert!(write!(text, "9").is_err());
+        assert_eq!(text.as_bytes(), "9".repeat(48).as_bytes());
+    }
 }

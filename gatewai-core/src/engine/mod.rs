@@ -14,19 +14,23 @@
 //! look the cache up, execute with retries and timeouts (directly, or through a host's
 //! [`NodeDispatcher`]), settle, then release dependents; one newly ready dependent continues
 //! on the same task, the others are spawned. A node's settlement is compact (how it ended,
-//! its inputs, two monotonic clock readings); its [`NodeExecution`] record and its events are
-//! built from it off the node's task. Nodes queue small events (node index, attempt, clock
-//! reading) on a channel; the run's dispatcher task turns them into [`RunEvent`]s with their
-//! records and hands batches to the observers, so slow observers never stall node execution.
-//! A [`NodeContext`] is a pointer to the run and the node's index: making one copies nothing.
+//! two monotonic clock readings); its [`NodeExecution`] record and its events are built from
+//! it off the node's task. Nodes queue small messages (node index, attempt, clock reading; a
+//! settled node's inputs move with its message) on a channel; the run's dispatcher task builds
+//! each record, gathers the outcome (records, results, exports) as nodes settle, and for an
+//! observed run turns the messages into [`RunEvent`]s and hands batches to the observers, so
+//! slow observers never stall node execution. At the run's end the results move into the
+//! document in one pass with the configs. A [`NodeContext`] is a pointer to the run and the
+//! node's index: making one copies nothing.
 //!
 //! ## Where the time goes (measured: see the README)
 //! Per node, beyond the node itself: the resolved inputs and the node's outputs (a few small
-//! vectors and the shared result), the node's boxed future, the events and the records (built
-//! once, by the dispatcher when the run is observed, and moved into the outcome unless an event
-//! consumer still holds them; they share
-//! results and inputs through `Arc`s), and the allocator under all of it. A new document also pays validation and planning
-//! (about 1–2 µs per node), a kept one only its fingerprint.
+//! vectors and the shared result), the node's boxed future, the events and the records (each
+//! record built once, by the dispatcher, and shared by the events and the outcome; records
+//! share results and inputs through `Arc`s), and the allocator under all of it. Work left for
+//! the run's end touches each node's data once more, after other cores wrote it: it is kept
+//! to moving results into the document (no shared counter touched per node). A new document
+//! also pays validation and planning (about 1–2 µs per node), a kept one only its fingerprint.
 
 use crate::assets::{AssetStore, MemoryAssetStore};
 use crate::cache::ResultCache;
