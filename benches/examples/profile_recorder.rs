@@ -1,4 +1,5 @@
-//! Replays the event batches of recorded 1,000-node runs into a SQLite store, for profilers:
+//! Replays the event batches of recorded 1,000-node runs into a SQLite store (or the store
+//! `STORE_URL` names), for profilers:
 //! `cargo run --release -p gatewai-benches --example profile_recorder -- 100`. The batches
 //! are captured first (one run per repetition: each replay stores a run of its own);
 //! `BATCHES=n` regroups each run's events into `n` batches, as a recorder slower than the
@@ -35,7 +36,9 @@ fn main() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+    // `STORE_URL` replays into another store (a PostgreSQL database, say) instead.
+    let url = std::env::var("STORE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()));
     let store = rt.block_on(Store::open(&url)).expect("open");
     let wf = Dag::layered(10, 100, 3, 7).workflow();
     let capture = Arc::new(Capture::default());
