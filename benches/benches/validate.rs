@@ -10,7 +10,7 @@
 //! validation is linear.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gatewai_core::model::{Edge, Extra, Handle, Workflow};
+use gatewai_core::model::{Edge, Extra, Workflow};
 use gatewai_core::{DataType, HandleTemplate, NodeTemplate, WorkflowNode, validate};
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -36,22 +36,6 @@ fn templates() -> Vec<NodeTemplate> {
     ]
 }
 
-fn handle(id: String, node: &str, template: &HandleTemplate) -> Handle {
-    Handle {
-        id,
-        handle_type: template.handle_type,
-        data_types: template.data_types.clone(),
-        label: template.label.clone(),
-        order: template.order,
-        required: template.required,
-        template_handle_id: Some(template.id.clone()),
-        node_id: node.to_owned(),
-        description: None,
-        multiple: None,
-        extra: Extra::new(),
-    }
-}
-
 /// A layered DAG of `nodes` nodes, `WIDTH` wide.
 fn layered(nodes: usize, templates: &[NodeTemplate]) -> Workflow {
     let mut w = Workflow::default();
@@ -65,7 +49,7 @@ fn layered(nodes: usize, templates: &[NodeTemplate]) -> Workflow {
         };
         for h in &template.template_handles {
             w.handles
-                .push(handle(format!("{node_id}:{}", h.id), &node_id, h));
+                .push(h.instantiate(&node_id, format!("{node_id}:{}", h.id)));
         }
         if i >= WIDTH {
             let layer_start = i - i % WIDTH;

@@ -69,19 +69,10 @@ pub fn add_node<T: TemplateSource + ?Sized>(
         .clone()
         .unwrap_or_else(|| serde_json::Value::Object(Extra::new()));
     check_config(templates, &node_id, &template.node_type, &config)?;
-    let handles = template.template_handles.iter().map(|h| Handle {
-        id: fresh_id(),
-        handle_type: h.handle_type,
-        data_types: h.data_types.clone(),
-        label: h.label.clone(),
-        order: h.order,
-        required: h.required,
-        template_handle_id: Some(h.id.clone()),
-        node_id: node_id.clone(),
-        description: h.description.clone(),
-        multiple: None,
-        extra: Extra::new(),
-    });
+    let handles = template
+        .template_handles
+        .iter()
+        .map(|h| h.instantiate(&node_id, fresh_id()));
     workflow.handles.extend(handles);
     workflow.nodes.push(Node {
         name: template.display_name.clone(),

@@ -268,19 +268,7 @@ fn import_node(
     let handles = template
         .template_handles
         .iter()
-        .map(|h| Handle {
-            id: imported_handle_id(&flow_node.id, &h.id),
-            handle_type: h.handle_type,
-            data_types: h.data_types.clone(),
-            label: h.label.clone(),
-            order: h.order,
-            required: h.required,
-            template_handle_id: Some(h.id.clone()),
-            node_id: flow_node.id.clone(),
-            description: h.description.clone(),
-            multiple: None,
-            extra: Extra::new(),
-        })
+        .map(|h| h.instantiate(&flow_node.id, imported_handle_id(&flow_node.id, &h.id)))
         .collect();
     let node = Node {
         name,

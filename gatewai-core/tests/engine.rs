@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use gatewai_core::engine::{ExecutorKind, NodePolicy};
-use gatewai_core::model::{Handle, HandleType, Node as WfNode, OnError};
+use gatewai_core::model::{HandleType, Node as WfNode, OnError};
 use gatewai_core::{
     CachePolicy, DataType, Edge, Engine, EngineBuilder, ErrorKind, EventKind, ExecutionStatus,
     HandleTemplate, Inputs, Item, MemoryResultCache, Node, NodeContext, NodeError, NodeRegistry,
@@ -344,19 +344,8 @@ fn workflow(
         wf.nodes.push(node);
         let template = reg.template(ty).unwrap();
         for ht in &template.template_handles {
-            wf.handles.push(Handle {
-                id: format!("{id}:{}", ht.id),
-                handle_type: ht.handle_type,
-                data_types: ht.data_types.clone(),
-                label: ht.label.clone(),
-                order: ht.order,
-                required: ht.required,
-                template_handle_id: Some(ht.id.clone()),
-                node_id: (*id).to_owned(),
-                description: None,
-                multiple: None,
-                extra: Default::default(),
-            });
+            wf.handles
+                .push(ht.instantiate(id, format!("{id}:{}", ht.id)));
         }
     }
     for (i, (s, sh, t)) in edges.iter().enumerate() {

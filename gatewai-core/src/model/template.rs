@@ -50,6 +50,25 @@ pub struct HandleTemplate {
 }
 
 impl HandleTemplate {
+    /// The instance handle `id` of node `node_id` made from this template: its type, data
+    /// types, label, order, required flag and description, and `templateHandleId` pointing
+    /// back here.
+    pub fn instantiate(&self, node_id: &str, id: String) -> super::Handle {
+        super::Handle {
+            id,
+            handle_type: self.handle_type,
+            data_types: self.data_types.clone(),
+            label: self.label.clone(),
+            order: self.order,
+            required: self.required,
+            template_handle_id: Some(self.id.clone()),
+            node_id: node_id.to_owned(),
+            description: self.description.clone(),
+            multiple: None,
+            extra: Extra::new(),
+        }
+    }
+
     /// An input handle template.
     pub fn input(id: &str, label: &str, data_types: &[DataType]) -> Self {
         Self::new(id, HandleType::Input, label, data_types)

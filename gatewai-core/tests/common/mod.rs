@@ -5,7 +5,7 @@
 //! workflow app's React Flow `data` onto Gatewai config fields.
 #![allow(dead_code)]
 
-use gatewai_core::model::{Edge, Extra, Handle, Node, Position, Workflow};
+use gatewai_core::model::{Edge, Extra, Node, Position, Workflow};
 use gatewai_core::{DataType, HandleTemplate, NodeTemplate, TemplateSource};
 use serde_json::{Map, Value, json};
 
@@ -253,19 +253,9 @@ impl Canvas {
         node.config = template.default_config.clone().unwrap_or(json!({}));
         self.workflow.nodes.push(node);
         for h in &template.template_handles {
-            self.workflow.handles.push(Handle {
-                id: hid(id, &h.id),
-                handle_type: h.handle_type,
-                data_types: h.data_types.clone(),
-                label: h.label.clone(),
-                order: h.order,
-                required: h.required,
-                template_handle_id: Some(h.id.clone()),
-                node_id: id.to_owned(),
-                description: None,
-                multiple: None,
-                extra: Extra::new(),
-            });
+            self.workflow
+                .handles
+                .push(h.instantiate(id, hid(id, &h.id)));
         }
         self
     }

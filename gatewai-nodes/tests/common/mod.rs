@@ -227,19 +227,7 @@ pub fn add(
 ) {
     let template = registry.get(node_type).unwrap().template().clone();
     for h in &template.template_handles {
-        wf.handles.push(gatewai_core::model::Handle {
-            id: format!("{id}:{}", h.id),
-            handle_type: h.handle_type,
-            data_types: h.data_types.clone(),
-            label: h.label.clone(),
-            order: h.order,
-            required: h.required,
-            template_handle_id: Some(h.id.clone()),
-            node_id: id.to_owned(),
-            description: None,
-            multiple: None,
-            extra: Default::default(),
-        });
+        wf.handles.push(h.instantiate(id, format!("{id}:{}", h.id)));
     }
     let mut node = gatewai_core::WorkflowNode::new(id, node_type);
     node.config = config;

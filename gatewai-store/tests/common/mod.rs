@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use async_trait::async_trait;
-use gatewai_core::model::{Handle, Node as WfNode};
+use gatewai_core::model::Node as WfNode;
 use gatewai_core::{
     DataType, Edge, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError, NodeRegistry,
     NodeTemplate, Outputs, TemplateSource, Workflow,
@@ -308,19 +308,8 @@ pub fn workflow(
         wf.nodes.push(node);
         let template = reg.template(ty).unwrap();
         for ht in &template.template_handles {
-            wf.handles.push(Handle {
-                id: format!("{id}:{}", ht.id),
-                handle_type: ht.handle_type,
-                data_types: ht.data_types.clone(),
-                label: ht.label.clone(),
-                order: ht.order,
-                required: ht.required,
-                template_handle_id: Some(ht.id.clone()),
-                node_id: (*id).to_owned(),
-                description: None,
-                multiple: None,
-                extra: Default::default(),
-            });
+            wf.handles
+                .push(ht.instantiate(id, format!("{id}:{}", ht.id)));
         }
     }
     for (i, (s, t)) in edges.iter().enumerate() {
