@@ -54,8 +54,9 @@ pub(crate) enum End {
 /// How a node settled: its end and what its record needs.
 pub(crate) struct Settled {
     end: End,
-    /// The inputs it ran with, for its record. In an observed run they travel with the
-    /// node's `Settled` event to the dispatcher (which builds the record) instead.
+    /// The inputs it ran with, for its record: they move on with the node's `Settled` message
+    /// to the dispatcher, which builds the record (a record rebuilt at the run's end, if the
+    /// dispatcher died, has none).
     inputs: Option<Arc<Inputs>>,
     started: Instant,
     finished: Instant,
@@ -169,9 +170,9 @@ fn settled_event(node: &PlanNode, s: &Settled, record: Arc<NodeExecution>) -> Ev
     }
 }
 
-/// The parts of a run's outcome gathered node by node: by the event dispatcher as nodes
-/// settle (while a node's data is still in cache, and beside the nodes' own work), or at the
-/// run's end when nobody observes the run.
+/// The parts of a run's outcome gathered node by node, by the run's dispatcher as nodes settle
+/// (while a node's data is still in cache, and beside the nodes' own work). Should the
+/// dispatcher die, what it missed is built at the run's end.
 struct Collector {
     /// Each node's record, by plan index.
     records: Vec<Option<Arc<NodeExecution>>>,
@@ -439,7 +440,10 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     drop(sink);
     // Observers have handled every event once the dispatcher ends; what it collected for
     // the outcome (records, results, exports) is complete then.
-    let mut collector = dispatcher.await.unwrap_or_else(|_| Collector::new(count));
+    let mut collector = dispatcher.await.unwrap_or_else(|e| {
+        tracing::error!(parent: &span, error = %e, "the run's dispatcher died; its records are rebuilt without inputs");
+        Collector::new(count)
+    });
     // Take the run state back from the node tasks (they end right after settling their
     // last node), so results move into the document instead of being shared.
     let mut state = state;

@@ -501,7 +501,7 @@ macro_rules! sql_backend {
                     return Ok(());
                 }
                 let steps = batch_steps(&writes)?;
-                Self::store_steps(&self.write, steps).await?;
+                self.store_steps(steps).await?;
                 // SQLite: checkpoints the log in the background now and then.
                 self.wrote(writes.len());
                 Ok(())

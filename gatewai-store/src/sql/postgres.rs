@@ -78,8 +78,8 @@ impl PostgresBackend {
     fn wrote(&self, _rows: usize) {}
 
     /// Stores a batch's steps, in order, in one transaction.
-    async fn store_steps(pool: &PgPool, steps: Vec<Step<'_>>) -> Result<()> {
-        let mut tx = pool.begin().await?;
+    async fn store_steps(&self, steps: Vec<Step<'_>>) -> Result<()> {
+        let mut tx = self.write.begin().await?;
         for step in steps {
             match step {
                 Step::Statement(piece) => {

@@ -153,6 +153,11 @@ impl SqliteBackend {
         })
     }
 
+    /// Whether the database lives in memory (in its one connection).
+    fn in_memory(&self) -> bool {
+        self.checkpointer.is_none()
+    }
+
     /// Notes `rows` rows committed by the recorder (see [`Checkpointer`]).
     fn wrote(&self, rows: usize) {
         if let Some(checkpointer) = &self.checkpointer {
@@ -556,21 +561,60 @@ fn in_transaction(sql: &'static str, i: usize, count: usize) -> Cow<'static, str
     }
 }
 
-/// The writer connection a batch holds: closed instead of returned to the pool if the
-/// batch's future is dropped half-way (its transaction may be open: closing rolls it back).
-struct BatchConnection(Option<PoolConnection<Sqlite>>);
+/// The writer connection a batch holds. A batch of several statements that fails, or whose
+/// future is dropped half-way, may leave its transaction open: the connection goes back to the
+/// pool only after a `ROLLBACK` (which the connection's worker runs after any statement still
+/// running: it takes commands in order).
+struct BatchConnection {
+    conn: Option<PoolConnection<Sqlite>>,
+    /// Whether the batch opens a transaction (several statements).
+    transaction: bool,
+    /// The database lives only in this connection: it is never closed.
+    in_memory: bool,
+}
 
 impl BatchConnection {
-    /// Returns the connection to the pool.
+    /// Returns the connection to the pool as it is (the batch committed, or never began).
     fn release(mut self) {
-        drop(self.0.take());
+        drop(self.conn.take());
+    }
+
+    /// Rolls back what the batch left open, then returns the connection to the pool.
+    async fn roll_back(mut self) {
+        if let Some(conn) = self.conn.take() {
+            roll_back(conn, self.in_memory).await;
+        }
+    }
+}
+
+/// Rolls back a connection's open transaction (if any) and releases the connection. If the
+/// `ROLLBACK` fails (no transaction was open, or SQLite already rolled back after an I/O or
+/// full-disk error), a file database's connection is closed instead, which rolls back
+/// whatever might remain; an in-memory database's is kept (closing it would lose the data).
+async fn roll_back(mut conn: PoolConnection<Sqlite>, in_memory: bool) {
+    if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        tracing::debug!(error = %e, "rolling back a batch did not run");
+        if !in_memory {
+            conn.close_on_drop();
+        }
     }
 }
 
 impl Drop for BatchConnection {
     fn drop(&mut self) {
-        if let Some(conn) = self.0.as_mut() {
-            conn.close_on_drop();
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.transaction {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(roll_back(conn, self.in_memory));
+            }
+            // No runtime to roll back on (it is shutting down): closing rolls back.
+            Err(_) if !self.in_memory => conn.close_on_drop(),
+            Err(_) => {}
         }
     }
 }
@@ -580,7 +624,7 @@ impl SqliteBackend {
     /// runs the statement before. A batch of one statement (most batches of a busy run: one
     /// node's transition) is one round trip to the database's thread, where an explicit
     /// transaction cost three.
-    async fn store_steps(pool: &SqlitePool, steps: Vec<Step<'_>>) -> Result<()> {
+    async fn store_steps(&self, steps: Vec<Step<'_>>) -> Result<()> {
         let jobs = jobs(steps);
         let count = jobs.len();
         let mut jobs = jobs.into_iter();
@@ -588,8 +632,12 @@ impl SqliteBackend {
             return Ok(());
         };
         let mut next = Some(first.build()?);
-        let mut held = BatchConnection(Some(pool.acquire().await?));
-        let Some(conn) = held.0.as_deref_mut() else {
+        let mut held = BatchConnection {
+            conn: Some(self.write.acquire().await?),
+            transaction: count > 1,
+            in_memory: self.in_memory(),
+        };
+        let Some(conn) = held.conn.as_deref_mut() else {
             return Ok(());
         };
         let mut failure = None;
@@ -613,19 +661,21 @@ impl SqliteBackend {
                 }
             }
         }
-        let Some(failure) = failure else {
-            held.release();
-            return Ok(());
-        };
-        // Undo what the batch wrote; a connection that cannot is closed (which undoes it).
-        if count > 1
-            && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
-        {
-            tracing::debug!(error = %e, "rolling back a failed batch did not run");
-            return Err(failure);
+        match failure {
+            None => {
+                held.release();
+                Ok(())
+            }
+            // Undo what the batch wrote (a lone statement undid itself).
+            Some(failure) if count > 1 => {
+                held.roll_back().await;
+                Err(failure)
+            }
+            Some(failure) => {
+                held.release();
+                Err(failure)
+            }
         }
-        held.release();
-        Err(failure)
     }
 
     /// Inserts or replaces node executions, in multi-row statements (one run's at a time).
@@ -686,15 +736,17 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_batch_dropped_half_way_leaves_no_transaction_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let backend = SqliteBackend::connect(&url).await.unwrap();
-        // A batch's first statement ran (it began the transaction and wrote), then the batch
-        // was dropped.
-        let mut held = BatchConnection(Some(backend.write.acquire().await.unwrap()));
-        let conn = held.0.as_deref_mut().unwrap();
+    /// A batch's first statement ran (it began the transaction and wrote), then the batch was
+    /// dropped: the writer's next transaction begins (none is left open), the dropped write is
+    /// gone, and the database is still there.
+    async fn dropped_batch_leaves_no_transaction_open(url: &str) {
+        let backend = SqliteBackend::connect(url).await.unwrap();
+        let mut held = BatchConnection {
+            conn: Some(backend.write.acquire().await.unwrap()),
+            transaction: true,
+            in_memory: backend.in_memory(),
+        };
+        let conn = held.conn.as_deref_mut().unwrap();
         let first = in_transaction(
             "INSERT INTO users (id, email, created_at, updated_at) VALUES ('u', 'u@x', 't', 't')",
             0,
@@ -706,18 +758,29 @@ mod tests {
             .await
             .unwrap();
         drop(held);
-        // The writer's next transaction begins (none is left open), and the dropped write
-        // is gone.
         let mut conn = backend.write.acquire().await.unwrap();
         sqlx::query("BEGIN IMMEDIATE; COMMIT")
             .execute(&mut *conn)
             .await
             .unwrap();
+        drop(conn);
         let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
             .fetch_one(&backend.read)
             .await
             .unwrap();
         assert_eq!(users, 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_half_way_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        dropped_batch_leaves_no_transaction_open(&url).await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_dropped_half_way_keeps_an_in_memory_database() {
+        dropped_batch_leaves_no_transaction_open("sqlite::memory:").await;
     }
 
     #[test]
