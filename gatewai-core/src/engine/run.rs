@@ -54,10 +54,6 @@ pub(crate) enum End {
 /// How a node settled: its end and what its record needs.
 pub(crate) struct Settled {
     end: End,
-    /// The inputs it ran with, for its record: they move on with the node's `Settled` message
-    /// to the dispatcher, which builds the record (a record rebuilt at the run's end, if the
-    /// dispatcher died, has none).
-    inputs: Option<Arc<Inputs>>,
     started: Instant,
     finished: Instant,
     attempts: u32,
@@ -67,11 +63,10 @@ pub(crate) struct Settled {
 }
 
 impl Settled {
-    /// A settlement with no inputs and no attempt, ending now.
+    /// A settlement with no attempt, ending now.
     fn now(end: End, started: Instant) -> Settled {
         Settled {
             end,
-            inputs: None,
             started,
             finished: Instant::now(),
             attempts: 0,
@@ -396,7 +391,11 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     for i in 0..count {
         if state.settled[i].get().is_none() {
             let reason = Arc::from("abandoned after the cancellation grace period");
-            state.settle(i, Settled::now(End::Cancelled { reason }, Instant::now()));
+            state.settle(
+                i,
+                Settled::now(End::Cancelled { reason }, Instant::now()),
+                None,
+            );
         }
     }
     // A node task that settled its node just now may not have queued its event yet (it
@@ -472,7 +471,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             continue;
         }
         if let Some(s) = slot.get() {
-            let built = Arc::new(record(&run_id, node, s, s.inputs.clone(), &clock));
+            let built = Arc::new(record(&run_id, node, s, None, &clock));
             collector.collect(i, node, s, built);
         }
     }
@@ -725,7 +724,7 @@ impl RunState {
             error: Arc::from(error),
             kind: ErrorKind::Internal,
         };
-        self.settle(idx, Settled::now(end, Instant::now()));
+        self.settle(idx, Settled::now(end, Instant::now()), None);
     }
 
     /// Counts `idx` as settled for each dependent; the first dependent that becomes ready is
@@ -749,10 +748,9 @@ impl RunState {
         }
     }
 
-    /// Records how a node settled (first writer wins) and queues its event.
-    fn settle(&self, idx: usize, mut settled: Settled) {
-        // The dispatcher builds the record: the inputs go to it with the settlement.
-        let inputs = settled.inputs.take();
+    /// Records how a node settled (first writer wins) and queues its event, with the inputs
+    /// it ran with (they go to the dispatcher, which builds the record).
+    fn settle(&self, idx: usize, settled: Settled, inputs: Option<Arc<Inputs>>) {
         if self.settled[idx].set(settled).is_ok() {
             self.sink.send(Pending::Settled(idx as u32, inputs));
             if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
@@ -828,7 +826,7 @@ impl RunState {
             };
             let mut settled = Settled::now(end, started);
             settled.duration_ms = Some(0);
-            self.settle(idx, settled);
+            self.settle(idx, settled, None);
             return;
         }
         if self.stopping.load(Ordering::Acquire) {
@@ -839,7 +837,7 @@ impl RunState {
             // Shared with the records' input snapshots.
             Resolution::Ready(inputs) => Arc::new(inputs),
             Resolution::Skip(reason) => {
-                self.settle(idx, Settled::now(End::Skipped { reason }, started));
+                self.settle(idx, Settled::now(End::Skipped { reason }, started), None);
                 return;
             }
             Resolution::Cancel => {
@@ -870,9 +868,8 @@ impl RunState {
                         error: None,
                     };
                     let mut settled = Settled::now(end, started);
-                    settled.inputs = Some(inputs);
                     settled.duration_ms = Some(0);
-                    self.settle(idx, settled);
+                    self.settle(idx, settled, Some(inputs));
                     return;
                 }
                 Ok(None) => {}
@@ -927,42 +924,38 @@ impl RunState {
                 attempts,
                 finished,
                 duration_ms,
-            } if node.on_error == OnError::Continue => {
-                let handle = node
-                    .handles
-                    .iter()
-                    .find(|h| {
-                        h.is_output
-                            && (h.template_handle_id.as_deref() == Some("error")
-                                || h.label.eq_ignore_ascii_case("error"))
-                    })
-                    .map_or_else(|| Arc::from("error"), |h| h.id.clone());
-                let generation = Generation {
-                    items: vec![Item::text(error.message()).on(handle)],
-                };
-                let end = End::Completed {
-                    result: Arc::new(merge(node, run, vec![generation])),
-                    source: ResultSource::Executed,
-                    error: Some(Arc::from(error.to_string())),
-                };
-                (end, attempts, finished, Some(duration_ms))
-            }
-            Attempted::Failed {
-                error,
-                attempts,
-                finished,
-                duration_ms,
             } => {
-                self.any_failed.store(true, Ordering::Release);
-                let message: Arc<str> = Arc::from(error.to_string());
-                tracing::warn!(parent: &span, error = %message, "node failed");
-                let end = End::Failed {
-                    error: message,
-                    kind: error.kind(),
+                let end = if node.on_error == OnError::Continue {
+                    // The error becomes the node's output, on its error handle.
+                    let handle = node
+                        .handles
+                        .iter()
+                        .find(|h| {
+                            h.is_output
+                                && (h.template_handle_id.as_deref() == Some("error")
+                                    || h.label.eq_ignore_ascii_case("error"))
+                        })
+                        .map_or_else(|| Arc::from("error"), |h| h.id.clone());
+                    let generation = Generation {
+                        items: vec![Item::text(error.message()).on(handle)],
+                    };
+                    End::Completed {
+                        result: Arc::new(merge(node, run, vec![generation])),
+                        source: ResultSource::Executed,
+                        error: Some(Arc::from(error.to_string())),
+                    }
+                } else {
+                    self.any_failed.store(true, Ordering::Release);
+                    let message: Arc<str> = Arc::from(error.to_string());
+                    tracing::warn!(parent: &span, error = %message, "node failed");
+                    stops_run = self.fail_fast
+                        && !self.cancel.is_cancelled()
+                        && self.failed_fast.set(node.id.clone()).is_ok();
+                    End::Failed {
+                        error: message,
+                        kind: error.kind(),
+                    }
                 };
-                stops_run = self.fail_fast
-                    && !self.cancel.is_cancelled()
-                    && self.failed_fast.set(node.id.clone()).is_ok();
                 (end, attempts, finished, Some(duration_ms))
             }
             Attempted::Cancelled { attempts } => {
@@ -976,12 +969,12 @@ impl RunState {
             idx,
             Settled {
                 end,
-                inputs: Some(inputs),
                 started,
                 finished,
                 attempts,
                 duration_ms,
             },
+            Some(inputs),
         );
         if stops_run {
             self.stopping.store(true, Ordering::Release);
@@ -994,7 +987,7 @@ impl RunState {
         let end = End::Cancelled {
             reason: self.stop_reason(),
         };
-        self.settle(idx, Settled::now(end, started));
+        self.settle(idx, Settled::now(end, started), None);
     }
 
     fn stop_reason(&self) -> Arc<str> {

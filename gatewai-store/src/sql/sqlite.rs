@@ -453,36 +453,6 @@ fn progress_args(run: &Arc<str>, rows: &[&Progress<'_>]) -> Result<SqliteArgumen
     Ok(args)
 }
 
-/// Writes `rows` of `run` through statements of [`chunk_sizes`], building the next
-/// statement's arguments while the database (on sqlx's worker thread) runs the current one.
-async fn write_chunked<R: Sync>(
-    conn: &mut SqliteConnection,
-    run: &Arc<str>,
-    rows: &[R],
-    sql: fn(usize) -> &'static str,
-    args: fn(&Arc<str>, &[R]) -> Result<SqliteArguments>,
-) -> Result<()> {
-    let sizes = chunk_sizes(rows.len());
-    let Some(&first) = sizes.first() else {
-        return Ok(());
-    };
-    let mut next = args(run, &rows[..first])?;
-    let mut start = 0;
-    for (i, &size) in sizes.iter().enumerate() {
-        let current = std::mem::take(&mut next);
-        let following = sizes
-            .get(i + 1)
-            .map(|&n| &rows[start + size..start + size + n]);
-        let write = sqlx::query_with::<Sqlite, _>(sql(size), current).execute(&mut *conn);
-        let build = async { following.map(|rows| args(run, rows)).transpose() };
-        let (written, built) = tokio::join!(write, build);
-        written?;
-        next = built?.unwrap_or_default();
-        start += size;
-    }
-    Ok(())
-}
-
 /// One statement of a batch, with what its arguments are built from.
 enum Job<'a> {
     Piece(Piece<'a>),
@@ -561,6 +531,45 @@ fn in_transaction(sql: &'static str, i: usize, count: usize) -> Cow<'static, str
     }
 }
 
+/// A batch's statements, ready to run: the first one built, the others built one at a time.
+struct Statements<'a> {
+    next: Option<(&'static str, SqliteArguments)>,
+    rest: std::vec::IntoIter<Job<'a>>,
+    count: usize,
+}
+
+impl<'a> Statements<'a> {
+    /// Builds the first of `jobs` (so a batch that cannot be built touches no connection).
+    fn new(jobs: Vec<Job<'a>>) -> Result<Self> {
+        let count = jobs.len();
+        let mut rest = jobs.into_iter();
+        let next = rest.next().map(Job::build).transpose()?;
+        Ok(Statements { next, rest, count })
+    }
+
+    /// Runs the statements in order on `conn`, each statement's arguments built while the
+    /// database (on sqlx's worker thread) runs the statement before. `transaction`: the first
+    /// and last statements begin and commit the batch's transaction (see [`in_transaction`]).
+    async fn run(mut self, conn: &mut SqliteConnection, transaction: bool) -> Result<()> {
+        for i in 0..self.count {
+            let Some((sql, args)) = self.next.take() else {
+                break;
+            };
+            let sql = match transaction {
+                true => in_transaction(sql, i, self.count),
+                false => Cow::Borrowed(sql),
+            };
+            let write =
+                sqlx::query_with::<Sqlite, _>(sqlx::AssertSqlSafe(sql), args).execute(&mut *conn);
+            let build = async { self.rest.next().map(Job::build).transpose() };
+            let (written, built) = tokio::join!(write, build);
+            written?;
+            self.next = built?;
+        }
+        Ok(())
+    }
+}
+
 /// The writer connection a batch holds. A batch of several statements that fails, or whose
 /// future is dropped half-way, may leave its transaction open: the connection goes back to the
 /// pool only after a `ROLLBACK` (which the connection's worker runs after any statement still
@@ -625,13 +634,11 @@ impl SqliteBackend {
     /// node's transition) is one round trip to the database's thread, where an explicit
     /// transaction cost three.
     async fn store_steps(&self, steps: Vec<Step<'_>>) -> Result<()> {
-        let jobs = jobs(steps);
-        let count = jobs.len();
-        let mut jobs = jobs.into_iter();
-        let Some(first) = jobs.next() else {
+        let statements = Statements::new(jobs(steps))?;
+        let count = statements.count;
+        if count == 0 {
             return Ok(());
-        };
-        let mut next = Some(first.build()?);
+        }
         let mut held = BatchConnection {
             conn: Some(self.write.acquire().await?),
             transaction: count > 1,
@@ -640,38 +647,17 @@ impl SqliteBackend {
         let Some(conn) = held.conn.as_deref_mut() else {
             return Ok(());
         };
-        let mut failure = None;
-        for i in 0..count {
-            let Some((sql, args)) = next.take() else {
-                break;
-            };
-            let sql = sqlx::AssertSqlSafe(in_transaction(sql, i, count));
-            let write = sqlx::query_with::<Sqlite, _>(sql, args).execute(&mut *conn);
-            let build = async { jobs.next().map(Job::build).transpose() };
-            let (written, built) = tokio::join!(write, build);
-            match (written, built) {
-                (Ok(_), Ok(built)) => next = built,
-                (Err(e), _) => {
-                    failure = Some(Error::from(e));
-                    break;
-                }
-                (_, Err(e)) => {
-                    failure = Some(e);
-                    break;
-                }
-            }
-        }
-        match failure {
-            None => {
+        match statements.run(conn, true).await {
+            Ok(()) => {
                 held.release();
                 Ok(())
             }
             // Undo what the batch wrote (a lone statement undid itself).
-            Some(failure) if count > 1 => {
+            Err(failure) if count > 1 => {
                 held.roll_back().await;
                 Err(failure)
             }
-            Some(failure) => {
+            Err(failure) => {
                 held.release();
                 Err(failure)
             }
@@ -683,11 +669,8 @@ impl SqliteBackend {
         conn: &mut SqliteConnection,
         rows: &[(i64, &NodeExecution)],
     ) -> Result<()> {
-        for rows in rows.chunk_by(|(_, a), (_, b)| a.run_id == b.run_id) {
-            let run = Arc::clone(&rows[0].1.run_id);
-            write_chunked(conn, &run, rows, upsert_executions_sql, execution_args).await?;
-        }
-        Ok(())
+        let steps = vec![Step::Executions(rows.to_vec())];
+        Statements::new(jobs(steps))?.run(conn, false).await
     }
 }
 
