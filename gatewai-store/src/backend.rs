@@ -98,7 +98,8 @@ pub trait RunStore: Send + Sync {
 
     /// Marks an interrupted run FAILED with the error "interrupted"; its unfinished node
     /// executions become FAILED too. [`Error::NotFound`](crate::Error::NotFound) when there
-    /// is no such run.
+    /// is no such run; [`Error::InvalidInput`](crate::Error::InvalidInput) when it has already
+    /// ended (it is left as it is: a run another process finished is never overwritten).
     async fn mark_interrupted(&self, run_id: &str) -> Result<()>;
 
     /// The stored workflow a run belongs to, whoever owns it (for resuming).

@@ -161,6 +161,18 @@ impl Error {
         }
     }
 
+    /// A run that already ended, where only a run left running can be resumed or marked
+    /// interrupted.
+    pub(crate) fn run_already_ended(run_id: &str, status: gatewai_core::RunStatus) -> Self {
+        Error::InvalidInput {
+            field: "run_id",
+            message: format!(
+                "run `{run_id}` already ended {}: only a run left running can be resumed or marked interrupted",
+                status.as_str()
+            ),
+        }
+    }
+
     /// A stored value that cannot be read back.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn corrupt(

@@ -431,6 +431,9 @@ impl RunStore for MemoryBackend {
             .runs
             .get_mut(run_id)
             .ok_or_else(|| Error::not_found("run", run_id))?;
+        if run.status.is_terminal() {
+            return Err(Error::run_already_ended(run_id, run.status));
+        }
         run.status = RunStatus::Failed;
         run.error = Some(crate::INTERRUPTED.to_owned());
         run.finished_at = Some(now);

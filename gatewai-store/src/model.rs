@@ -137,7 +137,7 @@ impl Page {
     pub fn next(self) -> Self {
         Page {
             limit: self.limit,
-            offset: self.offset + u64::from(self.limit),
+            offset: self.offset.saturating_add(u64::from(self.limit)),
         }
     }
 

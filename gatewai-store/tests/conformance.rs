@@ -551,7 +551,7 @@ async fn recorder_persists_an_engine_run(target: &Target) {
         .build()
         .unwrap();
     let outcome = engine
-        .run(wf.document.clone(), RunOptions::default())
+        .run(wf.document.clone(), for_workflow(&wf))
         .await
         .unwrap();
     assert_eq!(outcome.run.status, RunStatus::Completed);
@@ -583,7 +583,34 @@ async fn recorder_persists_an_engine_run(target: &Target) {
         Some(6.0)
     );
     assert!(store.find_interrupted_runs().await.unwrap().is_empty());
+
+    // Bob runs a copy of Alice's canvas (it carries her workflow's id): his run is an ad-hoc
+    // run, never filed under her workflow, so she neither sees it nor deletes it.
+    let mut copy = wf.document.clone();
+    assert_eq!(copy.id.as_deref(), Some(wf.id.as_str()));
+    copy.nodes[0].config = json!({"add": 1000});
+    let bobs = engine.run(copy, RunOptions::default()).await.unwrap();
+    assert_eq!(bobs.run.workflow_id, None);
+    let stored = store.get_run(&bobs.run.id).await.unwrap().unwrap();
+    assert_eq!(stored.workflow_id, None);
+    let history = store
+        .run_history("alice", &wf.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        history.iter().map(|e| &e.run.id).collect::<Vec<_>>(),
+        [&outcome.run.id]
+    );
     store.close().await;
+}
+
+/// Options for a run of a stored workflow: the host names it (a document's own `id` is never
+/// trusted for this).
+fn for_workflow(wf: &StoredWorkflow) -> RunOptions {
+    RunOptions {
+        workflow_id: Some(wf.id.clone()),
+        ..RunOptions::default()
+    }
 }
 
 async fn concurrent_runs_record_everything(target: &Target) {
@@ -615,8 +642,8 @@ async fn concurrent_runs_record_everything(target: &Target) {
     let mut runs = tokio::task::JoinSet::new();
     for _ in 0..RUNS {
         let engine = engine.clone();
-        let document = wf.document.clone();
-        runs.spawn(async move { engine.run(document, RunOptions::default()).await });
+        let (document, options) = (wf.document.clone(), for_workflow(&wf));
+        runs.spawn(async move { engine.run(document, options).await });
     }
     let mut ids = Vec::new();
     while let Some(outcome) = runs.join_next().await {
@@ -685,6 +712,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
             (target.name == "memory").then(|| store.clone()),
         );
         let (document, run_id, reg) = (wf.document.clone(), run_id.clone(), registry(probes));
+        let workflow_id = wf.id.clone();
         process.spawn(async move {
             let store = match shared {
                 Some(store) => store,
@@ -698,6 +726,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
                 .unwrap();
             let options = RunOptions {
                 run_id: Some(run_id),
+                workflow_id: Some(workflow_id),
                 ..RunOptions::default()
             };
             let _ = engine.run(document, options).await;
@@ -826,9 +855,14 @@ async fn crashed_run_can_be_marked_interrupted(target: &Target) {
         status("c"),
         (ExecutionStatus::Failed, Some("interrupted".into()))
     );
-    // A finished run is not resumable.
+    // A finished run is not resumable, and cannot be marked interrupted again: its record
+    // and its executions stay as they are (another process may have finished it).
     let err = store.resume_plan(&run_id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let before = store.get_run(&run_id).await.unwrap().unwrap();
+    let err = store.mark_interrupted(&run_id).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(store.get_run(&run_id).await.unwrap().unwrap(), before);
     let err = store.mark_interrupted("no-such-run").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     let history = store

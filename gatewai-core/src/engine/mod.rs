@@ -175,7 +175,10 @@ pub struct RunOptions {
     pub trigger: TriggerType,
     /// The run id (a fresh UUID when `None`).
     pub run_id: Option<String>,
-    /// The stored workflow's id (defaults to the document's `id`).
+    /// The stored workflow's id, which the run's record carries and a store files the run
+    /// under: set by the host that loaded the document for its user. The document's own
+    /// `id` is never used for this (it is untrusted input: a canvas shared by another user
+    /// carries that user's id); without it the run is an ad-hoc run.
     pub workflow_id: Option<String>,
     /// Results a client computed itself, by node id: used as they are, the node is not run
     /// (ignored for terminal nodes, which must run in the engine).

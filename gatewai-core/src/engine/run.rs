@@ -299,7 +299,9 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     } = setup;
     let clock = RunClock::start();
     let created_at = clock.origin_utc;
-    let workflow_id = options.workflow_id.clone().or_else(|| workflow.id.clone());
+    // Only the host names the stored workflow: the document's own `id` is untrusted input
+    // (a shared canvas carries its author's id), and a store files the run under it.
+    let workflow_id = options.workflow_id.clone();
     let span = tracing::info_span!("run", run_id = %run_id, workflow_id = workflow_id.as_deref().unwrap_or(""));
     let count = plan.nodes.len();
     let settled: SettledSlots = (0..count).map(|_| OnceLock::new()).collect();

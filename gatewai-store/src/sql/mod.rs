@@ -61,8 +61,8 @@ mod query {
          FROM workflow_runs WHERE workflow_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
     pub(super) const INTERRUPTED_RUNS: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
          FROM workflow_runs WHERE status IN ('RUNNING', 'PENDING') ORDER BY created_at, id";
-    pub(super) const MARK_RUN_INTERRUPTED: &str =
-        "UPDATE workflow_runs SET status = 'FAILED', error = $2, finished_at = $3 WHERE id = $1";
+    pub(super) const MARK_RUN_INTERRUPTED: &str = "UPDATE workflow_runs SET status = 'FAILED', error = $2, finished_at = $3 \
+         WHERE id = $1 AND status IN ('PENDING', 'RUNNING')";
     pub(super) const MARK_EXECUTIONS_INTERRUPTED: &str = "UPDATE node_executions SET status = 'FAILED', error = $2, finished_at = $3 \
          WHERE run_id = $1 AND status IN ('QUEUED', 'EXECUTING')";
     pub(super) const RUN_WORKFLOW: &str = "SELECT w.id, w.owner_id, w.name, w.document, w.created_at, w.updated_at \
@@ -520,9 +520,12 @@ macro_rules! sql_backend {
                 let now = now();
                 let mut tx = self.write.begin().await?;
                 // Planned nodes without a row get one, so that every unfinished node is marked.
-                let Some((_, planned)) = Self::fetch_run(&mut tx, run_id).await? else {
+                let Some((run, planned)) = Self::fetch_run(&mut tx, run_id).await? else {
                     return Err(Error::not_found("run", run_id));
                 };
+                if run.status.is_terminal() {
+                    return Err(Error::run_already_ended(run_id, run.status));
+                }
                 if !planned.is_empty() {
                     let rows = sqlx::query_as::<$db, ExecutionRow>(query::RUN_EXECUTIONS)
                         .bind(run_id)
@@ -548,7 +551,9 @@ macro_rules! sql_backend {
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
-                    return Err(Error::not_found("run", run_id));
+                    // (Read in this transaction: only a writer racing past SQLite's lock or
+                    // PostgreSQL's snapshot gets here.)
+                    return Err(Error::run_already_ended(run_id, run.status));
                 }
                 sqlx::query::<$db>(query::MARK_EXECUTIONS_INTERRUPTED)
                     .bind(run_id)
