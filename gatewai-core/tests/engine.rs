@@ -1930,3 +1930,127 @@ async fn observers_get_every_nodes_events_and_the_outcomes_records_in_large_runs
         }
     }
 }
+
+/// A kept plan is only reused for the same configs: numbers of different kinds with the same
+/// bits (`1.0` and the integer 4607182418800017408, `-1` and `i64::MAX`, `0` and
+/// `i64::MIN`) are different configs, each validated and executed with its own value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_plan_never_serves_a_config_whose_numbers_differ() {
+    for (first, second, expected) in [
+        (
+            json!(1.0),
+            json!(4607182418800017408u64),
+            4607182418800017408.0,
+        ),
+        (
+            json!(-1),
+            json!(9223372036854775807u64),
+            9223372036854775807.0,
+        ),
+        (json!(0), json!(0.5f64), 0.5),
+    ] {
+        let c = Counters::default();
+        let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({ "add": first }))],
+            &[],
+        );
+        engine.run(wf, RunOptions::default()).await.unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({ "add": second }))],
+            &[],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(
+            value_of(&outcome, "a"),
+            Some(expected),
+            "{first} then {second}"
+        );
+    }
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    for n in [json!(0), json!(i64::MIN)] {
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Checked", json!({ "n": n }))],
+            &[],
+        );
+        engine.run(wf, RunOptions::default()).await.unwrap();
+    }
+    assert_eq!(c.checks.load(Ordering::SeqCst), 2, "each config validated");
+}
+
+/// A terminal node ignores a pinned result but takes a resumed one: a plan kept from a run
+/// that resumed it must not serve a run that pins it (the node would run without its
+/// inputs), nor the other way round (its upstream would run again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_and_resumed_results_of_a_terminal_node_make_different_plans() {
+    let options = |pinned: bool| {
+        let results = HashMap::from([("x".to_owned(), NodeResult::default())]);
+        RunOptions {
+            target: RunTarget::Nodes(vec!["x".to_owned()]),
+            pinned: if pinned {
+                results.clone()
+            } else {
+                HashMap::new()
+            },
+            resumed: if pinned { HashMap::new() } else { results },
+            ..RunOptions::default()
+        }
+    };
+    for first_pinned in [false, true] {
+        let c = Counters::default();
+        let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+            .no_cache()
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({"add": 7})), ("x", "Export", json!({}))],
+            &[("a", "out", "x")],
+        );
+        let first = engine.run(wf.clone(), options(first_pinned)).await.unwrap();
+        assert_eq!(first.run.status, RunStatus::Completed);
+        let sums = c.sum.load(Ordering::SeqCst);
+        let second = engine.run(wf, options(!first_pinned)).await.unwrap();
+        assert_eq!(
+            second.run.status,
+            RunStatus::Completed,
+            "{:?}",
+            second.run.error
+        );
+        if first_pinned {
+            // Resumed: the terminal node is not run again, nor what it needs.
+            assert_eq!(c.sum.load(Ordering::SeqCst), sums, "upstream not executed");
+        } else {
+            // Pinned: the terminal node runs, on its upstream's value.
+            assert_eq!(c.sum.load(Ordering::SeqCst), sums + 1);
+            assert_eq!(value_of(&second, "x"), Some(7.0));
+        }
+    }
+}
+
+/// An unbounded grace period (never abandon a node) is allowed: a cancelled run still ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbounded_cancel_grace_still_cancels() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .cancel_grace(Duration::MAX)
+        .build()
+        .unwrap();
+    let wf = workflow(
+        engine.registry(),
+        &[("s", "Sleep", json!({"ms": 10_000}))],
+        &[],
+    );
+    let handle = engine.start(wf, RunOptions::default()).unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.cancel();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), handle.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Cancelled);
+}

@@ -814,15 +814,26 @@ impl Fingerprint {
         match value {
             Value::Null => self.num(0),
             Value::Bool(b) => self.num(1 + u64::from(*b)),
-            Value::Number(n) => {
-                self.num(3);
-                match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                    (Some(u), _, _) => self.num(u),
-                    (_, Some(i), _) => self.num(i as u64 ^ (1 << 63)),
-                    (_, _, Some(f)) => self.num(f.to_bits()),
-                    _ => self.bytes(n.to_string().as_bytes()),
+            // Each kind of number under its own tag: `0` and `0.0`, or `1.0` and the integer
+            // with the same bits, are different configs.
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => {
+                    self.num(3);
+                    self.num(u);
                 }
-            }
+                (_, Some(i), _) => {
+                    self.num(7);
+                    self.num(i as u64);
+                }
+                (_, _, Some(f)) => {
+                    self.num(8);
+                    self.num(f.to_bits());
+                }
+                _ => {
+                    self.num(9);
+                    self.bytes(n.to_string().as_bytes());
+                }
+            },
             Value::String(s) => {
                 self.num(4);
                 self.bytes(s.as_bytes());
@@ -895,18 +906,16 @@ impl Fingerprint {
                 }
             }
         }
-        // Which nodes bring their result decides what the run needs upstream.
-        let mut preset: Vec<&str> = options
-            .pinned
-            .keys()
-            .chain(options.resumed.keys())
-            .map(String::as_str)
-            .collect();
-        preset.sort_unstable();
-        preset.dedup();
-        self.num(preset.len() as u64);
-        for id in preset {
-            self.bytes(id.as_bytes());
+        // Which nodes bring their result decides what the run needs upstream. Pinned and
+        // resumed results apart: a terminal node ignores a pinned result but takes a resumed
+        // one, so the same ids make different plans.
+        for ids in [&options.pinned, &options.resumed] {
+            let mut ids: Vec<&str> = ids.keys().map(String::as_str).collect();
+            ids.sort_unstable();
+            self.num(ids.len() as u64);
+            for id in ids {
+                self.bytes(id.as_bytes());
+            }
         }
     }
 }

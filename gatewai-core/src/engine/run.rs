@@ -545,7 +545,12 @@ async fn wait_for_settlement(
             Some(()) = futures.next(), if !futures.is_empty() => {}
             _ = cancelled => {
                 state.stopping.store(true, Ordering::Release);
-                deadline = Some(tokio::time::Instant::now() + grace + std::time::Duration::from_millis(50));
+                // A grace too long to add (`Duration::MAX`: never abandon) waits a century.
+                let now = tokio::time::Instant::now();
+                let wait = grace.saturating_add(std::time::Duration::from_millis(50));
+                deadline = Some(now.checked_add(wait).unwrap_or_else(|| {
+                    now + std::time::Duration::from_secs(100 * 365 * 24 * 3600)
+                }));
             }
             _ = sleep => return,
         }
