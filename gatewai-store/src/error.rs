@@ -161,14 +161,14 @@ impl Error {
         }
     }
 
-    /// A run that already ended, where only a run left running can be resumed or marked
-    /// interrupted.
-    pub(crate) fn run_already_ended(run_id: &str, status: gatewai_core::RunStatus) -> Self {
+    /// A run that already ended (`status`, when known), where only a run left running can
+    /// be resumed or marked interrupted.
+    pub(crate) fn run_already_ended(run_id: &str, status: Option<gatewai_core::RunStatus>) -> Self {
+        let ended = status.map_or_else(String::new, |s| format!(" {}", s.as_str()));
         Error::InvalidInput {
             field: "run_id",
             message: format!(
-                "run `{run_id}` already ended {}: only a run left running can be resumed or marked interrupted",
-                status.as_str()
+                "run `{run_id}` already ended{ended}: only a run left running can be resumed or marked interrupted"
             ),
         }
     }

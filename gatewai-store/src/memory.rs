@@ -432,7 +432,7 @@ impl RunStore for MemoryBackend {
             .get_mut(run_id)
             .ok_or_else(|| Error::not_found("run", run_id))?;
         if run.status.is_terminal() {
-            return Err(Error::run_already_ended(run_id, run.status));
+            return Err(Error::run_already_ended(run_id, Some(run.status)));
         }
         run.status = RunStatus::Failed;
         run.error = Some(crate::INTERRUPTED.to_owned());

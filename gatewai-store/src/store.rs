@@ -152,7 +152,7 @@ impl Store {
             .await?
             .ok_or_else(|| Error::not_found("run", run_id))?;
         if run.status.is_terminal() {
-            return Err(Error::run_already_ended(run_id, run.status));
+            return Err(Error::run_already_ended(run_id, Some(run.status)));
         }
         let executions = self.node_executions(run_id).await?;
         let workflow = self.run_workflow(run_id).await?;

@@ -524,7 +524,7 @@ macro_rules! sql_backend {
                     return Err(Error::not_found("run", run_id));
                 };
                 if run.status.is_terminal() {
-                    return Err(Error::run_already_ended(run_id, run.status));
+                    return Err(Error::run_already_ended(run_id, Some(run.status)));
                 }
                 if !planned.is_empty() {
                     let rows = sqlx::query_as::<$db, ExecutionRow>(query::RUN_EXECUTIONS)
@@ -551,9 +551,9 @@ macro_rules! sql_backend {
                     .execute(&mut *tx)
                     .await?;
                 if done.rows_affected() == 0 {
-                    // (Read in this transaction: only a writer racing past SQLite's lock or
-                    // PostgreSQL's snapshot gets here.)
-                    return Err(Error::run_already_ended(run_id, run.status));
+                    // Another process ended the run after it was read above (PostgreSQL
+                    // re-checks the `WHERE` on a row updated meanwhile); nothing is committed.
+                    return Err(Error::run_already_ended(run_id, None));
                 }
                 sqlx::query::<$db>(query::MARK_EXECUTIONS_INTERRUPTED)
                     .bind(run_id)
