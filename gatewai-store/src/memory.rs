@@ -13,7 +13,8 @@ use crate::write_plan::{
 };
 use async_trait::async_trait;
 use gatewai_core::{
-    CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord, RunStatus,
+    CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord,
+    RunStatus, TriggerType,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,6 +104,11 @@ impl State {
             .entry(record.run_id.to_string())
             .or_default();
         match rows.iter_mut().find(|(_, e)| e.node_id == record.node_id) {
+            // A resumed run's node queued again keeps its earlier result until the run
+            // records it anew (see `BatchWrite::StartRun`).
+            Some((_, e))
+                if e.status == ExecutionStatus::Completed
+                    && record.status == ExecutionStatus::Queued => {}
             Some(row) => row.1 = record,
             None => {
                 rows.push((seq, record));
@@ -122,7 +128,15 @@ impl State {
     fn apply(&mut self, write: Write) -> Result<()> {
         match write {
             Write::StartRun(run) => {
-                self.executions.remove(&run.id);
+                if run.trigger_type == TriggerType::Resume {
+                    // The earlier attempt's results stay resumable until they are recorded
+                    // again (see `BatchWrite::StartRun`).
+                    if let Some(rows) = self.executions.get_mut(&run.id) {
+                        rows.retain(|(_, e)| e.status == ExecutionStatus::Completed);
+                    }
+                } else {
+                    self.executions.remove(&run.id);
+                }
                 self.save_run(&run);
             }
             Write::SaveRun(run) => self.save_run(&run),

@@ -16,7 +16,10 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum BatchWrite<'e> {
     /// A run (re)starts: store it (keeping the `created_at` of an earlier attempt) and drop
-    /// the executions an earlier attempt recorded (the new attempt records its own).
+    /// the executions an earlier attempt recorded (the new attempt records its own). A
+    /// resumed run (trigger `Resume`) keeps the earlier attempt's completed executions: they
+    /// hold the results it reuses, and stay resumable should it crash before recording them
+    /// again. So a queued record (its node queued again) never replaces a completed one.
     StartRun(&'e RunRecord),
     /// Store the run (insert, or replace the stored one keeping its `created_at`).
     SaveRun(&'e RunRecord),

@@ -7,8 +7,8 @@ mod common;
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use common::{Probes, Target, chain, eventually, number_of, registry, workflow};
 use gatewai_core::{
-    CacheKey, Engine, ExecutionStatus, Generation, Item, NodeExecution, NodeResult, RunOptions,
-    RunRecord, RunStatus, TriggerType,
+    CacheKey, Engine, EventKind, ExecutionStatus, Generation, Item, NodeExecution, NodeResult,
+    RunEvent, RunOptions, RunRecord, RunStatus, TriggerType,
 };
 use gatewai_store::prelude::*;
 use serde_json::json;
@@ -59,6 +59,7 @@ conformance!(
     concurrent_runs_record_everything,
     crashed_run_is_found_and_resumed_without_re_executing,
     crashed_run_can_be_marked_interrupted,
+    a_resumed_run_keeps_its_reusable_results_until_it_records_them,
     store_cache_survives_reopening,
     asset_records_round_trip,
     malformed_json_is_an_error,
@@ -818,6 +819,78 @@ async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) 
         entry.executions
     );
     assert_eq!(entry.executions.len(), 4);
+    store.close().await;
+}
+
+/// A resumed run's start is stored before the results it reuses are recorded again: a second
+/// crash in between must not lose them (they would be paid for again).
+async fn a_resumed_run_keeps_its_reusable_results_until_it_records_them(target: &Target) {
+    let probes = Probes::default();
+    let (_, run_id) = crash_mid_run(target, &probes).await;
+    let store = target.open().await;
+    let plan = store.resume_plan(&run_id).await.unwrap();
+    let before = store.node_executions(&run_id).await.unwrap();
+
+    // The resumed attempt's first batches (its start, then its queued nodes: a big run's
+    // queue events span batches), then the crash.
+    let mut run = plan.run.clone();
+    run.trigger_type = TriggerType::Resume;
+    run.started_at = Some(Utc::now());
+    let run_id_arc: Arc<str> = Arc::from(run_id.as_str());
+    let event = |seq: u64, kind: EventKind| RunEvent {
+        run_id: run_id_arc.clone(),
+        seq,
+        at: Utc::now(),
+        kind,
+    };
+    let mut batch = vec![event(
+        0,
+        EventKind::RunStarted {
+            run: Arc::new(run),
+            node_count: 4,
+        },
+    )];
+    let mut batches = Vec::new();
+    for (seq, node) in (1..).zip(["a", "gate", "b", "c"]) {
+        if node == "b" {
+            batches.push(std::mem::take(&mut batch));
+        }
+        batch.push(event(
+            seq,
+            EventKind::NodeQueued {
+                node_id: Arc::from(node),
+                node_type: Arc::from(if node == "gate" { "Gate" } else { "Sum" }),
+                label: Arc::from(node),
+            },
+        ));
+    }
+    batches.push(batch);
+    for batch in &batches {
+        store.record_events(batch).await.unwrap();
+    }
+
+    let after = store.node_executions(&run_id).await.unwrap();
+    let find = |rows: &[NodeExecution], id: &str| {
+        rows.iter()
+            .find(|e| *e.node_id == *id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no execution of {id}: {rows:?}"))
+    };
+    for id in ["a", "b"] {
+        let (was, is) = (find(&before, id), find(&after, id));
+        assert_eq!(is.status, ExecutionStatus::Completed, "{id}");
+        assert_eq!(is.output, was.output, "{id}");
+    }
+    // The earlier attempt's unfinished nodes are queued again, not left executing.
+    assert_eq!(find(&after, "gate").status, ExecutionStatus::Queued);
+    assert_eq!(find(&after, "c").status, ExecutionStatus::Queued);
+
+    // The next process still resumes with both results.
+    let again = store.resume_plan(&run_id).await.unwrap();
+    let mut resumed: Vec<&str> = again.options.resumed.keys().map(String::as_str).collect();
+    resumed.sort();
+    assert_eq!(resumed, ["a", "b"]);
+    assert_eq!(again.options.resumed, plan.options.resumed);
     store.close().await;
 }
 

@@ -9,7 +9,7 @@ use super::trigger_name;
 use crate::error::{Error, Result};
 use crate::write_plan::{BatchWrite, Progress};
 use chrono::{DateTime, SubsecRound, Utc};
-use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord};
+use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord, TriggerType};
 
 /// An argument of a batch's statement.
 #[derive(Debug)]
@@ -98,8 +98,13 @@ pub(super) fn batch_steps<'a>(writes: &'a [BatchWrite<'a>]) -> Result<Vec<Step<'
         match write {
             BatchWrite::StartRun(run) => {
                 flush_nodes(&mut steps, &mut full, &mut progress);
+                let sql = if run.trigger_type == TriggerType::Resume {
+                    super::query::DELETE_UNFINISHED_RUN_EXECUTIONS
+                } else {
+                    super::query::DELETE_RUN_EXECUTIONS
+                };
                 steps.push(Step::Statement(Piece {
-                    sql: super::query::DELETE_RUN_EXECUTIONS,
+                    sql,
                     args: vec![Arg::Str(&run.id)],
                 }));
                 let planned =

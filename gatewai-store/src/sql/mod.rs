@@ -53,6 +53,10 @@ mod query {
          status = excluded.status, error = excluded.error, started_at = excluded.started_at, \
          finished_at = excluded.finished_at, planned_nodes = excluded.planned_nodes";
     pub(super) const DELETE_RUN_EXECUTIONS: &str = "DELETE FROM node_executions WHERE run_id = $1";
+    /// A resumed run keeps the completed executions of its earlier attempt: they are its
+    /// resumable results until the new attempt records them again.
+    pub(super) const DELETE_UNFINISHED_RUN_EXECUTIONS: &str =
+        "DELETE FROM node_executions WHERE run_id = $1 AND status <> 'COMPLETED'";
     pub(super) const GET_RUN: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
          FROM workflow_runs WHERE id = $1";
     pub(super) const GET_OWNED_RUN: &str = "SELECT r.id, r.workflow_id, r.trigger_type, r.status, r.error, r.created_at, r.started_at, r.finished_at, r.planned_nodes \

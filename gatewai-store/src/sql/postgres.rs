@@ -41,7 +41,9 @@ impl PostgresBackend {
     }
 }
 
-/// Inserts or replaces node executions of one run (`$1`), a column of values per parameter.
+/// Inserts or replaces node executions of one run (`$1`), a column of values per parameter;
+/// a queued record never replaces a completed one (a resumed run queues again the nodes whose
+/// earlier results it reuses, see `BatchWrite::StartRun`).
 const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status, \
      input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts) \
      SELECT $1, u.n, u.q, u.t, u.l, u.s, u.i::jsonb, u.o::jsonb, u.e, u.c, u.a, u.f, u.d, u.k \
@@ -52,7 +54,8 @@ const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, s
      node_label = excluded.node_label, status = excluded.status, input_data = excluded.input_data, \
      output_data = excluded.output_data, error = excluded.error, cached = excluded.cached, \
      started_at = excluded.started_at, finished_at = excluded.finished_at, \
-     duration_ms = excluded.duration_ms, attempts = excluded.attempts";
+     duration_ms = excluded.duration_ms, attempts = excluded.attempts \
+     WHERE node_executions.status <> 'COMPLETED' OR excluded.status <> 'QUEUED'";
 
 /// Updates running executions of one run (`$1`), keeping the columns it does not name; a
 /// missing row is created (with an empty type and label until the node's full record is

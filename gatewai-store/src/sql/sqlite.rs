@@ -248,7 +248,8 @@ fn chunk_statement(all: &'static [String], rows: usize) -> &'static str {
     &all[i]
 }
 
-/// The statement inserting or replacing `rows` node executions of one run, `rows` one of
+/// The statement inserting or replacing `rows` node executions of one run (a queued record
+/// never replaces a completed one, see `BatchWrite::StartRun`), `rows` one of
 /// [`CHUNKS`].
 fn upsert_executions_sql(rows: usize) -> &'static str {
     static SQL: OnceLock<Vec<String>> = OnceLock::new();
@@ -279,7 +280,8 @@ fn upsert_executions_sql(rows: usize) -> &'static str {
                  input_data = excluded.input_data, output_data = excluded.output_data, \
                  error = excluded.error, cached = excluded.cached, \
                  started_at = excluded.started_at, finished_at = excluded.finished_at, \
-                 duration_ms = excluded.duration_ms, attempts = excluded.attempts",
+                 duration_ms = excluded.duration_ms, attempts = excluded.attempts \
+                 WHERE node_executions.status <> 'COMPLETED' OR excluded.status <> 'QUEUED'",
             )
         })
     });
