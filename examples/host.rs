@@ -5,10 +5,10 @@
 use crate::error::{Error, Result};
 use gatewai_core::model::Data;
 use gatewai_core::{
-    AssetStore, Engine, FileAsset, NodeRegistry, NodeResult, Observer, RunInput, RunTarget,
-    Workflow,
+    AssetStore, Engine, FileAsset, NodeRegistry, NodeResult, Observer, RunInput, RunOutcome,
+    RunTarget, Workflow,
 };
-use gatewai_store::Store;
+use gatewai_store::{RunRecorder, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,22 +41,45 @@ pub fn registry_with_ai(settings: gatewai_nodes::ai::AiSettings) -> Result<NodeR
 
 /// An engine running `registry`'s nodes, with `assets` as its asset store, the store's result
 /// cache (hits survive restarts), the store's run recorder as the first observer (so a run is
-/// persisted before any later observer sees its events) and then `observers`.
+/// persisted before any later observer sees its events) and then `observers`. The recorder
+/// comes back too: [`RunRecorder::flush`] stores what it held while the store was away.
 pub fn engine(
     registry: NodeRegistry,
     store: &Store,
     assets: Arc<dyn AssetStore>,
     observers: Vec<Arc<dyn Observer>>,
-) -> Result<Engine> {
+) -> Result<(Engine, Arc<RunRecorder>)> {
+    let recorder = store.recorder();
     let mut builder = Engine::builder()
         .registry(registry)
         .assets(assets)
         .cache(store.result_cache())
-        .observer(store.recorder());
+        .observer(recorder.clone());
     for observer in observers {
         builder = builder.observer(observer);
     }
-    Ok(builder.build()?)
+    Ok((builder.build()?, recorder))
+}
+
+/// After a run: when observers could not handle all of its events (the store was away when
+/// it ended), logs why and stores what the recorder held; whether the run is stored whole.
+pub async fn settle_recording(recorder: &RunRecorder, outcome: &RunOutcome) -> bool {
+    if outcome.observer_errors.is_empty() {
+        return true;
+    }
+    for error in &outcome.observer_errors {
+        tracing::warn!(run_id = %outcome.run.id, %error, "the run is not stored whole");
+    }
+    match recorder.flush().await {
+        Ok(()) => !recorder
+            .held_runs()
+            .iter()
+            .any(|(run_id, _)| *run_id == outcome.run.id),
+        Err(error) => {
+            tracing::error!(run_id = %outcome.run.id, %error, "the run's held events still cannot be stored");
+            false
+        }
+    }
 }
 
 /// The store URL of a SQLite file (created when missing).

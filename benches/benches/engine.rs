@@ -21,8 +21,9 @@ struct EventCounter(AtomicUsize);
 
 #[async_trait::async_trait]
 impl Observer for EventCounter {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         self.0.fetch_add(events.len(), Ordering::Relaxed);
+        Ok(())
     }
 }
 

@@ -33,8 +33,9 @@ struct Discard;
 
 #[async_trait::async_trait]
 impl Observer for Discard {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         std::hint::black_box(events.len());
+        Ok(())
     }
 }
 

@@ -155,12 +155,13 @@ struct Capture {
 
 #[async_trait::async_trait]
 impl Observer for Capture {
-    async fn on_events(&self, events: &[RunEvent]) {
-        self.recorder.on_events(events).await;
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
+        self.recorder.on_events(events).await?;
         self.batches
             .lock()
             .expect("capture lock")
             .push(events.to_vec());
+        Ok(())
     }
 }
 

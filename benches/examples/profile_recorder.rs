@@ -17,8 +17,9 @@ struct Capture(Mutex<Vec<Vec<RunEvent>>>);
 
 #[async_trait::async_trait]
 impl Observer for Capture {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         self.0.lock().expect("lock").push(events.to_vec());
+        Ok(())
     }
 }
 

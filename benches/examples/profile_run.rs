@@ -39,9 +39,10 @@ struct EventCounter(AtomicUsize, AtomicUsize);
 
 #[async_trait::async_trait]
 impl gatewai_core::Observer for EventCounter {
-    async fn on_events(&self, events: &[gatewai_core::RunEvent]) {
+    async fn on_events(&self, events: &[gatewai_core::RunEvent]) -> gatewai_core::Result<()> {
         self.0.fetch_add(events.len(), Ordering::Relaxed);
         self.1.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 

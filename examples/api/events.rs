@@ -126,7 +126,7 @@ impl RunHub {
 
 #[async_trait]
 impl Observer for RunHub {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         let mut inner = self.lock();
         let mut finished_now = Vec::new();
         for event in events {
@@ -150,6 +150,7 @@ impl Observer for RunHub {
                 inner.runs.remove(&old);
             }
         }
+        Ok(())
     }
 }
 
@@ -274,7 +275,7 @@ mod tests {
     async fn lagging_and_late_subscribers_get_every_event_once_in_order() {
         let hub = Arc::new(RunHub::new(4));
         hub.register("r1", "alice");
-        hub.on_events(&[progress(0), progress(1)]).await;
+        hub.on_events(&[progress(0), progress(1)]).await.unwrap();
         let Subscribe::Found(mut early) = hub.subscribe("r1", "alice") else {
             panic!("registered run")
         };
@@ -283,8 +284,8 @@ mod tests {
         // Far more than the channel holds before the subscriber reads: it lags and catches up
         // from the log.
         let batch: Vec<RunEvent> = (2..1000).map(progress).collect();
-        hub.on_events(&batch).await;
-        hub.on_events(&[finished(1000)]).await;
+        hub.on_events(&batch).await.unwrap();
+        hub.on_events(&[finished(1000)]).await.unwrap();
         assert_eq!(drain(&mut early).await, (0..=1000).collect::<Vec<_>>());
         assert!(!hub.is_live("r1", "alice"));
         let Subscribe::Found(mut late) = hub.subscribe("r1", "alice") else {
@@ -296,7 +297,8 @@ mod tests {
             run_id: Arc::from("other"),
             ..progress(0)
         }])
-        .await;
+        .await
+        .unwrap();
         assert!(hub.owner("other").is_none());
     }
 
@@ -309,7 +311,8 @@ mod tests {
                 run_id: Arc::from(id),
                 ..finished(0)
             }])
-            .await;
+            .await
+            .unwrap();
         }
         assert!(matches!(hub.subscribe("a", "u"), Subscribe::Unknown));
         assert!(matches!(hub.subscribe("b", "u"), Subscribe::Found(_)));

@@ -107,6 +107,7 @@ pub struct AppState {
 struct StateInner {
     store: Store,
     engine: Engine,
+    recorder: Arc<RunRecorder>,
     assets: Arc<dyn AssetStore>,
     hub: Arc<RunHub>,
     auth: Arc<dyn Authenticator>,
@@ -134,11 +135,13 @@ impl AppState {
         }
         let hub = Arc::new(RunHub::new(256));
         let grants = Arc::new(ownership::AssetGrants::new(store.clone(), hub.clone()));
-        let engine = host::engine(registry, &store, assets.clone(), vec![grants, hub.clone()])?;
+        let (engine, recorder) =
+            host::engine(registry, &store, assets.clone(), vec![grants, hub.clone()])?;
         Ok(AppState {
             inner: Arc::new(StateInner {
                 store,
                 engine,
+                recorder,
                 assets,
                 hub,
                 auth,
@@ -159,6 +162,11 @@ impl AppState {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The engine's run recorder.
+    pub fn recorder(&self) -> &Arc<RunRecorder> {
+        &self.inner.recorder
     }
 
     /// The asset store.

@@ -84,7 +84,8 @@ impl AssetGrants {
 
 #[async_trait]
 impl Observer for AssetGrants {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
+        let mut failed = Vec::new();
         for event in events {
             let EventKind::NodeCompleted { result, .. } = &event.kind else {
                 continue;
@@ -95,8 +96,22 @@ impl Observer for AssetGrants {
             for asset in host::result_assets(result) {
                 if let Err(e) = grant(&self.store, asset, &owner).await {
                     tracing::warn!(asset_id = %asset.id, error = %e, "cannot record the asset's owner");
+                    failed.push(format!("{}: {e}", asset.id));
                 }
             }
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            // The owner cannot fetch these assets: the run's outcome says so.
+            false => Err(gatewai_core::Error::observer(
+                gatewai_core::ErrorKind::Unavailable,
+                format!(
+                    "cannot record the owner of {} asset(s) of run `{}`: {}",
+                    failed.len(),
+                    events[0].run_id,
+                    failed.join("; ")
+                ),
+            )),
         }
     }
 }

@@ -250,6 +250,7 @@ async fn start_run(
         async move {
             match handle.wait().await {
                 Ok(outcome) => {
+                    host::settle_recording(state.recorder(), &outcome).await;
                     if let Err(e) =
                         write_back(&state, &owner, &workflow_id, &outcome.workflow).await
                     {

@@ -203,7 +203,7 @@ pub async fn run(args: &RunArgs, out: &mut dyn Write) -> Result<RunReport> {
         .unwrap_or_else(|| host::assets_dir_for(&args.db));
     let assets = host::fs_assets(&assets_dir, &store).await?;
     let inputs = host::resolve_inputs(sources, &assets, &assets_dir).await?;
-    let engine = host::engine(registry.clone(), &store, assets.clone(), Vec::new())?;
+    let (engine, recorder) = host::engine(registry.clone(), &store, assets.clone(), Vec::new())?;
 
     let (workflow_id, name) = workflow_identity(&args.workflow, &workflow);
     store
@@ -263,6 +263,19 @@ pub async fn run(args: &RunArgs, out: &mut dyn Write) -> Result<RunReport> {
     }
     view.finish();
     let outcome = handle.wait().await?;
+    if !host::settle_recording(&recorder, &outcome).await {
+        let _ = writeln!(
+            out,
+            "warning: the run is not stored whole in {}: {}",
+            args.db.display(),
+            outcome
+                .observer_errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
 
     // Write the results back into the stored canvas, as the app does after a run.
     if let Some(mut stored) = store.get_workflow(host::LOCAL_USER, &workflow_id).await? {

@@ -46,6 +46,16 @@ pub enum Error {
     /// A run was cancelled.
     #[error("run cancelled")]
     Cancelled,
+    /// An observer could not handle a batch of a run's events (a run recorder could not
+    /// store them). The run goes on; its outcome lists these
+    /// ([`RunOutcome::observer_errors`](crate::RunOutcome::observer_errors)).
+    #[error("observer: {message}")]
+    Observer {
+        /// What went wrong, naming the run and what was lost.
+        message: String,
+        /// What kind of failure it is.
+        kind: ErrorKind,
+    },
     /// The engine was configured wrongly (e.g. a node type registered twice).
     #[error("engine configuration: {0}")]
     Config(String),
@@ -67,9 +77,18 @@ impl Error {
             Error::Asset { kind, .. } => *kind,
             Error::Cache(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::Observer { kind, .. } => *kind,
             Error::Config(_) => ErrorKind::InvalidConfig,
             Error::Many(errors) => errors.first().map_or(ErrorKind::Internal, Error::kind),
             Error::Shared(inner) => inner.kind(),
+        }
+    }
+
+    /// An observer's error.
+    pub fn observer(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Observer {
+            message: message.into(),
+            kind,
         }
     }
 

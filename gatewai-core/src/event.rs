@@ -208,7 +208,13 @@ impl RunEvent {
 #[async_trait]
 pub trait Observer: Send + Sync + 'static {
     /// Handles a batch of events of one run, in order.
-    async fn on_events(&self, events: &[RunEvent]);
+    ///
+    /// An error says the observer could not handle (part of) the batch, e.g. a run recorder
+    /// could not store it: the engine logs it and lists it in the run's outcome
+    /// ([`RunOutcome::observer_errors`](crate::RunOutcome::observer_errors)); the run goes
+    /// on and the observer still gets the run's later batches. A panic is reported the same
+    /// way.
+    async fn on_events(&self, events: &[RunEvent]) -> crate::Result<()>;
 }
 
 /// An event as the engine queues it. Node transitions name the node by its place in the run's

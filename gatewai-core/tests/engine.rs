@@ -388,8 +388,9 @@ struct Recorder {
 
 #[async_trait]
 impl Observer for Recorder {
-    async fn on_events(&self, events: &[RunEvent]) {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         self.events.lock().unwrap().extend_from_slice(events);
+        Ok(())
     }
 }
 
@@ -1760,7 +1761,7 @@ async fn a_panicking_observer_does_not_silence_the_others() {
     struct Panicky;
     #[async_trait]
     impl Observer for Panicky {
-        async fn on_events(&self, _events: &[RunEvent]) {
+        async fn on_events(&self, _events: &[RunEvent]) -> gatewai_core::Result<()> {
             panic!("observer bug");
         }
     }
@@ -1782,7 +1783,7 @@ async fn a_panicking_observer_does_not_silence_the_others() {
         )
         .unwrap();
     let mut stream = handle.events().unwrap();
-    handle.wait().await.unwrap();
+    let outcome = handle.wait().await.unwrap();
     let mut last = None;
     while let Ok(e) = stream.try_recv() {
         last = Some(e);
@@ -1792,6 +1793,72 @@ async fn a_panicking_observer_does_not_silence_the_others() {
         recorder.events.lock().unwrap().last().unwrap().kind,
         EventKind::RunFinished { .. }
     ));
+    // Every batch the observer panicked on is reported.
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert!(!outcome.observer_errors.is_empty());
+    for error in &outcome.observer_errors {
+        assert_eq!(error.kind(), ErrorKind::Internal);
+        assert!(error.to_string().contains("observer bug"), "{error}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_failure_is_in_the_outcome_and_the_run_goes_on() {
+    /// Fails the batch that ends the run, counts the batches it got.
+    #[derive(Default)]
+    struct FailsAtTheEnd {
+        batches: std::sync::atomic::AtomicUsize,
+    }
+    #[async_trait]
+    impl Observer for FailsAtTheEnd {
+        async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
+            self.batches.fetch_add(1, Ordering::SeqCst);
+            match events.iter().any(|e| e.finished_status().is_some()) {
+                true => Err(gatewai_core::Error::observer(
+                    ErrorKind::Unavailable,
+                    "the database is gone",
+                )),
+                false => Ok(()),
+            }
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let failing = Arc::new(FailsAtTheEnd::default());
+        let recorder = Arc::new(Recorder::default());
+        let engine = engine(kind, &c, 1)
+            .observer(failing.clone())
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("a", "Sum", json!({})), ("b", "Sum", json!({"add": 1}))],
+            &[("a", "out", "b")],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(outcome.observer_errors.len(), 1, "{kind:?}");
+        let error = &outcome.observer_errors[0];
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        assert!(
+            error.to_string().contains("the database is gone"),
+            "{error}"
+        );
+        // The other observer saw the whole run, the failing one every batch.
+        let seen = recorder.events.lock().unwrap();
+        assert!(seen.last().unwrap().finished_status().is_some());
+        assert!(failing.batches.load(Ordering::SeqCst) >= 1);
+    }
+    // A run whose observers handle everything reports nothing.
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1)
+        .observer(Arc::new(Recorder::default()))
+        .build()
+        .unwrap();
+    let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
+    let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+    assert!(outcome.observer_errors.is_empty());
 }
 
 #[test]

@@ -224,11 +224,38 @@ fn database_kind(e: &sqlx::Error) -> ErrorKind {
             _ if db.message().contains("locked") || db.message().contains("busy") => {
                 ErrorKind::Unavailable
             }
+            _ if is_postgres_transient(db.as_ref()) => ErrorKind::Unavailable,
             _ if is_sqlite_io_failure(db.as_ref()) => ErrorKind::Io,
             _ => ErrorKind::Internal,
         },
         _ => ErrorKind::Internal,
     }
+}
+
+/// Whether a database error is PostgreSQL saying that the same statement may succeed later:
+/// a connection failure (class 08), a serialization failure or deadlock (40001, 40P01), a
+/// lock not available in time (55P03), the server shutting down or starting (57P01–57P03),
+/// too many connections or resources short (53000, 53300), or a read-only transaction (25006,
+/// a primary turned standby during a failover).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn is_postgres_transient(db: &dyn sqlx::error::DatabaseError) -> bool {
+    let Some(code) = db.code() else {
+        return false;
+    };
+    code.len() == 5
+        && (code.starts_with("08")
+            || matches!(
+                &*code,
+                "40001"
+                    | "40P01"
+                    | "55P03"
+                    | "57P01"
+                    | "57P02"
+                    | "57P03"
+                    | "53000"
+                    | "53300"
+                    | "25006"
+            ))
 }
 
 /// Whether a database error is SQLite failing to open, read or write its file (CANTOPEN,

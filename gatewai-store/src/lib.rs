@@ -25,10 +25,15 @@
 //!
 //! Other pieces:
 //! - [`RunRecorder`]: an engine [`Observer`](gatewai_core::Observer) that commits each batch of
-//!   run events in one transaction before the engine hands over the next.
+//!   run events in one transaction before the engine hands over the next. A batch the store is
+//!   unavailable for is retried with backoff, then held and stored with the run's next batch;
+//!   a run that ends unstored says so in its outcome
+//!   ([`observer_errors`](gatewai_core::RunOutcome::observer_errors)) and
+//!   [`RunRecorder::flush`] stores it later.
 //! - [`Store::find_interrupted_runs`](RunStore::find_interrupted_runs),
 //!   [`Store::resume_plan`] and [`RunStore::mark_interrupted`]: what to do with runs a crashed
-//!   process left RUNNING.
+//!   process left RUNNING. A resumed run keeps the completed executions of its earlier
+//!   attempt until it records them again, so a second crash loses none of them.
 //! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
 //!   the store, so cache hits survive restarts.
 //! - [`FsAssetStore`] (feature `fs`) and [`ObjectAssetStore`] (feature `s3`): asset blobs.

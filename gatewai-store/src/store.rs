@@ -41,7 +41,9 @@ impl Deref for Store {
 ///
 /// - `memory://` — in memory (feature `memory`);
 /// - `sqlite://path/to/file.db?mode=rwc` — a SQLite file, created with `mode=rwc`
-///   (feature `sqlite`); `sqlite::memory:` for a private in-memory database;
+///   (feature `sqlite`); `sqlite::memory:` for a private in-memory database. A
+///   `busy_timeout=<ms>` parameter sets how long a write waits for a lock another process
+///   holds before failing as unavailable (default 10 000);
 /// - `postgres://user:password@host:port/database` (or `postgresql://`) — PostgreSQL
 ///   (feature `postgres`).
 pub async fn open(url: &str) -> Result<Store> {

@@ -128,6 +128,11 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
         .collect()
 }
 
+/// Whether an event is stored ([`plan_batch`] makes a write of it): progress is not.
+pub(crate) fn is_recorded(event: &RunEvent) -> bool {
+    !matches!(event.kind, EventKind::NodeProgress { .. })
+}
+
 /// The writes persisting a batch of events, in the order they must be applied.
 pub(crate) fn plan_batch(events: &[RunEvent]) -> Vec<BatchWrite<'_>> {
     // A node's write is taken out of its slot while the node's next event makes a new one.

@@ -15,37 +15,30 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// Generates one test per (backend, conformance function).
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        #[cfg(feature = "memory")]
-        mod memory {
+/// A module `$module` (compiled when `$cfg` holds) of one test per function, each run against
+/// the target `$target` gives (`None`: skipped).
+macro_rules! per_backend {
+    ($module:ident, $cfg:meta, $target:expr, $($test:ident),* $(,)?) => {
+        #[cfg($cfg)]
+        mod $module {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::$test(&super::Target::memory()).await;
-                }
-            )*
-        }
-        #[cfg(feature = "sqlite")]
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(&super::Target::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    if let Some(target) = super::Target::postgres().await {
+                    if let Some(target) = $target {
                         super::$test(&target).await;
                     }
                 }
             )*
         }
+    };
+}
+
+/// Generates one test per (backend, conformance function).
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        per_backend!(memory, feature = "memory", Some(super::Target::memory()), $($test),*);
+        per_backend!(sqlite, feature = "sqlite", Some(super::Target::sqlite()), $($test),*);
+        per_backend!(postgres, all(), super::Target::postgres().await, $($test),*);
     };
 }
 
@@ -607,6 +600,26 @@ async fn recorder_persists_an_engine_run(target: &Target) {
 
 /// Options for a run of a stored workflow: the host names it (a document's own `id` is never
 /// trusted for this).
+/// Runs the stored workflow once (no result cache) with the store's recorder.
+async fn recorded_run(
+    store: &Store,
+    reg: gatewai_core::NodeRegistry,
+    wf: &StoredWorkflow,
+) -> (gatewai_core::RunOutcome, Arc<RunRecorder>) {
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .no_cache()
+        .registry(reg)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let outcome = engine
+        .run(wf.document.clone(), for_workflow(wf))
+        .await
+        .unwrap();
+    (outcome, recorder)
+}
+
 fn for_workflow(wf: &StoredWorkflow) -> RunOptions {
     RunOptions {
         workflow_id: Some(wf.id.clone()),
@@ -819,6 +832,263 @@ async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) 
         entry.executions
     );
     assert_eq!(entry.executions.len(), 4);
+    store.close().await;
+}
+
+/// Generates one test per (SQL backend, function): what needs a database another process
+/// can lock.
+macro_rules! sql_conformance {
+    ($($test:ident),* $(,)?) => {
+        per_backend!(sqlite_only, feature = "sqlite", Some(super::Target::sqlite()), $($test),*);
+        per_backend!(postgres_only, feature = "postgres", super::Target::postgres().await, $($test),*);
+    };
+}
+
+sql_conformance!(
+    the_recorder_holds_what_the_store_cannot_take_and_stores_it_with_the_next_batch,
+    a_run_that_ends_while_the_store_is_locked_is_reported_and_flushed_later,
+    a_batch_the_store_rejects_loses_only_the_events_at_fault,
+);
+
+/// A run of `a → g1 → g2 → c` (two gates of their own) recorded by a recorder retrying as
+/// `retry`, into a store that waits 100 ms for locks, started and waited on until `g1`
+/// executes. Returns what the tests need: the store, the recorder, the run, the gates' flags.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn run_to_the_first_gate(
+    target: &Target,
+    retry: gatewai_core::RetryPolicy,
+) -> (
+    Store,
+    Arc<RunRecorder>,
+    gatewai_core::RunHandle,
+    [Arc<std::sync::atomic::AtomicBool>; 2],
+) {
+    let setup = target.open().await;
+    with_users(&setup).await;
+    let probes = Probes::default();
+    let mut reg = registry(&probes);
+    let flags: [Arc<std::sync::atomic::AtomicBool>; 2] = [Arc::default(), Arc::default()];
+    for (name, flag) in ["G1", "G2"].into_iter().zip(&flags) {
+        reg.register(common::Gate::new(name, flag.clone(), Arc::default()))
+            .unwrap();
+    }
+    let document = workflow(
+        &reg,
+        &[
+            ("a", "Sum", json!({"add": 1})),
+            ("g1", "G1", json!({})),
+            ("g2", "G2", json!({})),
+            ("c", "Sum", json!({"add": 100})),
+        ],
+        &[("a", "g1"), ("g1", "g2"), ("g2", "c")],
+    );
+    let wf = setup
+        .create_workflow("alice", NewWorkflow::new("Locked", document))
+        .await
+        .unwrap();
+    setup.close().await;
+    let store = target.open_impatient().await;
+    let recorder = Arc::new(RunRecorder::new(store.clone()).with_retry(retry));
+    let engine = Engine::builder()
+        .no_cache()
+        .registry(reg)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let handle = engine
+        .start(wf.document.clone(), for_workflow(&wf))
+        .unwrap();
+    let run_id = handle.run_id().to_owned();
+    eventually("g1 executing", || async {
+        status_of(&store, &run_id, "g1").await == Some(ExecutionStatus::Executing)
+    })
+    .await;
+    (store, recorder, handle, flags)
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn status_of(store: &Store, run_id: &str, node: &str) -> Option<ExecutionStatus> {
+    store
+        .node_executions(run_id)
+        .await
+        .unwrap()
+        .iter()
+        .find(|e| *e.node_id == *node)
+        .map(|e| e.status)
+}
+
+/// The store is locked by another process while a run goes on: the batch it cannot take is
+/// held, the run goes on, and the run's next batch (once the lock is gone) stores both.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn the_recorder_holds_what_the_store_cannot_take_and_stores_it_with_the_next_batch(
+    target: &Target,
+) {
+    let retry = gatewai_core::RetryPolicy {
+        max_attempts: 2,
+        initial_backoff: std::time::Duration::from_millis(10),
+        ..gatewai_core::RetryPolicy::default()
+    };
+    let (store, recorder, handle, [g1, g2]) = run_to_the_first_gate(target, retry).await;
+    let run_id = handle.run_id().to_owned();
+
+    let lock = target.lock_writes().await;
+    g1.store(true, Ordering::SeqCst);
+    eventually("the batch completing g1 held", || async {
+        !recorder.held_runs().is_empty()
+    })
+    .await;
+    assert_eq!(recorder.held_runs()[0].0, run_id);
+    assert_eq!(recorder.failures(), 1);
+    // Nothing of the held batch is stored; the run went on.
+    assert_eq!(
+        status_of(&store, &run_id, "g1").await,
+        Some(ExecutionStatus::Executing)
+    );
+
+    lock.release().await;
+    g2.store(true, Ordering::SeqCst);
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert!(
+        outcome.observer_errors.is_empty(),
+        "{:?}",
+        outcome.observer_errors
+    );
+    assert!(recorder.held_runs().is_empty());
+
+    // The store has the whole run, as if nothing had happened.
+    let stored = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Completed);
+    let executions = store.node_executions(&run_id).await.unwrap();
+    assert_eq!(executions.len(), 4);
+    for (stored, own) in executions.iter().zip(&outcome.executions) {
+        assert_eq!(stored.node_id, own.node_id);
+        assert_eq!(
+            stored.status,
+            ExecutionStatus::Completed,
+            "{}",
+            stored.node_id
+        );
+        assert_eq!(stored.output, own.output, "{}", stored.node_id);
+    }
+    store.close().await;
+}
+
+/// A run that ends while another process locks the store: its outcome says the run is not
+/// stored whole, and `flush` stores it once the lock is gone.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn a_run_that_ends_while_the_store_is_locked_is_reported_and_flushed_later(target: &Target) {
+    let (store, recorder, handle, [g1, g2]) =
+        run_to_the_first_gate(target, gatewai_core::RetryPolicy::none()).await;
+    let run_id = handle.run_id().to_owned();
+    let lock = target.lock_writes().await;
+    g1.store(true, Ordering::SeqCst);
+    g2.store(true, Ordering::SeqCst);
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(
+        outcome.observer_errors.len(),
+        1,
+        "{:?}",
+        outcome.observer_errors
+    );
+    let error = &outcome.observer_errors[0];
+    assert_eq!(error.kind(), gatewai_core::ErrorKind::Unavailable);
+    assert!(error.to_string().contains(&run_id), "{error}");
+    assert_eq!(recorder.held_runs().len(), 1);
+    // The store still has the run as it was when the lock was taken.
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    // Flushing while the lock is held fails and keeps the events.
+    let err = recorder.flush().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(recorder.held_runs().len(), 1);
+
+    lock.release().await;
+    recorder.flush().await.unwrap();
+    assert!(recorder.held_runs().is_empty());
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Completed
+    );
+    let executions = store.node_executions(&run_id).await.unwrap();
+    assert_eq!(executions.len(), 4);
+    assert!(
+        executions
+            .iter()
+            .all(|e| e.status == ExecutionStatus::Completed),
+        "{executions:?}"
+    );
+    assert!(store.find_interrupted_runs().await.unwrap().is_empty());
+    store.close().await;
+}
+
+/// The database rejects every row of one node (a constraint): the recorder stores the rest
+/// of each batch event by event, and the run's outcome names what was lost.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn a_batch_the_store_rejects_loses_only_the_events_at_fault(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let reject = match target.name {
+        "sqlite" => {
+            "CREATE TRIGGER reject_poison BEFORE INSERT ON node_executions \
+             WHEN NEW.node_id = 'poison' BEGIN SELECT RAISE(ABORT, 'poison rejected'); END"
+        }
+        _ => {
+            "CREATE FUNCTION reject_poison() RETURNS trigger AS $$ BEGIN \
+             IF NEW.node_id = 'poison' THEN RAISE EXCEPTION 'poison rejected' USING ERRCODE = 'check_violation'; END IF; \
+             RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER reject_poison BEFORE INSERT OR UPDATE ON node_executions \
+             FOR EACH ROW EXECUTE FUNCTION reject_poison()"
+        }
+    };
+    target.execute_raw(reject).await;
+    let probes = Probes::default();
+    let reg = registry(&probes);
+    let document = workflow(
+        &reg,
+        &[
+            ("a", "Sum", json!({"add": 1})),
+            ("poison", "Sum", json!({"add": 2})),
+            ("b", "Sum", json!({"add": 10})),
+        ],
+        &[("a", "b")],
+    );
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Poisoned", document))
+        .await
+        .unwrap();
+    let (outcome, recorder) = recorded_run(&store, reg, &wf).await;
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert!(!outcome.observer_errors.is_empty());
+    for error in &outcome.observer_errors {
+        assert_eq!(
+            error.kind(),
+            gatewai_core::ErrorKind::InvalidInput,
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("node `poison`"), "{message}");
+        assert!(
+            !message.contains("node `a`") && !message.contains("node `b`"),
+            "{message}"
+        );
+    }
+    assert!(
+        recorder.held_runs().is_empty(),
+        "a rejected batch is not held"
+    );
+    // Everything else is stored.
+    let run = store.get_run(&outcome.run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    let executions = store.node_executions(&outcome.run.id).await.unwrap();
+    for id in ["a", "b"] {
+        let e = executions.iter().find(|e| *e.node_id == *id).unwrap();
+        assert_eq!(e.status, ExecutionStatus::Completed, "{id}");
+        assert!(e.output.is_some(), "{id}");
+    }
     store.close().await;
 }
 

@@ -210,6 +210,10 @@ pub struct RunOutcome {
     pub results: HashMap<Arc<str>, Arc<NodeResult>>,
     /// The values of the run's output nodes (Export), by node id.
     pub exports: BTreeMap<String, Vec<Item>>,
+    /// What observers reported they could not handle during the run ([`Error::Observer`]),
+    /// in order. Empty when every observer handled every event: with a store's run
+    /// recorder, when the run is stored whole.
+    pub observer_errors: Vec<Error>,
 }
 
 /// Builds an [`Engine`].

@@ -11,7 +11,7 @@ use super::plan::{NodeRun, Plan, PlanNode};
 use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
 use crate::assets::AssetStore;
 use crate::cache::CachedOutputs;
-use crate::error::{ErrorKind, NodeError, Result};
+use crate::error::{Error, ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason};
 use crate::model::{
     ExecutionStatus, Generation, InputSnapshot, Item, NodeExecution, NodeResult, OnError,
@@ -173,6 +173,8 @@ struct Collector {
     records: Vec<Option<Arc<NodeExecution>>>,
     results: HashMap<Arc<str>, Arc<NodeResult>>,
     exports: BTreeMap<String, Vec<Item>>,
+    /// What observers could not handle.
+    observer_errors: Vec<Error>,
 }
 
 impl Collector {
@@ -181,6 +183,7 @@ impl Collector {
             records: vec![None; count],
             results: HashMap::with_capacity(count),
             exports: BTreeMap::new(),
+            observer_errors: Vec::new(),
         }
     }
 
@@ -496,6 +499,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         records,
         results,
         exports,
+        observer_errors,
     } = collector;
     let executions = records.into_iter().flatten().collect();
     Ok(RunOutcome {
@@ -504,6 +508,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         workflow,
         results,
         exports,
+        observer_errors,
     })
 }
 
@@ -583,17 +588,34 @@ impl Dispatch {
         *seq += 1;
     }
 
-    /// Hands a batch to every observer, then to the stream.
-    async fn deliver(&self, batch: &mut Vec<RunEvent>) {
+    /// Hands a batch to every observer, then to the stream; what observers could not handle
+    /// goes to `errors`.
+    async fn deliver(&self, batch: &mut Vec<RunEvent>, errors: &mut Vec<Error>) {
         if batch.is_empty() {
             return;
         }
         for observer in &self.observers {
-            if let Err(panic) = AssertUnwindSafe(observer.on_events(batch))
+            match AssertUnwindSafe(observer.on_events(batch))
                 .catch_unwind()
                 .await
             {
-                tracing::error!(run_id = %self.run_id, panic = %panic_message(&*panic), "an observer panicked; its batch is lost, the others go on");
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::error!(run_id = %self.run_id, events = batch.len(), %error, "an observer could not handle a batch of events; the run goes on");
+                    errors.push(error);
+                }
+                Err(panic) => {
+                    let message = panic_message(&*panic);
+                    tracing::error!(run_id = %self.run_id, panic = %message, "an observer panicked; its batch is lost, the others go on");
+                    errors.push(Error::observer(
+                        ErrorKind::Internal,
+                        format!(
+                            "an observer panicked on {} events of run `{}`: {message}",
+                            batch.len(),
+                            self.run_id
+                        ),
+                    ));
+                }
             }
         }
         match &self.stream {
@@ -643,7 +665,7 @@ async fn dispatch_events(
                         };
                         d.push(&mut batch, &mut seq, at, kind);
                         if batch.len() >= MAX_BATCH {
-                            d.deliver(&mut batch).await;
+                            d.deliver(&mut batch, &mut collector.observer_errors).await;
                         }
                     }
                 }
@@ -668,10 +690,10 @@ async fn dispatch_events(
                 }
             }
             if batch.len() >= MAX_BATCH {
-                d.deliver(&mut batch).await;
+                d.deliver(&mut batch, &mut collector.observer_errors).await;
             }
         }
-        d.deliver(&mut batch).await;
+        d.deliver(&mut batch, &mut collector.observer_errors).await;
         if finished {
             return collector;
         }

@@ -98,18 +98,46 @@ impl Checkpointer {
     }
 }
 
+/// The URL without its `busy_timeout=<ms>` parameter (ours, not sqlx's), and the timeout
+/// (default [`BUSY_TIMEOUT`]).
+fn take_busy_timeout(url: &str) -> Result<(String, Duration)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), BUSY_TIMEOUT));
+    };
+    let mut timeout = BUSY_TIMEOUT;
+    let mut rest = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("busy_timeout", ms)) => {
+                let ms: u64 = ms.parse().map_err(|_| Error::InvalidUrl {
+                    url: redact(url),
+                    message: format!("busy_timeout `{ms}` is not a number of milliseconds"),
+                })?;
+                timeout = Duration::from_millis(ms);
+            }
+            _ => rest.push(pair),
+        }
+    }
+    let url = match rest.is_empty() {
+        true => base.to_owned(),
+        false => format!("{base}?{}", rest.join("&")),
+    };
+    Ok((url, timeout))
+}
+
 impl SqliteBackend {
     /// Opens (with `mode=rwc`, creates) the database a `sqlite://` URL names and applies the
     /// migrations. `sqlite::memory:` opens a private in-memory database.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
+        let (sqlx_url, busy_timeout) = take_busy_timeout(url)?;
+        let options = SqliteConnectOptions::from_str(&sqlx_url)
             .map_err(|e| Error::InvalidUrl {
                 url: redact(url),
                 message: e.to_string(),
             })?
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(busy_timeout)
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let mut writer = SqlitePoolOptions::new()
@@ -682,6 +710,21 @@ sql_backend!(SqliteBackend, Sqlite, BackendKind::Sqlite);
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn busy_timeout_is_taken_out_of_the_url() {
+        let (url, t) = take_busy_timeout("sqlite://a.db?mode=rwc&busy_timeout=250").unwrap();
+        assert_eq!(
+            (url.as_str(), t),
+            ("sqlite://a.db?mode=rwc", Duration::from_millis(250))
+        );
+        let (url, t) = take_busy_timeout("sqlite://a.db?busy_timeout=0").unwrap();
+        assert_eq!((url.as_str(), t), ("sqlite://a.db", Duration::ZERO));
+        let (url, t) = take_busy_timeout("sqlite://a.db?mode=rwc").unwrap();
+        assert_eq!((url.as_str(), t), ("sqlite://a.db?mode=rwc", BUSY_TIMEOUT));
+        let err = take_busy_timeout("sqlite://a.db?busy_timeout=soon").unwrap_err();
+        assert!(err.to_string().contains("busy_timeout `soon`"), "{err}");
+    }
 
     #[tokio::test]
     async fn enough_rows_start_one_background_checkpoint_at_a_time() {

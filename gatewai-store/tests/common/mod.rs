@@ -138,6 +138,48 @@ impl Target {
         }
     }
 
+    /// Opens the store with a short wait for locks (100 ms), so that a write blocked by
+    /// [`Target::lock_writes`] fails as unavailable soon (SQL backends only).
+    pub async fn open_impatient(&self) -> Store {
+        let url = match self.name {
+            "sqlite" => format!("{}&busy_timeout=100", self.url),
+            "postgres" => format!("{}?options=-c%20lock_timeout%3D100", self.url),
+            other => panic!("no lock wait on the {other} backend"),
+        };
+        Store::open(&url)
+            .await
+            .unwrap_or_else(|e| panic!("open {}: {e}", self.name))
+    }
+
+    /// Blocks writes to runs and node executions from another connection (another process
+    /// holding a lock) until the lock is released; reads go on (SQL backends only).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    pub async fn lock_writes(&self) -> WriteLock {
+        use sqlx::Connection;
+        match self.name {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                // In WAL mode an exclusive transaction blocks writers, not readers.
+                sqlx::raw_sql("BEGIN EXCLUSIVE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteLock::Sqlite(conn)
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE workflow_runs, node_executions IN EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                WriteLock::Postgres(conn)
+            }
+            other => panic!("no write lock on the {other} backend"),
+        }
+    }
+
     /// Runs a raw SQL statement on the database (SQL backends only).
     pub async fn execute_raw(&self, sql: &str) {
         #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
@@ -162,6 +204,35 @@ impl Target {
                     .unwrap();
             }
             other => panic!("no raw SQL on the {other} backend"),
+        }
+    }
+}
+
+/// A lock blocking writes, held by a connection of its own (see [`Target::lock_writes`]).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub enum WriteLock {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqliteConnection),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgConnection),
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl WriteLock {
+    /// Ends the lock's transaction.
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            #[cfg(feature = "sqlite")]
+            WriteLock::Sqlite(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
+            #[cfg(feature = "postgres")]
+            WriteLock::Postgres(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+            }
         }
     }
 }
@@ -269,6 +340,17 @@ impl Node for Gate {
     }
 }
 
+impl Gate {
+    /// A gate of type `node_type` that opens with `open`.
+    pub fn new(node_type: &str, open: Arc<AtomicBool>, runs: Arc<AtomicUsize>) -> Gate {
+        Gate {
+            template: number_template(node_type),
+            open,
+            runs,
+        }
+    }
+}
+
 /// The counters of the test nodes of a registry.
 #[derive(Clone, Default)]
 pub struct Probes {
@@ -285,11 +367,11 @@ pub fn registry(probes: &Probes) -> NodeRegistry {
         counts: probes.counts.clone(),
     })
     .unwrap();
-    r.register(Gate {
-        template: number_template("Gate"),
-        open: probes.gate_open.clone(),
-        runs: probes.gate_runs.clone(),
-    })
+    r.register(Gate::new(
+        "Gate",
+        probes.gate_open.clone(),
+        probes.gate_runs.clone(),
+    ))
     .unwrap();
     r
 }
