@@ -108,7 +108,17 @@ impl Node for Flaky {
             } else {
                 ErrorKind::InvalidInput
             };
-            return Err(NodeError::new(kind, format!("failure {n}")));
+            let error = NodeError::new(kind, format!("failure {n}"));
+            return Err(
+                match ctx
+                    .raw_config()
+                    .get("retry_after_ms")
+                    .and_then(|v| v.as_u64())
+                {
+                    Some(ms) => error.with_retry_after(Duration::from_millis(ms)),
+                    None => error,
+                },
+            );
         }
         Ok(Outputs::one("out", Item::number(n as f64)))
     }
@@ -617,6 +627,69 @@ async fn on_error_continue_puts_the_error_on_the_error_handle() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_node_that_continues_on_error_exports_nothing() {
+    /// An output node whose export always fails (say, an upload).
+    struct FailingExport {
+        template: NodeTemplate,
+    }
+    #[async_trait]
+    impl Node for FailingExport {
+        fn template(&self) -> &NodeTemplate {
+            &self.template
+        }
+        fn is_run_output(&self) -> bool {
+            true
+        }
+        async fn execute(&self, _: &NodeContext, _: &Inputs) -> Result<Outputs, NodeError> {
+            Err(NodeError::new(
+                ErrorKind::InvalidInput,
+                "the destination refused the file",
+            ))
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let mut reg = registry(&c, 1);
+        reg.register(FailingExport {
+            template: NodeTemplate::new("FailingExport", "FailingExport", "Outputs")
+                .terminal()
+                .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
+        })
+        .unwrap();
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .build()
+            .unwrap();
+        let mut wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Sum", json!({"add": 3})),
+                ("good", "Export", json!({})),
+                ("bad", "FailingExport", json!({})),
+            ],
+            &[("a", "out", "good"), ("a", "out", "bad")],
+        );
+        wf.node_mut("bad").unwrap().on_error = Some(OnError::Continue);
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(outcome.exports["good"], vec![Item::number(3.0)]);
+        // The error is the node's record, not the run's output.
+        assert!(
+            !outcome.exports.contains_key("bad"),
+            "{:?}",
+            outcome.exports
+        );
+        let record = outcome
+            .executions
+            .iter()
+            .find(|e| &*e.node_id == "bad")
+            .unwrap();
+        assert!(record.error.as_deref().unwrap().contains("refused"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_skips_the_branch_not_taken_without_failing() {
     for kind in EXECUTORS {
         let c = Counters::default();
@@ -646,6 +719,62 @@ async fn a_router_skips_the_branch_not_taken_without_failing() {
                 .contains("not taken")
         );
         assert_eq!(value_of(&outcome, "on_b"), Some(6.0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_input_its_config_stands_in_for_does_not_make_a_node_not_taken() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let mut reg = registry(&c, 1);
+        // Like the app's LLM: a required prompt typed into the node, optional extra inputs.
+        reg.register(Sum {
+            template: NodeTemplate::new("Prompted", "Prompted", "Test")
+                .handle(
+                    HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
+                        .required()
+                        .config_fallback("prompt"),
+                )
+                .handle(HandleTemplate::input("in", "In", &[DataType::Number]).multiple())
+                .handle(HandleTemplate::output("out", "Out", &[DataType::Number])),
+            runs: c.sum.clone(),
+        })
+        .unwrap();
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("src", "Sum", json!({"add": 5})),
+                ("r", "Router", json!({"route": "b"})),
+                ("merge", "Prompted", json!({"prompt": "describe"})),
+                ("only_a", "Prompted", json!({"prompt": "describe"})),
+            ],
+            &[
+                ("src", "out", "r"),
+                ("src", "out", "merge"),
+                ("r", "a", "merge"),
+                ("r", "a", "only_a"),
+            ],
+        );
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        // One input came, the prompt is in the config: the node runs.
+        assert_eq!(
+            status_of(&outcome, "merge"),
+            ExecutionStatus::Completed,
+            "{kind:?}"
+        );
+        assert_eq!(value_of(&outcome, "merge"), Some(5.0));
+        // Fed only by the branch not taken: skipped, however its prompt is given.
+        assert_eq!(
+            status_of(&outcome, "only_a"),
+            ExecutionStatus::Skipped,
+            "{kind:?}"
+        );
     }
 }
 
@@ -996,7 +1125,57 @@ async fn retries_then_success_and_retries_exhausted() {
         );
         let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
         assert_eq!(outcome.executions[0].attempts, 1);
+
+        // A provider's Retry-After is waited for; one beyond the policy's max backoff (30 s)
+        // is not: the run fails now rather than hang for an hour.
+        for (retry_after_ms, attempts, status) in [
+            (20, 2, RunStatus::Completed),
+            (3_600_000, 1, RunStatus::Failed),
+        ] {
+            c.flaky.store(0, Ordering::SeqCst);
+            let wf = workflow(
+                engine.registry(),
+                &[(
+                    "f",
+                    "Flaky",
+                    json!({"failures": 1, "retry_after_ms": retry_after_ms}),
+                )],
+                &[],
+            );
+            let started = std::time::Instant::now();
+            let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+            assert_eq!(outcome.run.status, status, "{kind:?} {retry_after_ms}");
+            assert_eq!(outcome.executions[0].attempts, attempts);
+            if attempts == 2 {
+                assert!(started.elapsed() >= Duration::from_millis(20));
+            }
+        }
     }
+}
+
+#[test]
+fn backoff_stays_within_its_cap_and_a_long_retry_after_ends_the_retries() {
+    let policy = RetryPolicy {
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(100),
+        multiplier: 2.0,
+        max_backoff: Duration::from_secs(1),
+        jitter: 0.5,
+    };
+    for _ in 0..1000 {
+        // 100 ms × 2⁹ is far above the cap: jitter must not lift a delay past it.
+        assert!(policy.backoff(10) <= Duration::from_secs(1));
+        let first = policy.backoff(1);
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(150));
+    }
+    assert!(
+        policy
+            .delay_after(1, Some(Duration::from_millis(800)))
+            .unwrap()
+            >= Duration::from_millis(800)
+    );
+    assert_eq!(policy.delay_after(1, Some(Duration::from_secs(2))), None);
+    assert!(policy.delay_after(1, None).unwrap() <= Duration::from_millis(150));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,8 @@ mod plan;
 mod run;
 
 /// How failed attempts are retried: only errors whose kind is retryable, with exponential
-/// backoff and jitter; a node error's `retry_after` is honoured as a minimum.
+/// backoff and jitter; a node error's `retry_after` is honoured as a minimum (one longer than
+/// `max_backoff` ends the retries).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Attempts in all, including the first (1 = no retry).
@@ -88,7 +89,8 @@ impl RetryPolicy {
         }
     }
 
-    /// The delay before attempt `attempt + 1` after attempt `attempt` (from 1) failed.
+    /// The delay before attempt `attempt + 1` after attempt `attempt` (from 1) failed: the
+    /// exponential delay with jitter, never above `max_backoff`.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let cap = self.max_backoff.as_secs_f64();
         let base = self.initial_backoff.as_secs_f64()
@@ -96,10 +98,27 @@ impl RetryPolicy {
                 .multiplier
                 .max(1.0)
                 .powi(attempt.saturating_sub(1).min(1024) as i32);
-        let base = if base.is_finite() { base.min(cap) } else { cap };
         let spread = self.jitter.clamp(0.0, 1.0);
         let factor = 1.0 + spread * (fastrand::f64() * 2.0 - 1.0);
-        Duration::try_from_secs_f64(base * factor).unwrap_or(self.max_backoff)
+        let delay = base * factor;
+        let delay = if delay.is_finite() {
+            delay.min(cap)
+        } else {
+            cap
+        };
+        Duration::try_from_secs_f64(delay).unwrap_or(self.max_backoff)
+    }
+
+    /// The delay before the attempt after attempt `attempt` failed with an error that asks
+    /// to wait `retry_after` (a provider's `Retry-After`): at least that, else
+    /// [`RetryPolicy::backoff`]. `None` when the wait asked for is longer than
+    /// `max_backoff`: the attempt's error stands rather than holding the run that long.
+    pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        match retry_after {
+            Some(wait) if wait > self.max_backoff => None,
+            Some(wait) => Some(self.backoff(attempt).max(wait)),
+            None => Some(self.backoff(attempt)),
+        }
     }
 }
 
@@ -208,7 +227,8 @@ pub struct RunOutcome {
     pub workflow: Workflow,
     /// Every completed node's result in this run (transient nodes included), by node id.
     pub results: HashMap<Arc<str>, Arc<NodeResult>>,
-    /// The values of the run's output nodes (Export), by node id.
+    /// The values of the run's output nodes (Export), by node id. An output node that failed
+    /// and continued on error exports nothing (its record has the error).
     pub exports: BTreeMap<String, Vec<Item>>,
     /// What observers reported they could not handle during the run ([`Error::Observer`]),
     /// in order. Empty when every observer handled every event: with a store's run

@@ -192,8 +192,10 @@ impl Collector {
         if let Some(slot) = self.records.get_mut(idx) {
             *slot = Some(record);
         }
-        if let End::Completed { result, .. } = &s.end {
-            if node.is_run_output {
+        if let End::Completed { result, error, .. } = &s.end {
+            // An output node that continued on error has the error as its result: that is
+            // its record's, not a value the run exports.
+            if node.is_run_output && error.is_none() {
                 let items = result
                     .selected()
                     .map(|g| g.items.iter().map(OutputItem::to_item).collect())
@@ -824,7 +826,9 @@ impl RunState {
                 }
             }
             delivered += values.len();
-            if slot.required && values.is_empty() {
+            // A required input no edge feeds is stood in for by the node's config (validation
+            // checked that): only one whose edges delivered nothing is missing.
+            if slot.required && values.is_empty() && !slot.sources.is_empty() {
                 required_missing = true;
             }
             slots.push(InputSlot {
@@ -1119,18 +1123,21 @@ impl RunState {
                     let retry = error.is_retryable()
                         && attempt < node.retry.max_attempts
                         && !self.cancel.is_cancelled();
-                    if !retry {
+                    let delay = match retry {
+                        true => node.retry.delay_after(attempt, error.retry_after()),
+                        false => None,
+                    };
+                    let Some(delay) = delay else {
+                        if retry {
+                            tracing::info!(parent: span, attempt, error = %error, retry_after_ms = error.retry_after().map(|d| d.as_millis() as u64), "the error asks to wait longer than the retry policy's max backoff; not retrying");
+                        }
                         return Attempted::Failed {
                             error,
                             attempts: attempt,
                             finished,
                             duration_ms,
                         };
-                    }
-                    let delay = node
-                        .retry
-                        .backoff(attempt)
-                        .max(error.retry_after().unwrap_or_default());
+                    };
                     tracing::info!(parent: span, attempt, error = %error, delay_ms = delay.as_millis() as u64, "attempt failed; retrying");
                     self.emit(EventKind::NodeFailed {
                         node_id: node.id.clone(),
