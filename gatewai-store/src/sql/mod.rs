@@ -11,7 +11,8 @@ mod row;
 use batch::{Arg, Step, batch_steps};
 
 use row::{
-    AssetRow, CacheRow, ExecutionRow, PlannedNode, RunRow, UserRow, WorkflowRow, merge_planned,
+    AssetRow, CacheRow, ExecutionRow, JsonText, PlannedNode, RunRow, UserRow, WorkflowRow,
+    merge_planned,
 };
 
 /// SQL shared by both backends.
@@ -103,7 +104,6 @@ use crate::model::{
 use crate::write_plan::{normalize_execution, normalize_run, now, plan_batch};
 use async_trait::async_trait;
 use gatewai_core::{CacheKey, FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
-use sqlx::types::Json;
 use std::sync::Arc;
 
 /// A database error, with a unique-key violation reported as a conflict on `entity` `id`.
@@ -117,6 +117,15 @@ fn conflict_or(e: sqlx::Error, entity: &'static str, id: &str) -> Error {
         }
         _ => Error::Database(e),
     }
+}
+
+/// A value of a JSON column, serialized: bound as [`JsonText`], `TEXT` in SQLite and `JSON` in
+/// PostgreSQL, which keeps the escape `\u0000` of a string's NUL character as written (the
+/// `JSONB` these columns had refused it).
+fn json_arg<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<JsonText> {
+    serde_json::to_string(value)
+        .map(JsonText)
+        .map_err(|source| Error::Serialize { what, source })
 }
 
 /// Rows of a page: LIMIT and OFFSET as the databases take them.
@@ -280,6 +289,10 @@ macro_rules! sql_backend {
                 workflow: NewWorkflow,
             ) -> Result<StoredWorkflow> {
                 let id = crate::argument::new_id(workflow.id)?;
+                let mut document = workflow.document;
+                document.id = Some(id.clone());
+                document.name = Some(workflow.name.clone());
+                let json = json_arg("a workflow document", &document)?;
                 let mut tx = self.write.begin().await?;
                 if sqlx::query::<$db>(query::USER_EXISTS)
                     .bind(owner_id)
@@ -290,14 +303,11 @@ macro_rules! sql_backend {
                     return Err(Error::not_found("user", owner_id));
                 }
                 let now = now();
-                let mut document = workflow.document;
-                document.id = Some(id.clone());
-                document.name = Some(workflow.name.clone());
                 sqlx::query::<$db>(query::INSERT_WORKFLOW)
                     .bind(&id)
                     .bind(owner_id)
                     .bind(&workflow.name)
-                    .bind(Json(&document))
+                    .bind(json)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
@@ -350,16 +360,19 @@ macro_rules! sql_backend {
                 id: &str,
                 update: WorkflowUpdate,
             ) -> Result<StoredWorkflow> {
-                let document = update.document.map(|mut d| {
-                    d.id = Some(id.to_owned());
-                    d.name = None;
-                    d
-                });
+                let document = update
+                    .document
+                    .map(|mut d| {
+                        d.id = Some(id.to_owned());
+                        d.name = None;
+                        json_arg("a workflow document", &d)
+                    })
+                    .transpose()?;
                 sqlx::query_as::<$db, WorkflowRow>(query::UPDATE_WORKFLOW)
                     .bind(id)
                     .bind(owner_id)
                     .bind(update.name)
-                    .bind(document.as_ref().map(Json))
+                    .bind(document)
                     .bind(now())
                     .fetch_optional(&self.write)
                     .await?
@@ -589,7 +602,7 @@ macro_rules! sql_backend {
             async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()> {
                 sqlx::query::<$db>(query::CACHE_PUT)
                     .bind(key.to_hex())
-                    .bind(Json(outputs))
+                    .bind(json_arg("a result-cache entry", outputs)?)
                     .bind(now())
                     .execute(&self.write)
                     .await?;
@@ -605,6 +618,14 @@ macro_rules! sql_backend {
                 owner_id: Option<&str>,
             ) -> Result<()> {
                 crate::argument::non_empty("asset id", &asset.id)?;
+                let metadata = asset
+                    .metadata
+                    .as_ref()
+                    .map(|m| json_arg("an asset's metadata", m))
+                    .transpose()?;
+                let extra = (!asset.extra.is_empty())
+                    .then(|| json_arg("an asset's extra fields", &asset.extra))
+                    .transpose()?;
                 sqlx::query::<$db>(query::PUT_ASSET)
                     .bind(&asset.id)
                     .bind(&asset.name)
@@ -616,8 +637,8 @@ macro_rules! sql_backend {
                     .bind(asset.height.map(to_i32))
                     .bind(asset.fps)
                     .bind(asset.duration)
-                    .bind(asset.metadata.as_ref().map(Json))
-                    .bind((!asset.extra.is_empty()).then_some(Json(&asset.extra)))
+                    .bind(metadata)
+                    .bind(extra)
                     .bind(owner_id)
                     .bind(now())
                     .execute(&self.write)
