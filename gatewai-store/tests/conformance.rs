@@ -63,6 +63,7 @@ conformance!(
     asset_records_round_trip,
     malformed_json_is_an_error,
     json_with_nul_characters_round_trips,
+    run_history_lists_each_run_with_its_own_executions,
 );
 
 fn doc(label: &str) -> gatewai_core::Workflow {
@@ -1219,6 +1220,137 @@ async fn json_with_nul_characters_round_trips(target: &Target) {
         Some(asset)
     );
     store.close().await;
+}
+
+/// A page of the run history lists each run with its own executions, even when a run of the
+/// workflow starts while the page is read (the runs are read first, then their executions:
+/// a newer run shifts the page, and the executions must still be those of the runs listed).
+///
+/// On PostgreSQL the interleaving is forced: a transaction holds `node_executions` locked, so
+/// that the read of the executions waits after the runs were read, then starts a run and
+/// commits. The memory backend reads under one lock and SQLite's readers never wait in WAL
+/// mode, so neither can be paused between the two reads from outside: there the test reads
+/// without a run in between (the SQLite query is exercised with one in `sql`'s unit tests).
+async fn run_history_lists_each_run_with_its_own_executions(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Busy", doc("b")))
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let id = format!("run-{i}");
+        store
+            .save_run(&run_record(&id, Some(&wf.id), 10 - i))
+            .await
+            .unwrap();
+        store
+            .save_node_execution(&execution(&id, "n0", i as f64))
+            .await
+            .unwrap();
+    }
+    let entries = match target.name {
+        #[cfg(feature = "postgres")]
+        "postgres" => run_history_while_a_run_starts(target, &store, &wf.id).await,
+        _ => store
+            .run_history("alice", &wf.id, Page::first(2))
+            .await
+            .unwrap(),
+    };
+    let listed: Vec<&str> = entries.iter().map(|e| e.run.id.as_str()).collect();
+    assert_eq!(listed, ["run-3", "run-2"]);
+    for entry in &entries {
+        let executions: Vec<(&str, &str, ExecutionStatus)> = entry
+            .executions
+            .iter()
+            .map(|e| (&*e.run_id, &*e.node_id, e.status))
+            .collect();
+        assert_eq!(
+            executions,
+            [(entry.run.id.as_str(), "n0", ExecutionStatus::Completed)],
+            "the executions of {}",
+            entry.run.id
+        );
+    }
+    store.close().await;
+}
+
+/// Reads the first page of two runs of `workflow_id` while a run starts: the read of the
+/// executions waits for a lock the test holds on `node_executions` until a newer run and its
+/// execution are committed.
+#[cfg(feature = "postgres")]
+async fn run_history_while_a_run_starts(
+    target: &Target,
+    store: &Store,
+    workflow_id: &str,
+) -> Vec<RunHistoryEntry> {
+    use sqlx::Connection;
+    let mut locker = sqlx::PgConnection::connect(&target.url).await.unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE node_executions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let reader = {
+        let (store, workflow_id) = (store.clone(), workflow_id.to_owned());
+        tokio::spawn(async move {
+            store
+                .run_history("alice", &workflow_id, Page::first(2))
+                .await
+        })
+    };
+    // The store has read the runs and waits to read their executions.
+    let mut watcher = sqlx::PgConnection::connect(&target.url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted \
+             AND relation = 'node_executions'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !reader.is_finished(),
+            "run_history never read node_executions"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for run_history to read node_executions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A run starts meanwhile: the newest of the workflow.
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, created_at, started_at) \
+         VALUES ('run-new', $1, 'API', 'RUNNING', now(), now())",
+    )
+    .bind(workflow_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status) \
+         VALUES ('run-new', 'n0', 0, 'Sum', 'Sum n0', 'QUEUED')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let entries = reader.await.unwrap().unwrap();
+    // The next read sees the new run first.
+    let now = store
+        .run_history("alice", workflow_id, Page::first(2))
+        .await
+        .unwrap();
+    let listed: Vec<&str> = now.iter().map(|e| e.run.id.as_str()).collect();
+    assert_eq!(listed, ["run-new", "run-3"]);
+    assert_eq!(now[0].executions.len(), 1);
+    entries
 }
 
 #[cfg(feature = "sqlite")]

@@ -54,6 +54,11 @@ const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, s
      started_at = excluded.started_at, finished_at = excluded.finished_at, \
      duration_ms = excluded.duration_ms, attempts = excluded.attempts";
 
+/// The node executions of the runs whose ids `$1` (an array) holds, by run and queue order.
+const RUNS_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, \
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts \
+     FROM node_executions WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq, node_id";
+
 /// Updates running executions of one run (`$1`), keeping the columns it does not name; a
 /// missing row is created (with an empty type and label until the node's full record is
 /// written).
@@ -159,6 +164,17 @@ impl PostgresBackend {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The node executions of the runs `run_ids`, by run and queue order.
+    async fn executions_of_runs(
+        conn: &mut PgConnection,
+        run_ids: &[&str],
+    ) -> Result<Vec<ExecutionRow>> {
+        Ok(sqlx::query_as::<Postgres, ExecutionRow>(RUNS_EXECUTIONS)
+            .bind(run_ids)
+            .fetch_all(&mut *conn)
+            .await?)
     }
 
     /// Updates running executions, as [`Self::write_executions`].
