@@ -8,7 +8,7 @@ use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use common::{Probes, Target, chain, eventually, number_of, registry, workflow};
 use gatewai_core::{
     CacheKey, Engine, EventKind, ExecutionStatus, Generation, Item, NodeExecution, NodeResult,
-    RunEvent, RunOptions, RunRecord, RunStatus, TriggerType,
+    ResultSource, RunEvent, RunOptions, RunRecord, RunStatus, TriggerType,
 };
 use gatewai_store::prelude::*;
 use serde_json::json;
@@ -56,6 +56,8 @@ conformance!(
     store_cache_survives_reopening,
     asset_records_round_trip,
     malformed_json_is_an_error,
+    json_with_nul_characters_round_trips,
+    run_history_lists_each_run_with_its_own_executions,
 );
 
 fn doc(label: &str) -> gatewai_core::Workflow {
@@ -1327,7 +1329,7 @@ async fn malformed_json_is_an_error(target: &Target) {
         .cache_put(&CacheKey([1; 32]), &[Generation::default()])
         .await
         .unwrap();
-    // Valid JSON of the wrong shape (PostgreSQL's JSONB refuses broken syntax) …
+    // Valid JSON of the wrong shape (PostgreSQL's JSON refuses broken syntax) …
     target
         .execute_raw(
             "UPDATE workflows SET document = '{\"nodes\": \"oops\"}' WHERE id = 'wf-bad';\
@@ -1406,6 +1408,292 @@ async fn malformed_json_is_an_error(target: &Target) {
             .is_some()
     );
     store.close().await;
+}
+
+/// A string with a NUL character is written in JSON as the escape `\u0000`, which
+/// PostgreSQL's `JSONB` refuses: every JSON column that carries user data (a workflow
+/// document, a node's input and output snapshots, a cached result, an asset's metadata) must
+/// store it and read it back unchanged, the run recorder's batches included.
+async fn json_with_nul_characters_round_trips(target: &Target) {
+    const NUL: &str = "before\u{0}after";
+    let store = target.open().await;
+    with_users(&store).await;
+
+    // A workflow document: created, read, listed, updated.
+    let mut document = doc(NUL);
+    document.nodes[0].config = json!({"add": 1, "prompt": NUL, NUL: [NUL]});
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Nul", document.clone()))
+        .await
+        .unwrap();
+    assert_eq!(wf.document.extra["description"], json!(NUL));
+    let read = store.get_workflow("alice", &wf.id).await.unwrap().unwrap();
+    assert_eq!(read, wf, "a document with NUL reads back as stored");
+    assert_eq!(read.document.nodes[0].config["prompt"], json!(NUL));
+    assert_eq!(
+        store
+            .list_workflows("alice", Page::default())
+            .await
+            .unwrap(),
+        std::slice::from_ref(&wf)
+    );
+    document
+        .extra
+        .insert("second".into(), json!([NUL, {"k": NUL}]));
+    let updated = store
+        .update_workflow(
+            "alice",
+            &wf.id,
+            WorkflowUpdate {
+                name: None,
+                document: Some(document),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.document.extra["second"], json!([NUL, {"k": NUL}]));
+    assert_eq!(
+        store.get_workflow("alice", &wf.id).await.unwrap().unwrap(),
+        updated
+    );
+
+    // A run recorded by batches, as the recorder writes it: a node's input and output
+    // snapshots carry the string.
+    let run_id: Arc<str> = Arc::from(format!("run-{}", uuid::Uuid::new_v4()));
+    let t0 = Utc::now().trunc_subsecs(6);
+    let mut run = run_record(&run_id, Some(&wf.id), 0);
+    run.created_at = t0;
+    run.started_at = Some(t0);
+    let output = Arc::new(NodeResult::single(Generation {
+        items: vec![Item::text(NUL).on("n0:out")],
+    }));
+    let record = Arc::new(NodeExecution {
+        input: Some(json!({"in": [NUL], NUL: {"nested": NUL}}).into()),
+        output: Some(output.clone()),
+        started_at: Some(t0),
+        finished_at: Some(t0),
+        ..execution(&run_id, "n0", 1.0)
+    });
+    let mut seq = 0;
+    let mut event = |kind: EventKind| {
+        seq += 1;
+        RunEvent {
+            run_id: run_id.clone(),
+            seq: seq - 1,
+            at: t0,
+            kind,
+        }
+    };
+    let started = vec![
+        event(EventKind::RunStarted {
+            run: Arc::new(run.clone()),
+            node_count: 1,
+        }),
+        event(EventKind::NodeQueued {
+            node_id: Arc::from("n0"),
+            node_type: Arc::from("Sum"),
+            label: Arc::from("Sum n0"),
+        }),
+    ];
+    let mut finished = run.clone();
+    finished.status = RunStatus::Completed;
+    finished.finished_at = Some(t0);
+    let completed = vec![
+        event(EventKind::NodeCompleted {
+            node_id: Arc::from("n0"),
+            source: ResultSource::Executed,
+            result: output.clone(),
+            record: record.clone(),
+        }),
+        event(EventKind::RunFinished {
+            run: Arc::new(finished.clone()),
+        }),
+    ];
+    store.record_events(&started).await.unwrap();
+    store.record_events(&completed).await.unwrap();
+    assert_eq!(
+        store.node_executions(&run_id).await.unwrap(),
+        [(*record).clone()]
+    );
+    let entry = store
+        .get_run_entry("alice", &run_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.run, finished);
+    assert_eq!(entry.executions, [(*record).clone()]);
+    let history = store
+        .run_history("alice", &wf.id, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(history, [entry]);
+
+    // A node execution saved alone.
+    let mut alone = execution(&run_id, "n1", 2.0);
+    alone.input = Some(json!({"text": NUL}).into());
+    store.save_node_execution(&alone).await.unwrap();
+    assert_eq!(
+        store.node_executions(&run_id).await.unwrap(),
+        [(*record).clone(), alone]
+    );
+
+    // A result-cache entry.
+    let key = CacheKey([9; 32]);
+    let generations = vec![Generation {
+        items: vec![Item::text(NUL).on(NUL)],
+    }];
+    store.cache_put(&key, &generations).await.unwrap();
+    assert_eq!(store.cache_get(&key).await.unwrap(), Some(generations));
+
+    // An asset's metadata and extra fields.
+    let mut asset = gatewai_core::FileAsset {
+        id: "asset-nul".into(),
+        name: "nul.txt".into(),
+        bucket: "local".into(),
+        key: "assets/nul".into(),
+        mime_type: "text/plain".into(),
+        size: 1,
+        metadata: Some(json!({"prompt": NUL})),
+        ..Default::default()
+    };
+    asset.extra.insert("note".into(), json!(NUL));
+    store.put_asset_record(&asset, Some("alice")).await.unwrap();
+    assert_eq!(
+        store.get_asset_record("asset-nul").await.unwrap(),
+        Some(asset)
+    );
+    store.close().await;
+}
+
+/// A page of the run history lists each run with its own executions, even when a run of the
+/// workflow starts while the page is read (the runs are read first, then their executions:
+/// a newer run shifts the page, and the executions must still be those of the runs listed).
+///
+/// On PostgreSQL the interleaving is forced: a transaction holds `node_executions` locked, so
+/// that the read of the executions waits after the runs were read, then starts a run and
+/// commits. The memory backend reads under one lock and SQLite's readers never wait in WAL
+/// mode, so neither can be paused between the two reads from outside: there the test reads
+/// without a run in between (the SQLite query is exercised with one in `sql`'s unit tests).
+async fn run_history_lists_each_run_with_its_own_executions(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Busy", doc("b")))
+        .await
+        .unwrap();
+    for i in 0..4 {
+        let id = format!("run-{i}");
+        store
+            .save_run(&run_record(&id, Some(&wf.id), 10 - i))
+            .await
+            .unwrap();
+        store
+            .save_node_execution(&execution(&id, "n0", i as f64))
+            .await
+            .unwrap();
+    }
+    let entries = match target.name {
+        #[cfg(feature = "postgres")]
+        "postgres" => run_history_while_a_run_starts(target, &store, &wf.id).await,
+        _ => store
+            .run_history("alice", &wf.id, Page::first(2))
+            .await
+            .unwrap(),
+    };
+    let listed: Vec<&str> = entries.iter().map(|e| e.run.id.as_str()).collect();
+    assert_eq!(listed, ["run-3", "run-2"]);
+    for entry in &entries {
+        let executions: Vec<(&str, &str, ExecutionStatus)> = entry
+            .executions
+            .iter()
+            .map(|e| (&*e.run_id, &*e.node_id, e.status))
+            .collect();
+        assert_eq!(
+            executions,
+            [(entry.run.id.as_str(), "n0", ExecutionStatus::Completed)],
+            "the executions of {}",
+            entry.run.id
+        );
+    }
+    store.close().await;
+}
+
+/// Reads the first page of two runs of `workflow_id` while a run starts: the read of the
+/// executions waits for a lock the test holds on `node_executions` until a newer run and its
+/// execution are committed.
+#[cfg(feature = "postgres")]
+async fn run_history_while_a_run_starts(
+    target: &Target,
+    store: &Store,
+    workflow_id: &str,
+) -> Vec<RunHistoryEntry> {
+    use sqlx::Connection;
+    let mut locker = sqlx::PgConnection::connect(&target.url).await.unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE node_executions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let reader = {
+        let (store, workflow_id) = (store.clone(), workflow_id.to_owned());
+        tokio::spawn(async move {
+            store
+                .run_history("alice", &workflow_id, Page::first(2))
+                .await
+        })
+    };
+    // The store has read the runs and waits to read their executions.
+    let mut watcher = sqlx::PgConnection::connect(&target.url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted \
+             AND relation = 'node_executions'::regclass \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !reader.is_finished(),
+            "run_history never read node_executions"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for run_history to read node_executions"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A run starts meanwhile: the newest of the workflow.
+    sqlx::query(
+        "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, created_at, started_at) \
+         VALUES ('run-new', $1, 'API', 'RUNNING', now(), now())",
+    )
+    .bind(workflow_id)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status) \
+         VALUES ('run-new', 'n0', 0, 'Sum', 'Sum n0', 'QUEUED')",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let entries = reader.await.unwrap().unwrap();
+    // The next read sees the new run first.
+    let now = store
+        .run_history("alice", workflow_id, Page::first(2))
+        .await
+        .unwrap();
+    let listed: Vec<&str> = now.iter().map(|e| e.run.id.as_str()).collect();
+    assert_eq!(listed, ["run-new", "run-3"]);
+    assert_eq!(now[0].executions.len(), 1);
+    entries
 }
 
 #[cfg(feature = "sqlite")]

@@ -1,9 +1,10 @@
 //! The SQL backends, SQLite and PostgreSQL, written once over sqlx: both speak the same SQL
 //! (numbered `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`), and differ only in
-//! their migrations (column types), connection set-up and the way each stores a batch of run
-//! events, the run recorder's hot path (`store_steps`: in SQLite, multi-row statements with
-//! the transaction's `BEGIN` and `COMMIT` folded into the first and last; in PostgreSQL, rows
-//! bound as column arrays in one transaction).
+//! their migrations (column types), connection set-up, the way each binds a list of run ids
+//! (`executions_of_runs`: an array in PostgreSQL, a JSON array in SQLite) and the way each
+//! stores a batch of run events, the run recorder's hot path (`store_steps`: in SQLite,
+//! multi-row statements with the transaction's `BEGIN` and `COMMIT` folded into the first and
+//! last; in PostgreSQL, rows bound as column arrays in one transaction).
 
 mod batch;
 mod row;
@@ -11,7 +12,8 @@ mod row;
 use batch::{Arg, Step, batch_steps};
 
 use row::{
-    AssetRow, CacheRow, ExecutionRow, PlannedNode, RunRow, UserRow, WorkflowRow, merge_planned,
+    AssetRow, CacheRow, ExecutionRow, JsonText, PlannedNode, RunRow, UserRow, WorkflowRow,
+    merge_planned,
 };
 
 /// SQL shared by both backends.
@@ -74,10 +76,6 @@ mod query {
 
     pub(super) const RUN_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, input_data, output_data, error, \
          cached, started_at, finished_at, duration_ms, attempts FROM node_executions WHERE run_id = $1 ORDER BY seq, node_id";
-    pub(super) const HISTORY_EXECUTIONS: &str = "SELECT e.run_id, e.node_id, e.seq, e.node_type, e.node_label, e.status, e.input_data, \
-         e.output_data, e.error, e.cached, e.started_at, e.finished_at, e.duration_ms, e.attempts \
-         FROM node_executions e JOIN (SELECT id FROM workflow_runs WHERE workflow_id = $1 \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3) r ON r.id = e.run_id ORDER BY e.run_id, e.seq, e.node_id";
     pub(super) const NEXT_EXECUTION_SEQ: &str =
         "SELECT COALESCE(MAX(seq) + 1, 0) FROM node_executions WHERE run_id = $1";
     pub(super) const RUN_EXISTS: &str = "SELECT id FROM workflow_runs WHERE id = $1";
@@ -107,7 +105,6 @@ use crate::model::{
 use crate::write_plan::{normalize_execution, normalize_run, now, plan_batch};
 use async_trait::async_trait;
 use gatewai_core::{CacheKey, FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
-use sqlx::types::Json;
 use std::sync::Arc;
 
 /// A database error, with a unique-key violation reported as a conflict on `entity` `id`.
@@ -121,6 +118,15 @@ fn conflict_or(e: sqlx::Error, entity: &'static str, id: &str) -> Error {
         }
         _ => Error::Database(e),
     }
+}
+
+/// A value of a JSON column, serialized: bound as [`JsonText`], `TEXT` in SQLite and `JSON` in
+/// PostgreSQL, which keeps the escape `\u0000` of a string's NUL character as written (the
+/// `JSONB` these columns had refused it).
+fn json_arg<T: serde::Serialize + ?Sized>(what: &'static str, value: &T) -> Result<JsonText> {
+    serde_json::to_string(value)
+        .map(JsonText)
+        .map_err(|source| Error::Serialize { what, source })
 }
 
 /// Rows of a page: LIMIT and OFFSET as the databases take them.
@@ -163,7 +169,8 @@ fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
 }
 
 /// Implements every store trait for a backend struct with `read` and `write` pools of one
-/// sqlx database type. The SQL is the same for every database.
+/// sqlx database type. The SQL is the same for every database (but for the few statements
+/// each backend runs its own way: see the module's documentation).
 macro_rules! sql_backend {
     ($name:ident, $db:ty, $kind:expr) => {
         impl $name {
@@ -216,6 +223,49 @@ macro_rules! sql_backend {
                     .fetch_all(&mut *conn)
                     .await?;
                 Ok(merge_planned(run_id, planned, with_seq(rows)?))
+            }
+
+            /// A page of a workflow's runs, newest first.
+            pub(super) async fn history_page(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                workflow_id: &str,
+                page: Page,
+            ) -> Result<Vec<RunRow>> {
+                let (limit, offset) = limit_offset(page);
+                Ok(sqlx::query_as::<$db, RunRow>(query::RUN_HISTORY)
+                    .bind(workflow_id)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&mut *conn)
+                    .await?)
+            }
+
+            /// The runs of a history page, each with its executions. The executions are read
+            /// by the ids of these runs, not by paging the workflow's runs again: a run
+            /// started since the page was read would shift that page, and the last run of this
+            /// one would show none of its executions.
+            pub(super) async fn history_entries(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                runs: Vec<RunRow>,
+            ) -> Result<Vec<RunHistoryEntry>> {
+                let runs = runs
+                    .into_iter()
+                    .map(RunRow::into_parts)
+                    .collect::<Result<Vec<_>>>()?;
+                if runs.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids: Vec<&str> = runs.iter().map(|(run, _)| run.id.as_str()).collect();
+                let rows = Self::executions_of_runs(conn, &ids).await?;
+                let mut executions = group_executions(rows)?;
+                Ok(runs
+                    .into_iter()
+                    .map(|(run, planned)| {
+                        let rows = executions.remove(&run.id).unwrap_or_default();
+                        let executions = merge_planned(&run.id, &planned, rows);
+                        RunHistoryEntry { run, executions }
+                    })
+                    .collect())
             }
 
             /// A run and its planned nodes.
@@ -284,6 +334,10 @@ macro_rules! sql_backend {
                 workflow: NewWorkflow,
             ) -> Result<StoredWorkflow> {
                 let id = crate::argument::new_id(workflow.id)?;
+                let mut document = workflow.document;
+                document.id = Some(id.clone());
+                document.name = Some(workflow.name.clone());
+                let json = json_arg("a workflow document", &document)?;
                 let mut tx = self.write.begin().await?;
                 if sqlx::query::<$db>(query::USER_EXISTS)
                     .bind(owner_id)
@@ -294,14 +348,11 @@ macro_rules! sql_backend {
                     return Err(Error::not_found("user", owner_id));
                 }
                 let now = now();
-                let mut document = workflow.document;
-                document.id = Some(id.clone());
-                document.name = Some(workflow.name.clone());
                 sqlx::query::<$db>(query::INSERT_WORKFLOW)
                     .bind(&id)
                     .bind(owner_id)
                     .bind(&workflow.name)
-                    .bind(Json(&document))
+                    .bind(json)
                     .bind(now)
                     .execute(&mut *tx)
                     .await
@@ -354,16 +405,19 @@ macro_rules! sql_backend {
                 id: &str,
                 update: WorkflowUpdate,
             ) -> Result<StoredWorkflow> {
-                let document = update.document.map(|mut d| {
-                    d.id = Some(id.to_owned());
-                    d.name = None;
-                    d
-                });
+                let document = update
+                    .document
+                    .map(|mut d| {
+                        d.id = Some(id.to_owned());
+                        d.name = None;
+                        json_arg("a workflow document", &d)
+                    })
+                    .transpose()?;
                 sqlx::query_as::<$db, WorkflowRow>(query::UPDATE_WORKFLOW)
                     .bind(id)
                     .bind(owner_id)
                     .bind(update.name)
-                    .bind(document.as_ref().map(Json))
+                    .bind(document)
                     .bind(now())
                     .fetch_optional(&self.write)
                     .await?
@@ -475,28 +529,9 @@ macro_rules! sql_backend {
                 if !self.owned_workflow_exists(owner_id, workflow_id).await? {
                     return Err(Error::not_found("workflow", workflow_id));
                 }
-                let (limit, offset) = limit_offset(page);
-                let runs = sqlx::query_as::<$db, RunRow>(query::RUN_HISTORY)
-                    .bind(workflow_id)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.read)
-                    .await?;
-                let rows = sqlx::query_as::<$db, ExecutionRow>(query::HISTORY_EXECUTIONS)
-                    .bind(workflow_id)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.read)
-                    .await?;
-                let mut executions = group_executions(rows)?;
-                runs.into_iter()
-                    .map(|row| {
-                        let (run, planned) = row.into_parts()?;
-                        let rows = executions.remove(&run.id).unwrap_or_default();
-                        let executions = merge_planned(&run.id, &planned, rows);
-                        Ok(RunHistoryEntry { run, executions })
-                    })
-                    .collect()
+                let mut conn = self.read.acquire().await?;
+                let runs = Self::history_page(&mut conn, workflow_id, page).await?;
+                Self::history_entries(&mut conn, runs).await
             }
 
             async fn record_events(&self, events: &[RunEvent]) -> Result<()> {
@@ -593,7 +628,7 @@ macro_rules! sql_backend {
             async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()> {
                 sqlx::query::<$db>(query::CACHE_PUT)
                     .bind(key.to_hex())
-                    .bind(Json(outputs))
+                    .bind(json_arg("a result-cache entry", outputs)?)
                     .bind(now())
                     .execute(&self.write)
                     .await?;
@@ -609,6 +644,14 @@ macro_rules! sql_backend {
                 owner_id: Option<&str>,
             ) -> Result<()> {
                 crate::argument::non_empty("asset id", &asset.id)?;
+                let metadata = asset
+                    .metadata
+                    .as_ref()
+                    .map(|m| json_arg("an asset's metadata", m))
+                    .transpose()?;
+                let extra = (!asset.extra.is_empty())
+                    .then(|| json_arg("an asset's extra fields", &asset.extra))
+                    .transpose()?;
                 sqlx::query::<$db>(query::PUT_ASSET)
                     .bind(&asset.id)
                     .bind(&asset.name)
@@ -620,8 +663,8 @@ macro_rules! sql_backend {
                     .bind(asset.height.map(to_i32))
                     .bind(asset.fps)
                     .bind(asset.duration)
-                    .bind(asset.metadata.as_ref().map(Json))
-                    .bind((!asset.extra.is_empty()).then_some(Json(&asset.extra)))
+                    .bind(metadata)
+                    .bind(extra)
                     .bind(owner_id)
                     .bind(now())
                     .execute(&self.write)
@@ -875,6 +918,99 @@ mod tests {
         assert_eq!(store.node_executions(&run_id).await.unwrap().len(), 5);
         let stored = store.get_run(&run_id).await.unwrap().unwrap();
         assert_eq!(stored.status, RunStatus::Completed);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn sqlite_history_reads_the_executions_of_the_runs_it_listed() {
+        use crate::backend::{UserStore, WorkflowStore};
+        use crate::model::{NewUser, NewWorkflow, Page};
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = super::SqliteBackend::connect(&url).await.unwrap();
+        store
+            .upsert_user(&NewUser::new("alice", "alice@example.com"))
+            .await
+            .unwrap();
+        let wf = store
+            .create_workflow(
+                "alice",
+                NewWorkflow::new("Busy", gatewai_core::Workflow::default()),
+            )
+            .await
+            .unwrap();
+        let t0 = Utc::now();
+        let save = |id: &str, minutes: i64| {
+            let at = t0 + Duration::minutes(minutes);
+            let run = RunRecord {
+                id: id.to_owned(),
+                workflow_id: Some(wf.id.clone()),
+                trigger_type: TriggerType::Api,
+                status: RunStatus::Running,
+                error: None,
+                created_at: at,
+                started_at: Some(at),
+                finished_at: None,
+            };
+            let execution = NodeExecution {
+                run_id: Arc::from(id),
+                node_id: Arc::from("n0"),
+                node_type: Arc::from("Sum"),
+                label: Arc::from("Sum n0"),
+                status: ExecutionStatus::Completed,
+                input: None,
+                output: Some(Arc::new(NodeResult::default())),
+                error: None,
+                cached: false,
+                started_at: Some(at),
+                finished_at: Some(at),
+                duration_ms: Some(1),
+                attempts: 1,
+            };
+            let store = &store;
+            async move {
+                store.save_run(&run).await.unwrap();
+                store.save_node_execution(&execution).await.unwrap();
+            }
+        };
+        for i in 0..4 {
+            save(&format!("run-{i}"), i).await;
+        }
+        // `run_history`'s two reads, with a run started between them (on a connection of
+        // the test's: the store's readers cannot be paused between two statements).
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let page = super::SqliteBackend::history_page(&mut conn, &wf.id, Page::first(2))
+            .await
+            .unwrap();
+        save("run-new", 10).await;
+        let entries = super::SqliteBackend::history_entries(&mut conn, page)
+            .await
+            .unwrap();
+        let listed: Vec<(&str, Vec<&str>)> = entries
+            .iter()
+            .map(|e| {
+                let of_runs = e.executions.iter().map(|x| &*x.run_id).collect();
+                (e.run.id.as_str(), of_runs)
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [("run-3", vec!["run-3"]), ("run-2", vec!["run-2"])],
+            "each run listed with its own executions"
+        );
+        assert!(
+            entries
+                .iter()
+                .flat_map(|e| &e.executions)
+                .all(|e| e.status == ExecutionStatus::Completed)
+        );
+        let empty = super::SqliteBackend::history_entries(&mut conn, Vec::new())
+            .await
+            .unwrap();
+        assert!(empty.is_empty());
+        conn.close().await.unwrap();
+        store.close().await;
     }
 
     #[cfg(all(feature = "postgres", feature = "memory"))]

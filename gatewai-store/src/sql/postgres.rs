@@ -9,9 +9,9 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, Postgres}
 /// Connections of the pool.
 const CONNECTIONS: u32 = 10;
 
-/// A store in a PostgreSQL database: JSON columns are `JSONB` (but a run's planned nodes,
-/// written and read whole: `JSON`), timestamps `TIMESTAMPTZ`; concurrent writers are
-/// serialized by the database's row locks.
+/// A store in a PostgreSQL database: JSON columns are `JSON` (kept as written: the store reads
+/// and writes them whole, and `JSONB` refuses the `\u0000` of a string's NUL character),
+/// timestamps `TIMESTAMPTZ`; concurrent writers are serialized by the database's row locks.
 #[derive(Debug, Clone)]
 pub struct PostgresBackend {
     read: PgPool,
@@ -46,7 +46,7 @@ impl PostgresBackend {
 /// earlier results it reuses, see `BatchWrite::StartRun`).
 const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status, \
      input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts) \
-     SELECT $1, u.n, u.q, u.t, u.l, u.s, u.i::jsonb, u.o::jsonb, u.e, u.c, u.a, u.f, u.d, u.k \
+     SELECT $1, u.n, u.q, u.t, u.l, u.s, u.i::json, u.o::json, u.e, u.c, u.a, u.f, u.d, u.k \
      FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
      $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::int8[], $14::int4[]) \
      AS u(n, q, t, l, s, i, o, e, c, a, f, d, k) \
@@ -56,6 +56,11 @@ const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, s
      started_at = excluded.started_at, finished_at = excluded.finished_at, \
      duration_ms = excluded.duration_ms, attempts = excluded.attempts \
      WHERE node_executions.status <> 'COMPLETED' OR excluded.status <> 'QUEUED'";
+
+/// The node executions of the runs whose ids `$1` (an array) holds, by run and queue order.
+const RUNS_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, \
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts \
+     FROM node_executions WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq, node_id";
 
 /// Updates running executions of one run (`$1`), keeping the columns it does not name; a
 /// missing row is created (with an empty type and label until the node's full record is
@@ -68,7 +73,7 @@ const UPSERT_PROGRESS: &str = "INSERT INTO node_executions (run_id, node_id, seq
      ON CONFLICT (run_id, node_id) DO UPDATE SET status = excluded.status, \
      error = excluded.error, started_at = excluded.started_at, attempts = excluded.attempts";
 
-/// A JSON column's value as text (the statement casts it to `JSONB`).
+/// A JSON column's value as text (the statement casts it to `JSON`).
 fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|source| Error::Serialize {
         what: "a node execution",
@@ -162,6 +167,17 @@ impl PostgresBackend {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The node executions of the runs `run_ids`, by run and queue order.
+    async fn executions_of_runs(
+        conn: &mut PgConnection,
+        run_ids: &[&str],
+    ) -> Result<Vec<ExecutionRow>> {
+        Ok(sqlx::query_as::<Postgres, ExecutionRow>(RUNS_EXECUTIONS)
+            .bind(run_ids)
+            .fetch_all(&mut *conn)
+            .await?)
     }
 
     /// Updates running executions, as [`Self::write_executions`].

@@ -10,13 +10,14 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
 /// A JSON column read as its text, so that parsing it is ours to report. SQLite keeps JSON as
-/// `TEXT`, PostgreSQL as `JSONB`.
+/// `TEXT`, PostgreSQL as `JSON`.
 #[derive(Debug, Clone)]
 pub(crate) struct RawJson(pub(crate) String);
 
 /// A JSON value written as its text: `TEXT` in SQLite, `JSON` in PostgreSQL (kept as
 /// written, only validated: for a value always written and read whole, cheaper than `JSONB`,
-/// which the server parses into its binary form).
+/// which the server parses into its binary form, and exact: `JSONB` refuses the escape
+/// `\u0000` of a string's NUL character).
 #[derive(Debug, Clone)]
 pub(crate) struct JsonText(pub(crate) String);
 

@@ -658,6 +658,14 @@ impl Drop for BatchConnection {
     }
 }
 
+/// The node executions of the runs whose ids `$1` holds, by run and queue order. SQLite has no
+/// array parameter: the ids are bound as one JSON array, which `json_each` unfolds (one
+/// statement, prepared once, whatever their count).
+const RUNS_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, \
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts \
+     FROM node_executions WHERE run_id IN (SELECT value FROM json_each($1)) \
+     ORDER BY run_id, seq, node_id";
+
 impl SqliteBackend {
     /// Stores a batch's steps atomically, each statement's arguments built while the database
     /// runs the statement before. A batch of one statement (most batches of a busy run: one
@@ -701,6 +709,21 @@ impl SqliteBackend {
     ) -> Result<()> {
         let steps = vec![Step::Executions(rows.to_vec())];
         Statements::new(jobs(steps))?.run(conn, false).await
+    }
+
+    /// The node executions of the runs `run_ids`, by run and queue order.
+    async fn executions_of_runs(
+        conn: &mut SqliteConnection,
+        run_ids: &[&str],
+    ) -> Result<Vec<ExecutionRow>> {
+        let ids = serde_json::to_string(run_ids).map_err(|source| Error::Serialize {
+            what: "the run ids of a history page",
+            source,
+        })?;
+        Ok(sqlx::query_as::<Sqlite, ExecutionRow>(RUNS_EXECUTIONS)
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?)
     }
 }
 
