@@ -73,6 +73,49 @@ async fn fs_store_puts_reads_and_deletes() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
+/// A workflow document is untrusted: an asset reference pairing an id its author may use with
+/// another asset's key must not reach that other blob (nor delete it).
+#[tokio::test]
+async fn fs_store_reads_an_asset_by_its_recorded_key_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let assets = FsAssetStore::open(dir.path().join("blobs"), store.clone())
+        .await
+        .unwrap();
+    let mine = assets.put(png("mine.png")).await.unwrap();
+    let theirs = assets
+        .put(NewAsset {
+            bytes: Bytes::from_static(b"their secret"),
+            ..png("theirs.png")
+        })
+        .await
+        .unwrap();
+    for crafted in [
+        FileAsset {
+            key: theirs.key.clone(),
+            ..mine.clone()
+        },
+        FileAsset {
+            id: "no-such-asset".into(),
+            key: theirs.key.clone(),
+            ..FileAsset::default()
+        },
+    ] {
+        let err = assets.read(&crafted).await.unwrap_err();
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidInput | ErrorKind::NotFound),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("their secret"));
+        assets.delete(&crafted).await.unwrap_err();
+    }
+    assert_eq!(
+        assets.read(&theirs).await.unwrap(),
+        Bytes::from_static(b"their secret")
+    );
+    assert_eq!(assets.read(&mine).await.unwrap().len(), 18);
+}
+
 #[tokio::test]
 async fn fs_store_rejects_keys_escaping_its_root() {
     let dir = tempfile::tempdir().unwrap();

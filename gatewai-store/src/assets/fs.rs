@@ -1,6 +1,6 @@
 //! Asset blobs in a local directory.
 
-use super::{check_key, describe, new_key, owner_of};
+use super::{check_key, describe, new_key, owner_of, recorded_key};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use bytes::Bytes;
@@ -58,17 +58,9 @@ impl FsAssetStore {
         Ok(self.root.join(key))
     }
 
-    /// The file of an asset: its key as given, or the stored one when the asset has none.
+    /// The file of an asset, by its recorded key (see [`recorded_key`]).
     async fn file_of(&self, asset: &FileAsset) -> Result<PathBuf> {
-        if !asset.key.is_empty() {
-            return self.path_of(&asset.key);
-        }
-        let stored = self
-            .records
-            .get_asset_record(&asset.id)
-            .await?
-            .ok_or_else(|| Error::not_found("asset", &asset.id))?;
-        self.path_of(&stored.key)
+        self.path_of(&recorded_key(&self.records, asset).await?)
     }
 
     async fn put_blob(&self, asset: NewAsset) -> Result<FileAsset> {

@@ -1,8 +1,9 @@
 //! Asset blob stores: a local directory ([`FsAssetStore`], feature `fs`) and any
 //! `object_store` backend such as S3 ([`ObjectAssetStore`], feature `s3`). Both implement
 //! core's [`AssetStore`](gatewai_core::AssetStore), keep each asset's description in the
-//! store's `file_assets` table, and make their keys themselves from fresh ids; a key handed
-//! back to them is checked so that it can never name a blob outside the store.
+//! store's `file_assets` table, and make their keys themselves from fresh ids. An asset handed
+//! back to them is read by the key recorded for its id (a key it carries must be that one), so
+//! that a crafted reference can never name a blob outside the store, nor another asset's.
 
 /// Implements core's `AssetStore` for a blob store with `put_blob`, `read_blob` and
 /// `delete_blob` methods and a `records` field (the [`Store`](crate::Store) keeping asset
@@ -67,6 +68,27 @@ pub(crate) fn new_key() -> (String, String) {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let key = format!("assets/{}/{id}", &id[..2]);
     (id, key)
+}
+
+/// The key of an asset as its record has it. A caller's [`FileAsset`] is untrusted (it may
+/// come from a workflow document): its id names the asset, and a key it carries must be the
+/// recorded one, so that a crafted reference cannot reach another asset's blob under an id
+/// its caller may use.
+pub(crate) async fn recorded_key(records: &crate::Store, asset: &FileAsset) -> Result<String> {
+    if !asset.key.is_empty() {
+        check_key(&asset.key)?;
+    }
+    let stored = records
+        .get_asset_record(&asset.id)
+        .await?
+        .ok_or_else(|| Error::not_found("asset", &asset.id))?;
+    if !asset.key.is_empty() && asset.key != stored.key {
+        return Err(Error::InvalidKey {
+            key: asset.key.chars().take(100).collect(),
+            reason: "not the key recorded for the asset's id",
+        });
+    }
+    Ok(stored.key)
 }
 
 /// Checks that a key is relative, made of `/`-separated segments of ASCII letters, digits,

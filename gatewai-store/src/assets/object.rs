@@ -1,6 +1,6 @@
 //! Asset blobs in an object store (S3 and compatibles, through the `object_store` crate).
 
-use super::{check_key, describe, new_key, owner_of};
+use super::{check_key, describe, new_key, owner_of, recorded_key};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use bytes::Bytes;
@@ -61,16 +61,9 @@ impl ObjectAssetStore {
         })
     }
 
+    /// The object of an asset, by its recorded key (see [`recorded_key`]).
     async fn location_of(&self, asset: &FileAsset) -> Result<ObjectPath> {
-        if !asset.key.is_empty() {
-            return self.location(&asset.key);
-        }
-        let stored = self
-            .records
-            .get_asset_record(&asset.id)
-            .await?
-            .ok_or_else(|| Error::not_found("asset", &asset.id))?;
-        self.location(&stored.key)
+        self.location(&recorded_key(&self.records, asset).await?)
     }
 
     async fn put_blob(&self, asset: NewAsset) -> Result<FileAsset> {
