@@ -4,10 +4,10 @@
 //! event reaches any SSE client, so a client can fetch what an event announced).
 
 use crate::api::RunHub;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::host;
 use async_trait::async_trait;
-use gatewai_core::{EventKind, FileAsset, Observer, RunEvent};
+use gatewai_core::{EventKind, FileAsset, Observer, RunEvent, Workflow};
 use gatewai_store::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -37,6 +37,52 @@ pub fn owners_of(asset: &FileAsset) -> Vec<String> {
 /// Whether `user` may read the asset.
 pub fn is_owner(asset: &FileAsset, user: &str) -> bool {
     owners_of(asset).iter().any(|o| o == user)
+}
+
+/// The assets a document's nodes name, as (node id, asset id): a File node's `asset` config
+/// and the files in every node's stored result.
+pub fn referenced_assets(document: &Workflow) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for node in &document.nodes {
+        if let Some(id) = node
+            .config
+            .get("asset")
+            .and_then(|asset| asset.get("id"))
+            .and_then(Value::as_str)
+        {
+            found.push((node.id.clone(), id.to_owned()));
+        }
+        if let Some(result) = &node.result {
+            for asset in host::result_assets(result) {
+                found.push((node.id.clone(), asset.id.clone()));
+            }
+        }
+    }
+    found
+}
+
+/// Checks that `user` owns every asset `document` names before a run of it starts. A document
+/// is untrusted (a canvas copied from another user names that user's assets): its nodes read
+/// what they name, and what a run produces becomes the run owner's, so a run naming another
+/// user's asset would hand it over. Missing and foreign assets get the same answer.
+pub async fn check_assets(store: &Store, document: &Workflow, user: &str) -> Result<()> {
+    let mut foreign = Vec::new();
+    for (node, asset) in referenced_assets(document) {
+        let owned = store
+            .get_asset_record(&asset)
+            .await?
+            .is_some_and(|record| is_owner(&record, user));
+        if !owned {
+            foreign.push(format!("node `{node}` names asset `{asset}`"));
+        }
+    }
+    match foreign.is_empty() {
+        true => Ok(()),
+        false => Err(Error::bad_request(format!(
+            "the workflow names assets that are not yours (or do not exist); upload them or clear those nodes: {}",
+            foreign.join(", ")
+        ))),
+    }
 }
 
 /// Adds `user` to the owners of the asset with `asset`'s id (described from `asset` when the

@@ -226,6 +226,9 @@ async fn start_run(
             RunTarget::Nodes(ids)
         }
     };
+    // The request, then the graph's problems (all of them, 422), then the assets the document names.
+    gatewai_core::validate::validate(&stored.document, state.engine().registry())?;
+    ownership::check_assets(state.store(), &stored.document, user.id()).await?;
     let run_id = uuid::Uuid::new_v4().to_string();
     state.hub().register(&run_id, user.id());
     let options = RunOptions {
