@@ -14,9 +14,15 @@
 //!
 //! [`router`] builds the axum router from an [`AppState`]; [`serve`] runs it until ctrl-c or
 //! SIGTERM, then cancels running runs (recorded as CANCELLED) and stops.
+//!
+//! A body over its route's limit is refused with a 413 (`details.limit` names the limit): at
+//! once when its `Content-Length` says so, else when the limit is reached. Whatever a handler
+//! leaves of a request body is read and discarded after the response (within bounds), so that
+//! a client still sending it reads the response rather than a reset connection.
 
 pub mod auth;
 pub mod events;
+mod linger;
 pub mod ownership;
 mod routes;
 
@@ -27,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::host;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use bytes::Bytes;
 use gatewai_core::{AssetStore, Engine, NodeRegistry};
 use gatewai_store::prelude::*;
@@ -257,7 +263,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The API router over `state`: routes, body limits, CORS, request tracing, JSON 404s.
+/// The API router over `state`: routes, body limits, CORS, request tracing, JSON 404s, and
+/// the unread rest of request bodies discarded after the response.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     routes::routes(config.upload_limit)
@@ -265,6 +272,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.json_limit))
         .layer(cors_layer(&config.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(linger::linger_on_unread_body))
         .with_state(state)
 }
 
@@ -338,8 +346,8 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// A JSON body: a 413 when it is over the limit, a 400 naming the problem when it is not
-/// valid JSON or does not have the expected shape.
+/// A JSON body: a 413 when it is over the limit (at once when its `Content-Length` is), a 400
+/// naming the problem when it is not valid JSON or does not have the expected shape.
 #[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
@@ -348,10 +356,26 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self> {
         let limit = state.config().json_limit;
+        refuse_declared_over(req.headers(), limit)?;
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| body_error(rejection.status(), limit, rejection.body_text()))?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A 413 for a body whose `Content-Length` is over `limit`, before any of it is read (the
+/// rest is discarded after the response; see [`linger`]).
+pub(crate) fn refuse_declared_over(headers: &HeaderMap, limit: usize) -> Result<()> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > u64::try_from(limit).unwrap_or(u64::MAX) => {
+            Err(Error::PayloadTooLarge { limit })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The API's handlers.
 
 use super::events::{Subscribe, event_name};
-use super::{ApiJson, AppState, AuthUser, body_error, ownership};
+use super::{ApiJson, AppState, AuthUser, body_error, ownership, refuse_declared_over};
 use crate::error::{Error, Result};
 use crate::host;
 use axum::Json;
@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -412,13 +412,16 @@ async fn llm_execute(
     Ok(Json(json!({ "text": text })))
 }
 
-/// `POST /api/assets`: the multipart field `file` stored as a file asset of the caller.
+/// `POST /api/assets`: the multipart field `file` stored as a file asset of the caller. A
+/// body over the upload limit is a 413 (at once when its `Content-Length` is).
 async fn upload_asset(
     State(state): State<AppState>,
     user: AuthUser,
+    headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<gatewai_core::FileAsset>)> {
     let limit = state.config().upload_limit;
+    refuse_declared_over(&headers, limit)?;
     let mut multipart = multipart.map_err(|e| {
         Error::bad_request(format!(
             "expected a multipart/form-data body: {}",

@@ -717,6 +717,120 @@ async fn bad_json_oversized_bodies_and_unknown_routes() {
     server.stop().await;
 }
 
+/// A client still sending a body the server refuses reads the refusal: the server answers,
+/// then reads and discards the rest of the body instead of closing on it (which would reset
+/// the connection, and the client would see a send error instead of the 413).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_large_bodies_reach_the_client() {
+    let config = ServerConfig {
+        json_limit: 64 * 1024,
+        upload_limit: 256 * 1024,
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start(registry(AiSettings::default()), config).await;
+    let big = 6 * 1024 * 1024;
+    for round in 0..5 {
+        // An upload megabytes over its limit (with a Content-Length).
+        let (status, body) = server.upload("alice", "big.bin", vec![7u8; big]).await;
+        assert_eq!(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}: {body}"
+        );
+        assert_eq!(
+            body["details"]["limit"],
+            256 * 1024,
+            "round {round}: {body}"
+        );
+        // The same streamed (no Content-Length): refused when the limit is reached.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..big / (64 * 1024))
+            .map(|_| Ok(vec![7u8; 64 * 1024]))
+            .collect();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(futures::stream::iter(
+                chunks,
+            )))
+            .file_name("big.bin"),
+        );
+        let resp = server
+            .as_user(server.http.post(server.url("/api/assets")), "alice")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(
+            body["details"]["limit"],
+            256 * 1024,
+            "round {round}: {body}"
+        );
+
+        // A JSON body megabytes over its limit, with and without a Content-Length.
+        let json_body = || {
+            let mut body = b"{\"name\": \"big\", \"padding\": \"".to_vec();
+            body.resize(big, b'x');
+            body.extend_from_slice(b"\"}");
+            body
+        };
+        let resp = server
+            .as_user(server.http.post(server.url("/api/workflows")), "alice")
+            .header("content-type", "application/json")
+            .body(json_body())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["details"]["limit"], 64 * 1024, "round {round}: {body}");
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = json_body()
+            .chunks(64 * 1024)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        let resp = server
+            .as_user(server.http.post(server.url("/api/workflows")), "alice")
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(
+            resp.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "round {round}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["details"]["limit"], 64 * 1024, "round {round}: {body}");
+
+        // Refused before its body is read at all: an upload without a valid token.
+        let resp = server
+            .http
+            .post(server.url("/api/assets"))
+            .bearer_auth("not-a-token")
+            .body(vec![7u8; big])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "round {round}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string(), "round {round}: {body}");
+
+        // The server is still fine (and so is the client's connection pool).
+        let (status, _) = server.get("/api/workflows", "alice").await;
+        assert_eq!(status, StatusCode::OK, "round {round}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_graphs_are_422_with_every_problem() {
     let mut server = TestServer::default().await;
