@@ -9,12 +9,12 @@ use crate::model::{
     NewUser, NewWorkflow, Page, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
 };
 use crate::write_plan::{
-    ProgressUpdate, Write, normalize_execution, normalize_run, now, plan_writes,
+    ProgressUpdate, Write, keeps_completed_executions, normalize_execution, normalize_run, now,
+    plan_writes,
 };
 use async_trait::async_trait;
 use gatewai_core::{
-    CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord,
-    RunStatus, TriggerType,
+    CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord, RunStatus,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -128,9 +128,7 @@ impl State {
     fn apply(&mut self, write: Write) -> Result<()> {
         match write {
             Write::StartRun(run) => {
-                if run.trigger_type == TriggerType::Resume {
-                    // The earlier attempt's results stay resumable until they are recorded
-                    // again (see `BatchWrite::StartRun`).
+                if keeps_completed_executions(&run) {
                     if let Some(rows) = self.executions.get_mut(&run.id) {
                         rows.retain(|(_, e)| e.status == ExecutionStatus::Completed);
                     }

@@ -128,6 +128,12 @@ pub(crate) fn plan_writes(events: &[RunEvent]) -> Vec<Write> {
         .collect()
 }
 
+/// Whether a run's start keeps the completed executions an earlier attempt recorded (see
+/// [`BatchWrite::StartRun`]): a resumed run's do; any other start drops them all.
+pub(crate) fn keeps_completed_executions(run: &RunRecord) -> bool {
+    run.trigger_type == gatewai_core::TriggerType::Resume
+}
+
 /// Whether an event is stored ([`plan_batch`] makes a write of it): progress is not.
 pub(crate) fn is_recorded(event: &RunEvent) -> bool {
     !matches!(event.kind, EventKind::NodeProgress { .. })

@@ -7,9 +7,9 @@
 use super::row::PlannedNode;
 use super::trigger_name;
 use crate::error::{Error, Result};
-use crate::write_plan::{BatchWrite, Progress};
+use crate::write_plan::{BatchWrite, Progress, keeps_completed_executions};
 use chrono::{DateTime, SubsecRound, Utc};
-use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord, TriggerType};
+use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord};
 
 /// An argument of a batch's statement.
 #[derive(Debug)]
@@ -98,7 +98,7 @@ pub(super) fn batch_steps<'a>(writes: &'a [BatchWrite<'a>]) -> Result<Vec<Step<'
         match write {
             BatchWrite::StartRun(run) => {
                 flush_nodes(&mut steps, &mut full, &mut progress);
-                let sql = if run.trigger_type == TriggerType::Resume {
+                let sql = if keeps_completed_executions(run) {
                     super::query::DELETE_UNFINISHED_RUN_EXECUTIONS
                 } else {
                     super::query::DELETE_RUN_EXECUTIONS
