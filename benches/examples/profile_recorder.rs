@@ -4,6 +4,7 @@
 //! are captured first (one run per repetition: each replay stores a run of its own);
 //! `BATCHES=n` regroups each run's events into `n` batches, as a recorder slower than the
 //! engine receives them (by default, as an observer that keeps up received them).
+//! `NO_KEYS=1` captures records without cache keys (a recorder asks the engine for them).
 
 use gatewai_benches::{Dag, observed_engine};
 use gatewai_core::{Observer, RunEvent, RunOptions};
@@ -11,12 +12,16 @@ use gatewai_store::prelude::*;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Keeps a copy of every batch.
+/// Keeps a copy of every batch; asks for cache keys as a run recorder does, unless told not to.
 #[derive(Default)]
-struct Capture(Mutex<Vec<Vec<RunEvent>>>);
+struct Capture(Mutex<Vec<Vec<RunEvent>>>, bool);
 
 #[async_trait::async_trait]
 impl Observer for Capture {
+    fn needs_cache_keys(&self) -> bool {
+        !self.1
+    }
+
     async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         self.0.lock().expect("lock").push(events.to_vec());
         Ok(())
@@ -42,7 +47,10 @@ fn main() {
         .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display()));
     let store = rt.block_on(Store::open(&url)).expect("open");
     let wf = Dag::layered(10, 100, 3, 7).workflow();
-    let capture = Arc::new(Capture::default());
+    let capture = Arc::new(Capture(
+        Mutex::default(),
+        std::env::var_os("NO_KEYS").is_some(),
+    ));
     let engine = observed_engine(capture.clone());
     let started = Instant::now();
     let runs: Vec<Vec<Vec<RunEvent>>> = (0..reps)

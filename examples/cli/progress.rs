@@ -234,19 +234,10 @@ mod tests {
 
     fn record(node_id: &str, duration_ms: u64) -> Arc<NodeExecution> {
         Arc::new(NodeExecution {
-            run_id: "r1".into(),
-            node_id: node_id.into(),
-            node_type: "LLM".into(),
-            label: "".into(),
             status: ExecutionStatus::Completed,
-            input: None,
-            output: None,
-            error: None,
-            cached: false,
-            started_at: None,
-            finished_at: None,
             duration_ms: Some(duration_ms),
             attempts: 1,
+            ..NodeExecution::queued("r1".into(), node_id.into(), "LLM".into(), "".into())
         })
     }
 

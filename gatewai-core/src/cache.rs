@@ -27,6 +27,54 @@ impl CacheKey {
     }
 }
 
+impl std::str::FromStr for CacheKey {
+    type Err = String;
+
+    /// Reads a key written by [`CacheKey::to_hex`] (64 hex digits, either case).
+    fn from_str(hex: &str) -> std::result::Result<Self, Self::Err> {
+        let bytes = hex.as_bytes();
+        if bytes.len() != 64 {
+            return Err(format!(
+                "a cache key is 64 hex digits, not {} characters",
+                hex.chars().count()
+            ));
+        }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        };
+        let mut key = [0u8; 32];
+        for (byte, pair) in key.iter_mut().zip(bytes.chunks_exact(2)) {
+            match (digit(pair[0]), digit(pair[1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
+                _ => return Err("a cache key holds only hex digits".to_owned()),
+            }
+        }
+        Ok(CacheKey(key))
+    }
+}
+
+/// A key is written as its 64 hex digits.
+impl serde::Serialize for CacheKey {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CacheKey {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let hex = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        hex.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CacheKey({})", &self.to_hex()[..16])
@@ -180,6 +228,33 @@ impl MemoryResultCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_reads_back_from_its_hex_and_bad_text_is_refused() {
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37) ^ 0xa5;
+        }
+        let key = CacheKey(bytes);
+        assert_eq!(key.to_hex().parse::<CacheKey>(), Ok(key));
+        assert_eq!(key.to_hex().to_uppercase().parse::<CacheKey>(), Ok(key));
+        let json = serde_json::to_string(&key).unwrap();
+        assert_eq!(json, format!("\"{}\"", key.to_hex()));
+        assert_eq!(serde_json::from_str::<CacheKey>(&json).unwrap(), key);
+        let short = "ab".repeat(31);
+        assert!(
+            "".parse::<CacheKey>()
+                .unwrap_err()
+                .contains("64 hex digits")
+        );
+        assert!(short.parse::<CacheKey>().unwrap_err().contains("not 62"));
+        let odd = format!("{}zz", &key.to_hex()[..62]);
+        assert!(odd.parse::<CacheKey>().unwrap_err().contains("only hex"));
+        // Multi-byte characters are refused, not sliced.
+        let wide = "é".repeat(32);
+        assert!(wide.parse::<CacheKey>().is_err());
+        assert!(serde_json::from_str::<CacheKey>("\"00\"").is_err());
+    }
 
     #[tokio::test]
     async fn the_memory_cache_answers_at_once_as_it_does_when_awaited() {

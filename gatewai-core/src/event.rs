@@ -215,6 +215,15 @@ pub trait Observer: Send + Sync + 'static {
     /// on and the observer still gets the run's later batches. A panic is reported the same
     /// way.
     async fn on_events(&self, events: &[RunEvent]) -> crate::Result<()>;
+
+    /// Whether node records should carry their [`cache_key`](crate::NodeExecution::cache_key)
+    /// even when the engine has no result cache or the node is not cacheable (hashing a
+    /// node's inputs costs a little per node, so the engine does it only when asked). A
+    /// recorder whose runs may be resumed says yes: a resumed run reuses a recorded result
+    /// only for a node whose key did not change. Asked once, when the engine is built.
+    fn needs_cache_keys(&self) -> bool {
+        false
+    }
 }
 
 /// An event as the engine queues it. Node transitions name the node by its place in the run's

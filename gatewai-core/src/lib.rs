@@ -112,7 +112,7 @@ pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::Random
 pub use assets::{AssetStore, MemoryAssetStore, NewAsset};
 pub use cache::{CacheKey, CachedOutputs, MemoryResultCache, ResultCache};
 pub use engine::{
-    Engine, EngineBuilder, NodeDispatcher, RetryPolicy, RunHandle, RunOptions, RunOutcome,
+    Engine, EngineBuilder, NodeDispatcher, Resumed, RetryPolicy, RunHandle, RunOptions, RunOutcome,
     RunTarget,
 };
 pub use error::{Error, ErrorKind, NodeError, Result, ValidationError, ValidationErrors};

@@ -6,8 +6,8 @@ use gatewai_core::model::{HandleType, Node as WfNode, OnError};
 use gatewai_core::{
     CachePolicy, DataType, Edge, Engine, EngineBuilder, ErrorKind, EventKind, ExecutionStatus,
     HandleTemplate, Inputs, Item, MemoryResultCache, Node, NodeContext, NodeError, NodeRegistry,
-    NodeResult, NodeTemplate, Observer, Outputs, ResultMode, ResultSource, RetryPolicy, RunEvent,
-    RunOptions, RunStatus, RunTarget, Workflow,
+    NodeResult, NodeTemplate, Observer, Outputs, ResultMode, ResultSource, Resumed, RetryPolicy,
+    RunEvent, RunOptions, RunStatus, RunTarget, TriggerType, Workflow,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -2242,7 +2242,11 @@ async fn pinned_and_resumed_results_of_a_terminal_node_make_different_plans() {
             } else {
                 HashMap::new()
             },
-            resumed: if pinned { HashMap::new() } else { results },
+            resumed: if pinned {
+                HashMap::new()
+            } else {
+                results.into_iter().map(|(id, r)| (id, r.into())).collect()
+            },
             ..RunOptions::default()
         }
     };
@@ -2275,6 +2279,141 @@ async fn pinned_and_resumed_results_of_a_terminal_node_make_different_plans() {
             assert_eq!(c.sum.load(Ordering::SeqCst), sums + 1);
             assert_eq!(value_of(&second, "x"), Some(7.0));
         }
+    }
+}
+
+/// An observer that asks for every record's cache key, as a store's run recorder does.
+#[derive(Default)]
+struct KeyedRecorder(Recorder);
+
+#[async_trait]
+impl Observer for KeyedRecorder {
+    async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
+        self.0.on_events(events).await
+    }
+    fn needs_cache_keys(&self) -> bool {
+        true
+    }
+}
+
+/// A resumed run reuses a recorded result only while the node's key (config, input values,
+/// type) is the one it was recorded with: a node edited before the resume executes again, and
+/// so does what its new value feeds; a result recorded without a key is reused as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_result_is_reused_only_while_its_key_is_unchanged() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let recorder = Arc::new(KeyedRecorder::default());
+        // No result cache: keys are computed because the observer asks for them.
+        let engine = engine(kind, &c, 1)
+            .no_cache()
+            .observer(recorder.clone())
+            .build()
+            .unwrap();
+        let doc = |b_add: i64| {
+            workflow(
+                engine.registry(),
+                &[
+                    ("a", "Sum", json!({"add": 1})),
+                    ("b", "Sum", json!({"add": b_add})),
+                    ("c", "Sum", json!({"add": 100})),
+                    ("d", "Sum", json!({"add": 5})),
+                ],
+                &[("a", "out", "b"), ("b", "out", "c")],
+            )
+        };
+        let first = engine.run(doc(10), RunOptions::default()).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 4);
+        assert!(
+            first.executions.iter().all(|e| e.cache_key.is_some()),
+            "{kind:?}: every record carries its key"
+        );
+        // What a store hands back for the interrupted attempt: each result with its key.
+        let recorded = |keyed: bool| -> HashMap<String, Resumed> {
+            first
+                .executions
+                .iter()
+                .map(|e| {
+                    let result = (**e.output.as_ref().unwrap()).clone();
+                    let resumed = match keyed {
+                        true => Resumed::keyed(result, e.cache_key.unwrap()),
+                        false => result.into(),
+                    };
+                    (e.node_id.to_string(), resumed)
+                })
+                .collect()
+        };
+        let resume = |keyed: bool| RunOptions {
+            trigger: TriggerType::Resume,
+            resumed: recorded(keyed),
+            ..RunOptions::default()
+        };
+        let sources = |outcome: &gatewai_core::RunOutcome| -> Vec<(String, bool)> {
+            let mut s: Vec<_> = outcome
+                .executions
+                .iter()
+                .map(|e| (e.node_id.to_string(), e.cached))
+                .collect();
+            s.sort();
+            s
+        };
+
+        // The same document: nothing executes, every key still matches.
+        let same = engine.run(doc(10), resume(true)).await.unwrap();
+        assert_eq!(
+            c.sum.load(Ordering::SeqCst),
+            4,
+            "{kind:?}: nothing ran again"
+        );
+        assert_eq!(value_of(&same, "c"), Some(111.0));
+        assert!(same.executions.iter().all(|e| e.cached));
+        for e in &same.executions {
+            let before = first.executions.iter().find(|f| f.node_id == e.node_id);
+            assert_eq!(e.cache_key, before.unwrap().cache_key, "{}", e.node_id);
+        }
+
+        // `b` edited since: it executes, and `c` (whose input changed) too; `a` and `d` not.
+        let edited = engine.run(doc(20), resume(true)).await.unwrap();
+        assert_eq!(edited.run.status, RunStatus::Completed);
+        assert_eq!(c.sum.load(Ordering::SeqCst), 6, "{kind:?}: b and c ran");
+        assert_eq!(value_of(&edited, "b"), Some(21.0));
+        assert_eq!(value_of(&edited, "c"), Some(121.0), "not the stale 111");
+        assert_eq!(
+            sources(&edited),
+            [
+                ("a".to_owned(), true),
+                ("b".to_owned(), false),
+                ("c".to_owned(), false),
+                ("d".to_owned(), true)
+            ]
+        );
+        let completed: Vec<(String, ResultSource)> = recorder
+            .0
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| &*e.run_id == edited.run.id.as_str())
+            .filter_map(|e| match &e.kind {
+                EventKind::NodeCompleted {
+                    node_id, source, ..
+                } => Some((node_id.to_string(), *source)),
+                _ => None,
+            })
+            .filter(|(id, _)| id == "a" || id == "b")
+            .collect();
+        assert_eq!(
+            completed,
+            [
+                ("a".to_owned(), ResultSource::Resumed),
+                ("b".to_owned(), ResultSource::Executed)
+            ]
+        );
+
+        // Without keys (records of an engine that did not hash nodes): reused as they are.
+        let unkeyed = engine.run(doc(20), resume(false)).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 6, "{kind:?}: nothing ran");
+        assert_eq!(value_of(&unkeyed, "c"), Some(111.0));
     }
 }
 

@@ -33,7 +33,10 @@
 //! - [`Store::find_interrupted_runs`](RunStore::find_interrupted_runs),
 //!   [`Store::resume_plan`] and [`RunStore::mark_interrupted`]: what to do with runs a crashed
 //!   process left RUNNING. A resumed run keeps the completed executions of its earlier
-//!   attempt until it records them again, so a second crash loses none of them.
+//!   attempt until it records them again, so a second crash loses none of them. Each
+//!   execution is stored with its cache key (the recorder asks the engine for keys), and a
+//!   resumed run reuses a result only while the node's key is unchanged: a node edited
+//!   between the crash and the resume executes again, with what it feeds.
 //! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
 //!   the store, so cache hits survive restarts.
 //! - [`FsAssetStore`] (feature `fs`) and [`ObjectAssetStore`] (feature `s3`): asset blobs.

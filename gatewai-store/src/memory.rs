@@ -162,19 +162,16 @@ impl State {
                     None => self.put_execution(
                         seq,
                         NodeExecution {
-                            run_id: run_id.into(),
-                            node_id: node_id.into(),
-                            node_type: Arc::from(""),
-                            label: Arc::from(""),
                             status,
-                            input: None,
-                            output: None,
                             error,
-                            cached: false,
                             started_at: Some(started_at),
-                            finished_at: None,
-                            duration_ms: None,
                             attempts,
+                            ..NodeExecution::queued(
+                                run_id.into(),
+                                node_id.into(),
+                                Arc::from(""),
+                                Arc::from(""),
+                            )
                         },
                     )?,
                 }

@@ -168,7 +168,14 @@ pub struct RunHistoryEntry {
 /// How to resume an interrupted run ([`Store::resume_plan`](crate::Store::resume_plan)):
 /// start `workflow` on the engine with `options`. The options keep the run's id, set the
 /// trigger to [`TriggerType::Resume`](gatewai_core::TriggerType::Resume) and hand in the
-/// results of the nodes that had completed, so they are not executed again.
+/// results of the nodes that had completed, each with the cache key it ran with, so they are
+/// not executed again unless the node changed since (see [`gatewai_core::Resumed`]).
+///
+/// A run started with values for its source nodes ([`RunOptions::inputs`], an API run)
+/// needs them again: the store does not keep them (they may be large uploads), so set
+/// `options.inputs` to the same values before starting. Without them a source node's key
+/// differs from the recorded one, and it executes again (with no input), as does what it
+/// feeds.
 #[derive(Debug, Clone)]
 pub struct ResumePlan {
     /// The run as it was left.

@@ -181,6 +181,12 @@ impl RunRecorder {
 
 #[async_trait]
 impl Observer for RunRecorder {
+    /// Yes: a stored run may be resumed, and a resumed run reuses a recorded result only
+    /// while the node's key is the one recorded with it.
+    fn needs_cache_keys(&self) -> bool {
+        true
+    }
+
     async fn on_events(&self, events: &[RunEvent]) -> gatewai_core::Result<()> {
         let Some(first) = events.first() else {
             return Ok(());

@@ -5,7 +5,7 @@ use crate::cache::StoreResultCache;
 use crate::error::{Error, Result};
 use crate::model::ResumePlan;
 use crate::recorder::RunRecorder;
-use gatewai_core::{ExecutionStatus, RunOptions, RunTarget, TriggerType};
+use gatewai_core::{ExecutionStatus, Resumed, RunOptions, RunTarget, TriggerType};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::ops::Deref;
@@ -172,8 +172,11 @@ impl Store {
             .into_iter()
             .filter(|e| e.status == ExecutionStatus::Completed && keep(&e.node_id))
             .filter_map(|e| {
-                e.output
-                    .map(|output| (e.node_id.to_string(), Arc::unwrap_or_clone(output)))
+                let resumed = Resumed {
+                    result: Arc::unwrap_or_clone(e.output?),
+                    cache_key: e.cache_key,
+                };
+                Some((e.node_id.to_string(), resumed))
             })
             .collect();
         // The run settles the nodes it queued the first time (all of them, for a run of the

@@ -155,21 +155,12 @@ pub(crate) fn plan_batch(events: &[RunEvent]) -> Vec<BatchWrite<'_>> {
                 node_type,
                 label,
             } => {
-                let record = NodeExecution {
-                    run_id: Arc::clone(run_id),
-                    node_id: node_id.clone(),
-                    node_type: node_type.clone(),
-                    label: label.clone(),
-                    status: ExecutionStatus::Queued,
-                    input: None,
-                    output: None,
-                    error: None,
-                    cached: false,
-                    started_at: None,
-                    finished_at: None,
-                    duration_ms: None,
-                    attempts: 0,
-                };
+                let record = NodeExecution::queued(
+                    Arc::clone(run_id),
+                    node_id.clone(),
+                    node_type.clone(),
+                    label.clone(),
+                );
                 put(&mut writes, &mut by_node, node_id, |_| {
                     BatchWrite::Execution {
                         seq,
@@ -398,6 +389,7 @@ mod tests {
             finished_at: Some(Utc::now()),
             duration_ms: Some(1),
             attempts: 1,
+            cache_key: None,
         };
         event(
             seq,

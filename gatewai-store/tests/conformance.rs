@@ -51,6 +51,7 @@ conformance!(
     recorder_persists_an_engine_run,
     concurrent_runs_record_everything,
     crashed_run_is_found_and_resumed_without_re_executing,
+    a_node_edited_before_the_resume_executes_again,
     crashed_run_can_be_marked_interrupted,
     a_resumed_run_keeps_its_reusable_results_until_it_records_them,
     store_cache_survives_reopening,
@@ -109,6 +110,7 @@ fn execution(run_id: &str, node_id: &str, value: f64) -> NodeExecution {
         finished_at: Some(now),
         duration_ms: Some(3),
         attempts: 1,
+        cache_key: Some(gatewai_core::CacheKey([value as u8; 32])),
     }
 }
 
@@ -762,12 +764,37 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
             && status("c") == Some(ExecutionStatus::Queued)
     })
     .await;
-    // The crash.
-    process.shutdown_background();
+    // The crash. Waited for: the crashed process's tasks must be gone before the test opens
+    // the gate, or its own gate node could finish and its run go on recording.
+    tokio::task::spawn_blocking(move || {
+        process.shutdown_timeout(std::time::Duration::from_secs(10))
+    })
+    .await
+    .unwrap();
     assert_eq!(probes.gate_runs.load(Ordering::SeqCst), 1);
     assert_eq!(probes.counts.of("c"), 0);
     store.close().await;
     (wf.id, run_id)
+}
+
+/// Resumes the run [`crash_mid_run`] left behind, as the next process does: its gate open,
+/// recorded into `store`.
+async fn resume_with_the_gate_open(
+    store: &Store,
+    probes: &Probes,
+    plan: ResumePlan,
+) -> (gatewai_core::RunOutcome, Arc<RunRecorder>) {
+    probes.gate_open.store(true, Ordering::SeqCst);
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .no_cache()
+        .registry(registry(probes))
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let document = plan.workflow.expect("the run's workflow").document;
+    let outcome = engine.run(document, plan.options).await.unwrap();
+    (outcome, recorder)
 }
 
 async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) {
@@ -793,17 +820,7 @@ async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) 
     let mut resumed: Vec<&str> = plan.options.resumed.keys().map(String::as_str).collect();
     resumed.sort();
     assert_eq!(resumed, ["a", "b"], "only completed nodes are reused");
-    let workflow = plan.workflow.expect("the run's workflow").document;
-
-    probes.gate_open.store(true, Ordering::SeqCst);
-    let recorder = store.recorder();
-    let engine = Engine::builder()
-        .no_cache()
-        .registry(registry(&probes))
-        .observer(recorder.clone())
-        .build()
-        .unwrap();
-    let outcome = engine.run(workflow, plan.options).await.unwrap();
+    let (outcome, recorder) = resume_with_the_gate_open(&store, &probes, plan).await;
     assert_eq!(outcome.run.status, RunStatus::Completed);
     assert_eq!(outcome.run.id, run_id);
     // Completed nodes were not executed again; the rest ran once more.
@@ -834,6 +851,73 @@ async fn crashed_run_is_found_and_resumed_without_re_executing(target: &Target) 
         entry.executions
     );
     assert_eq!(entry.executions.len(), 4);
+    store.close().await;
+}
+
+/// The canvas edited between the crash and the resume: the edited node's recorded result is
+/// stale (its key changed), so it executes again, and so does what it feeds; the node whose
+/// key is unchanged is still reused (no paid call twice).
+async fn a_node_edited_before_the_resume_executes_again(target: &Target) {
+    let probes = Probes::default();
+    let (workflow_id, run_id) = crash_mid_run(target, &probes).await;
+    let store = target.open().await;
+    // Every stored execution carries the key it ran with.
+    let recorded = store.node_executions(&run_id).await.unwrap();
+    for e in recorded
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::Completed)
+    {
+        assert!(e.cache_key.is_some(), "{}: {e:?}", e.node_id);
+    }
+    let mut wf = store
+        .get_workflow("alice", &workflow_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let b = wf.document.nodes.iter_mut().find(|n| n.id == "b").unwrap();
+    b.config = json!({"add": 20});
+    store
+        .update_workflow(
+            "alice",
+            &workflow_id,
+            WorkflowUpdate {
+                document: Some(wf.document),
+                ..WorkflowUpdate::default()
+            },
+        )
+        .await
+        .unwrap();
+
+    let plan = store.resume_plan(&run_id).await.unwrap();
+    for id in ["a", "b"] {
+        let resumed = &plan.options.resumed[id];
+        let stored = recorded.iter().find(|e| &*e.node_id == id).unwrap();
+        assert_eq!(resumed.cache_key, stored.cache_key, "{id}");
+    }
+    let (outcome, recorder) = resume_with_the_gate_open(&store, &probes, plan).await;
+    assert_eq!(
+        outcome.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        outcome.run.error
+    );
+    assert_eq!(probes.counts.of("a"), 1, "a unchanged: reused");
+    assert_eq!(probes.counts.of("b"), 2, "b edited: executed again");
+    assert_eq!(probes.counts.of("c"), 1);
+    assert_eq!(number_of(&outcome.results["b"]), Some(21.0));
+    assert_eq!(number_of(&outcome.results["c"]), Some(121.0), "not 111");
+    assert_eq!(recorder.failures(), 0, "{:?}", recorder.last_error());
+    // The stored record of `b` is its new execution, with its new key.
+    let stored = store.node_executions(&run_id).await.unwrap();
+    let key = |rows: &[NodeExecution], id: &str| {
+        rows.iter()
+            .find(|e| &*e.node_id == id)
+            .and_then(|e| e.cache_key)
+    };
+    assert_eq!(key(&stored, "a"), key(&recorded, "a"));
+    assert_ne!(key(&stored, "b"), key(&recorded, "b"));
+    let b = stored.iter().find(|e| &*e.node_id == "b").unwrap();
+    assert!(!b.cached, "{b:?}");
     store.close().await;
 }
 
@@ -1358,6 +1442,19 @@ async fn malformed_json_is_an_error(target: &Target) {
         matches!(&err, Error::Corrupt { table: "node_executions", row, column: "output_data", .. } if row == "run-bad/n0"),
         "{err}"
     );
+    // A cache key that is not one.
+    target
+        .execute_raw(
+            "UPDATE node_executions SET output_data = NULL, cache_key = 'c0ffee' \
+             WHERE run_id = 'run-bad'",
+        )
+        .await;
+    let err = store.node_executions("run-bad").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Corrupt { table: "node_executions", row, column: "cache_key", .. } if row == "run-bad/n0"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("64 hex digits"), "{err}");
     let err = store.cache_get(&CacheKey([1; 32])).await.unwrap_err();
     assert!(
         matches!(

@@ -33,7 +33,7 @@
 //! also pays validation and planning (about 1–2 µs per node), a kept one only its fingerprint.
 
 use crate::assets::{AssetStore, MemoryAssetStore};
-use crate::cache::ResultCache;
+use crate::cache::{CacheKey, ResultCache};
 use crate::error::{Error, NodeError, Result};
 use crate::event::{Observer, RunEvent};
 use crate::model::{Item, NodeExecution, NodeResult, RunRecord, TriggerType, Workflow};
@@ -185,6 +185,44 @@ pub enum RunTarget {
     Nodes(Vec<String>),
 }
 
+/// A result an earlier, interrupted attempt of a run recorded for a node
+/// ([`RunOptions::resumed`]).
+///
+/// With its [`cache_key`](Self::cache_key) (what the node ran with, as the engine hashed it
+/// then), the resumed run first settles the node's upstream, hashes what the node would run
+/// with now and reuses the result only if the key is the same; a node whose config, input
+/// values or type version changed since (the canvas was edited before the resume) executes
+/// again, as does whatever its new result feeds. Without a key (a record made by an engine
+/// that did not hash the node) the result is reused as it is and the node's upstream is not
+/// run for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resumed {
+    /// The recorded result.
+    pub result: NodeResult,
+    /// The key the node ran with, when it was recorded.
+    pub cache_key: Option<CacheKey>,
+}
+
+impl Resumed {
+    /// A recorded result and the key it was recorded with.
+    pub fn keyed(result: NodeResult, cache_key: CacheKey) -> Self {
+        Resumed {
+            result,
+            cache_key: Some(cache_key),
+        }
+    }
+}
+
+/// A result recorded without a key: reused as it is.
+impl From<NodeResult> for Resumed {
+    fn from(result: NodeResult) -> Self {
+        Resumed {
+            result,
+            cache_key: None,
+        }
+    }
+}
+
 /// Options of one run.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -203,8 +241,9 @@ pub struct RunOptions {
     /// (ignored for terminal nodes, which must run in the engine).
     pub pinned: HashMap<String, NodeResult>,
     /// Results recorded by an earlier, interrupted attempt of this run, by node id: reused and
-    /// reported as resumed.
-    pub resumed: HashMap<String, NodeResult>,
+    /// reported as resumed (a result recorded with its key only while the node's key is
+    /// unchanged; see [`Resumed`]).
+    pub resumed: HashMap<String, Resumed>,
     /// Values for source nodes, by node id (running a workflow as a function).
     pub inputs: HashMap<String, RunInput>,
     /// Nodes that execute even when the cache has their result.
@@ -275,6 +314,8 @@ pub(crate) struct EngineInner {
     pub(crate) executor: ExecutorKind,
     pub(crate) cancel_grace: Duration,
     pub(crate) plans: plan::PlanCache,
+    /// Whether an observer wants every node record to carry its cache key.
+    pub(crate) records_keys: bool,
 }
 
 impl Default for EngineBuilder {
@@ -413,6 +454,7 @@ impl EngineBuilder {
                 policies: self.policies,
                 default_timeout: self.default_timeout,
                 retry: self.retry,
+                records_keys: self.observers.iter().any(|o| o.needs_cache_keys()),
                 observers: self.observers,
                 assets: self
                     .assets

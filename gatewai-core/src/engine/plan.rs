@@ -7,6 +7,7 @@
 use super::limiter::FairLimiter;
 use super::{EngineInner, RetryPolicy, RunOptions, RunTarget};
 use crate::FastMap as HashMap;
+use crate::cache::CacheKey;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
 use crate::model::{HandleType, NodeResult, OnError, Workflow};
@@ -67,6 +68,9 @@ pub(crate) struct NodeRun {
     pub(crate) previous: Option<Arc<NodeResult>>,
     /// A pinned or resumed result the run uses instead of executing the node.
     pub(crate) preset: Option<(Arc<NodeResult>, ResultSource)>,
+    /// The key a resumed result was recorded with: the preset is used only if the node's
+    /// key, once its inputs are resolved, is the same (the plan settles its upstream).
+    pub(crate) resume_key: Option<CacheKey>,
     /// The value the run was given for this source node.
     pub(crate) run_input: Option<Arc<RunInput>>,
     /// Executes even when the cache has the result.
@@ -111,6 +115,7 @@ impl Plan {
                     config,
                     previous,
                     preset: None,
+                    resume_key: None,
                     run_input: None,
                     force: false,
                 }
@@ -149,9 +154,14 @@ impl Plan {
                 .filter(|&p| p < runs.len())
         };
         let mut presets = Vec::new();
-        for (id, result) in &options.resumed {
+        let mut resume_keys = Vec::new();
+        for (id, resumed) in &options.resumed {
             if let Some(p) = planned(id) {
-                presets.push((p, Arc::new(result.clone()), ResultSource::Resumed));
+                let result = Arc::new(resumed.result.clone());
+                presets.push((p, result, ResultSource::Resumed));
+                if let Some(key) = resumed.cache_key {
+                    resume_keys.push((p, key));
+                }
             }
         }
         for (id, result) in &options.pinned {
@@ -172,6 +182,9 @@ impl Plan {
         let forced: Vec<usize> = options.force.iter().filter_map(|id| planned(id)).collect();
         for (p, result, source) in presets {
             runs[p].preset = Some((result, source));
+        }
+        for (p, key) in resume_keys {
+            runs[p].resume_key = Some(key);
         }
         for (p, input) in inputs {
             runs[p].run_input = Some(input);
@@ -273,11 +286,17 @@ impl Plan {
             }
         }
         let incoming_of = |t: usize| &incoming[in_offsets[t] as usize..in_offsets[t + 1] as usize];
-        // Nodes whose result the run brings (resumed; pinned, except for terminal nodes).
+        // Nodes whose result the run brings and needs nothing upstream for (resumed without
+        // a key; pinned, except for terminal nodes). A result resumed with its key is
+        // checked against the node's key, which its inputs decide: its upstream runs.
         let mut preset = vec![false; n];
-        for id in options.resumed.keys() {
+        let mut keyed = vec![false; n];
+        for (id, resumed) in &options.resumed {
             if let Some(&i) = index.get(id.as_str()) {
-                preset[i as usize] = true;
+                match resumed.cache_key {
+                    Some(_) => keyed[i as usize] = true,
+                    None => preset[i as usize] = true,
+                }
             }
         }
         for id in options.pinned.keys() {
@@ -462,7 +481,8 @@ impl Plan {
                     slot.sources.push((src, src_handle));
                 }
             }
-            let key_prefix = if info.cacheable && engine.cache.is_some() {
+            let hashed = (info.cacheable && engine.cache.is_some()) || engine.records_keys;
+            let key_prefix = if hashed || keyed[i] {
                 super::key::key_prefix(
                     &info.node_type,
                     info.version,
@@ -906,11 +926,23 @@ impl Fingerprint {
                 }
             }
         }
-        // Which nodes bring their result decides what the run needs upstream. Pinned and
-        // resumed results apart: a terminal node ignores a pinned result but takes a resumed
-        // one, so the same ids make different plans.
-        for ids in [&options.pinned, &options.resumed] {
-            let mut ids: Vec<&str> = ids.keys().map(String::as_str).collect();
+        // Which nodes bring their result decides what the run needs upstream. Pinned,
+        // resumed and key-checked resumed results apart: a terminal node ignores a pinned
+        // result but takes a resumed one, and a key-checked one needs its upstream, so the
+        // same ids make different plans.
+        let resumed = |keyed: bool| {
+            options
+                .resumed
+                .iter()
+                .filter(move |(_, r)| r.cache_key.is_some() == keyed)
+                .map(|(id, _)| id.as_str())
+        };
+        let sets: [Vec<&str>; 3] = [
+            options.pinned.keys().map(String::as_str).collect(),
+            resumed(false).collect(),
+            resumed(true).collect(),
+        ];
+        for mut ids in sets {
             ids.sort_unstable();
             self.num(ids.len() as u64);
             for id in ids {

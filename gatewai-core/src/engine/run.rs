@@ -10,7 +10,7 @@
 use super::plan::{NodeRun, Plan, PlanNode};
 use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
 use crate::assets::AssetStore;
-use crate::cache::CachedOutputs;
+use crate::cache::{CacheKey, CachedOutputs};
 use crate::error::{Error, ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason};
 use crate::model::{
@@ -60,6 +60,8 @@ pub(crate) struct Settled {
     /// From the first attempt to the end of the last, for nodes that executed (0 for results
     /// taken from the cache or handed in).
     duration_ms: Option<u64>,
+    /// The node's cache key, when the run computed it.
+    key: Option<CacheKey>,
 }
 
 impl Settled {
@@ -71,6 +73,7 @@ impl Settled {
             finished: Instant::now(),
             attempts: 0,
             duration_ms: None,
+            key: None,
         }
     }
 
@@ -135,6 +138,7 @@ fn record(
         finished_at: Some(clock.at(s.finished)),
         duration_ms: s.duration_ms,
         attempts: s.attempts,
+        cache_key: s.key,
     }
 }
 
@@ -851,7 +855,8 @@ impl RunState {
         let node = &self.plan.nodes[idx];
         let run = &self.runs[idx];
         let started = Instant::now();
-        if let Some((result, source)) = &run.preset {
+        // A result resumed with its key waits for the node's inputs (below).
+        if let (Some((result, source)), None) = (&run.preset, run.resume_key) {
             let end = End::Completed {
                 result: result.clone(),
                 source: *source,
@@ -878,10 +883,28 @@ impl RunState {
                 return;
             }
         };
+        // The node's key: for the cache, for a resumed result recorded with its key, and for
+        // the record when an observer asks (the plan hashed the prefix in each case).
+        let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
+        let key = (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys)
+            .then(|| super::key::cache_key(node.key_prefix, run, &inputs));
+        if let (Some((result, _)), Some(recorded)) = (&run.preset, run.resume_key) {
+            if key == Some(recorded) {
+                let end = End::Completed {
+                    result: result.clone(),
+                    source: ResultSource::Resumed,
+                    error: None,
+                };
+                let mut settled = Settled::now(end, started);
+                settled.duration_ms = Some(0);
+                settled.key = key;
+                self.settle(idx, settled, Some(inputs));
+                return;
+            }
+            tracing::info!(parent: &self.span, node_id = %node.id, "the node's config or inputs changed since the interrupted attempt: executing it again instead of reusing its result");
+        }
         // Cache.
         // Forced nodes skip the lookup but still store what they produce.
-        let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
-        let key = cache.map(|_| super::key::cache_key(node.key_prefix, run, &inputs));
         if let (Some(cache), Some(key), false) = (cache, key.as_ref(), run.force) {
             // A node the run had not started when it was cancelled ends cancelled, even when
             // the cache has its result (the `stopping` flag above may lag the token).
@@ -902,6 +925,7 @@ impl RunState {
                     };
                     let mut settled = Settled::now(end, started);
                     settled.duration_ms = Some(0);
+                    settled.key = Some(*key);
                     self.settle(idx, settled, Some(inputs));
                     return;
                 }
@@ -1006,6 +1030,7 @@ impl RunState {
                 finished,
                 attempts,
                 duration_ms,
+                key,
             },
             Some(inputs),
         );

@@ -164,6 +164,41 @@ pub struct NodeExecution {
     /// How many attempts were made (0 when it never executed).
     #[serde(default)]
     pub attempts: u32,
+    /// The content hash of what the node ran with (type and version, config, handles, input
+    /// values, run input: the result cache's key), when the engine computed it: for nodes it
+    /// looked up in or stored into its cache, and for every node that resolved its inputs
+    /// when an observer asks for keys ([`Observer::needs_cache_keys`](crate::Observer::needs_cache_keys);
+    /// a store's run recorder does). Resuming a run reuses a recorded result only while the
+    /// node's key is still the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<crate::CacheKey>,
+}
+
+impl NodeExecution {
+    /// The record of a node that is queued and has done nothing yet.
+    pub fn queued(
+        run_id: Arc<str>,
+        node_id: Arc<str>,
+        node_type: Arc<str>,
+        label: Arc<str>,
+    ) -> Self {
+        NodeExecution {
+            run_id,
+            node_id,
+            node_type,
+            label,
+            status: ExecutionStatus::Queued,
+            input: None,
+            output: None,
+            error: None,
+            cached: false,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            attempts: 0,
+            cache_key: None,
+        }
+    }
 }
 
 fn empty_str() -> Arc<str> {

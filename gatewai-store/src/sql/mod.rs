@@ -75,7 +75,7 @@ mod query {
          FROM workflows w JOIN workflow_runs r ON r.workflow_id = w.id WHERE r.id = $1";
 
     pub(super) const RUN_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, input_data, output_data, error, \
-         cached, started_at, finished_at, duration_ms, attempts FROM node_executions WHERE run_id = $1 ORDER BY seq, node_id";
+         cached, started_at, finished_at, duration_ms, attempts, cache_key FROM node_executions WHERE run_id = $1 ORDER BY seq, node_id";
     pub(super) const NEXT_EXECUTION_SEQ: &str =
         "SELECT COALESCE(MAX(seq) + 1, 0) FROM node_executions WHERE run_id = $1";
     pub(super) const RUN_EXISTS: &str = "SELECT id FROM workflow_runs WHERE id = $1";
@@ -792,6 +792,7 @@ mod tests {
                 finished_at: output.then(|| t0 + Duration::nanoseconds(2_000_001)),
                 duration_ms: output.then_some(2),
                 attempts: u32::from(output),
+                cache_key: output.then_some(gatewai_core::CacheKey([0xc5; 32])),
             })
         };
         let completed = |node: &str| EventKind::NodeCompleted {
@@ -967,6 +968,7 @@ mod tests {
                 finished_at: Some(at),
                 duration_ms: Some(1),
                 attempts: 1,
+                cache_key: None,
             };
             let store = &store;
             async move {

@@ -45,22 +45,23 @@ impl PostgresBackend {
 /// a queued record never replaces a completed one (a resumed run queues again the nodes whose
 /// earlier results it reuses, see `BatchWrite::StartRun`).
 const UPSERT_EXECUTIONS: &str = "INSERT INTO node_executions (run_id, node_id, seq, node_type, node_label, status, \
-     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts) \
-     SELECT $1, u.n, u.q, u.t, u.l, u.s, u.i::json, u.o::json, u.e, u.c, u.a, u.f, u.d, u.k \
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts, cache_key) \
+     SELECT $1, u.n, u.q, u.t, u.l, u.s, u.i::json, u.o::json, u.e, u.c, u.a, u.f, u.d, u.k, u.h \
      FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], \
-     $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::int8[], $14::int4[]) \
-     AS u(n, q, t, l, s, i, o, e, c, a, f, d, k) \
+     $9::text[], $10::bool[], $11::timestamptz[], $12::timestamptz[], $13::int8[], $14::int4[], \
+     $15::text[]) AS u(n, q, t, l, s, i, o, e, c, a, f, d, k, h) \
      ON CONFLICT (run_id, node_id) DO UPDATE SET node_type = excluded.node_type, \
      node_label = excluded.node_label, status = excluded.status, input_data = excluded.input_data, \
      output_data = excluded.output_data, error = excluded.error, cached = excluded.cached, \
      started_at = excluded.started_at, finished_at = excluded.finished_at, \
-     duration_ms = excluded.duration_ms, attempts = excluded.attempts \
+     duration_ms = excluded.duration_ms, attempts = excluded.attempts, \
+     cache_key = excluded.cache_key \
      WHERE node_executions.status <> 'COMPLETED' OR excluded.status <> 'QUEUED'";
 
 /// The node executions of the runs whose ids `$1` (an array) holds, by run and queue order.
 const RUNS_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, \
-     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts \
-     FROM node_executions WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq, node_id";
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts, \
+     cache_key FROM node_executions WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq, node_id";
 
 /// Updates running executions of one run (`$1`), keeping the columns it does not name; a
 /// missing row is created (with an empty type and label until the node's full record is
@@ -127,7 +128,8 @@ impl PostgresBackend {
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
             );
-            let (mut started, mut finished, mut durations, mut attempts) = (
+            let (mut started, mut finished, mut durations, mut attempts, mut keys) = (
+                Vec::with_capacity(n),
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
                 Vec::with_capacity(n),
@@ -147,6 +149,7 @@ impl PostgresBackend {
                 finished.push(r.finished_at.map(|t| t.trunc_subsecs(6)));
                 durations.push(r.duration_ms.map(to_i64));
                 attempts.push(to_i32(r.attempts));
+                keys.push(r.cache_key.map(|k| k.to_hex()));
             }
             sqlx::query(UPSERT_EXECUTIONS)
                 .bind(&*rows[0].1.run_id)
@@ -163,6 +166,7 @@ impl PostgresBackend {
                 .bind(finished)
                 .bind(durations)
                 .bind(attempts)
+                .bind(keys)
                 .execute(&mut *conn)
                 .await?;
         }

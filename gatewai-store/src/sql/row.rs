@@ -231,21 +231,12 @@ pub(crate) struct PlannedNode {
 impl PlannedNode {
     /// The queued execution it stands for.
     pub(crate) fn to_execution(&self, run_id: &str) -> NodeExecution {
-        NodeExecution {
-            run_id: Arc::from(run_id),
-            node_id: self.node_id.clone(),
-            node_type: self.node_type.clone(),
-            label: self.label.clone(),
-            status: gatewai_core::ExecutionStatus::Queued,
-            input: None,
-            output: None,
-            error: None,
-            cached: false,
-            started_at: None,
-            finished_at: None,
-            duration_ms: None,
-            attempts: 0,
-        }
+        NodeExecution::queued(
+            Arc::from(run_id),
+            self.node_id.clone(),
+            self.node_type.clone(),
+            self.label.clone(),
+        )
     }
 }
 
@@ -324,6 +315,7 @@ pub(crate) struct ExecutionRow {
     finished_at: Option<DateTime<Utc>>,
     duration_ms: Option<i64>,
     attempts: i32,
+    cache_key: Option<String>,
 }
 
 impl TryFrom<ExecutionRow> for NodeExecution {
@@ -349,6 +341,14 @@ impl TryFrom<ExecutionRow> for NodeExecution {
                 .map(|d| unsigned(T, &key, "duration_ms", d))
                 .transpose()?,
             attempts: unsigned(T, &key, "attempts", i64::from(row.attempts))?,
+            cache_key: row
+                .cache_key
+                .as_deref()
+                .map(|hex| {
+                    hex.parse()
+                        .map_err(|e: String| Error::corrupt(T, &key, "cache_key", e))
+                })
+                .transpose()?,
             run_id: row.run_id.into(),
             node_id: row.node_id.into(),
             node_type: row.node_type.into(),

@@ -5,7 +5,7 @@ use super::*;
 use crate::store::redact;
 use crate::write_plan::Progress;
 use chrono::{DateTime, Datelike, SecondsFormat, SubsecRound, Timelike, Utc};
-use gatewai_core::ExecutionStatus;
+use gatewai_core::{CacheKey, ExecutionStatus};
 use sqlx::Arguments as _;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
@@ -300,6 +300,7 @@ fn upsert_executions_sql(rows: usize) -> &'static str {
                     "finished_at",
                     "duration_ms",
                     "attempts",
+                    "cache_key",
                 ],
                 &[],
                 n,
@@ -308,7 +309,8 @@ fn upsert_executions_sql(rows: usize) -> &'static str {
                  input_data = excluded.input_data, output_data = excluded.output_data, \
                  error = excluded.error, cached = excluded.cached, \
                  started_at = excluded.started_at, finished_at = excluded.finished_at, \
-                 duration_ms = excluded.duration_ms, attempts = excluded.attempts \
+                 duration_ms = excluded.duration_ms, attempts = excluded.attempts, \
+                 cache_key = excluded.cache_key \
                  WHERE node_executions.status <> 'COMPLETED' OR excluded.status <> 'QUEUED'",
             )
         })
@@ -424,6 +426,11 @@ impl Texts {
         Arc::from(SqlTime(t).to_text().as_str())
     }
 
+    /// A cache key, as its hex digits.
+    fn key(&mut self, key: CacheKey) -> Arc<str> {
+        Arc::from(key.to_hex())
+    }
+
     /// A status, shared by the rows of a statement.
     fn status(&mut self, status: ExecutionStatus) -> Arc<str> {
         if let Some((_, text)) = self.statuses.iter().find(|(s, _)| *s == status) {
@@ -439,7 +446,7 @@ impl Texts {
 /// copied; each snapshot is serialized once, straight into the text the database stores.
 fn execution_args(run: &Arc<str>, rows: &[(i64, &NodeExecution)]) -> Result<SqliteArguments> {
     let mut args = SqliteArguments::default();
-    args.reserve(1 + rows.len() * 13, 0);
+    args.reserve(1 + rows.len() * 14, 0);
     add(&mut args, Arc::clone(run))?;
     let mut texts = Texts::default();
     for (seq, r) in rows {
@@ -462,6 +469,7 @@ fn execution_args(run: &Arc<str>, rows: &[(i64, &NodeExecution)]) -> Result<Sqli
         add(&mut args, r.finished_at.map(|t| texts.time(t)))?;
         add(&mut args, r.duration_ms.map(to_i64))?;
         add(&mut args, to_i32(r.attempts))?;
+        add(&mut args, r.cache_key.map(|k| texts.key(k)))?;
     }
     Ok(args)
 }
@@ -662,8 +670,8 @@ impl Drop for BatchConnection {
 /// array parameter: the ids are bound as one JSON array, which `json_each` unfolds (one
 /// statement, prepared once, whatever their count).
 const RUNS_EXECUTIONS: &str = "SELECT run_id, node_id, seq, node_type, node_label, status, \
-     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts \
-     FROM node_executions WHERE run_id IN (SELECT value FROM json_each($1)) \
+     input_data, output_data, error, cached, started_at, finished_at, duration_ms, attempts, \
+     cache_key FROM node_executions WHERE run_id IN (SELECT value FROM json_each($1)) \
      ORDER BY run_id, seq, node_id";
 
 impl SqliteBackend {
