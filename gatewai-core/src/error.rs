@@ -294,6 +294,15 @@ pub enum ValidationError {
         /// Its type.
         node_type: String,
     },
+    /// A node id is empty or holds a control character (a NUL, a line break, …): ids name
+    /// nodes in records, logs and URLs, where such characters cannot go.
+    #[error("node id {node_id:?} is not a valid id: {reason}")]
+    InvalidNodeId {
+        /// The id, as it is.
+        node_id: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Two nodes share an id.
     #[error("node id `{node_id}` is used by more than one node")]
     DuplicateNodeId {

@@ -282,6 +282,21 @@ fn check<T: TemplateSource + ?Sized>(
 ) -> Result<(), ValidationErrors> {
     let mut problems = Vec::new();
     let index = GraphIndex::build(workflow, &mut problems);
+    for node in &workflow.nodes {
+        let reason = if node.id.is_empty() {
+            Some("it is empty")
+        } else if node.id.chars().any(char::is_control) {
+            Some("it holds a control character")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            problems.push(ValidationError::InvalidNodeId {
+                node_id: node.id.clone(),
+                reason,
+            });
+        }
+    }
 
     // Node types and configs; templates looked up once per distinct type name.
     let mut by_type: HashMap<&str, Option<&NodeTemplate>> = HashMap::default();

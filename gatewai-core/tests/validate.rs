@@ -78,6 +78,31 @@ fn duplicate_node_id() {
 }
 
 #[test]
+fn a_node_id_that_is_empty_or_holds_a_control_character() {
+    for (id, reason) in [
+        ("bad\u{0}id", "control character"),
+        ("line\nbreak", "control character"),
+        ("", "empty"),
+    ] {
+        let w = base().node(id, "Text").build();
+        let found = problems(&w);
+        assert!(
+            matches!(&found[..], [ValidationError::InvalidNodeId { node_id, .. }] if node_id == id),
+            "{id:?}: {found:?}"
+        );
+        // The message names the id escaped, on one line.
+        let line = found[0].to_string();
+        assert!(
+            line.contains(&format!("{id:?}")) && line.contains(reason),
+            "{line}"
+        );
+        assert!(!line.contains('\n') && !line.contains('\0'), "{line}");
+    }
+    // Other odd but harmless characters are fine.
+    assert_eq!(problems(&base().node("ünï côdé-1", "Text").build()), vec![]);
+}
+
+#[test]
 fn duplicate_handle_id() {
     let mut w = base().build();
     let copy = w.handles[0].clone();

@@ -1,8 +1,14 @@
 //! Checks of caller-supplied arguments shared by the backends.
+//!
+//! Every backend refuses the same arguments with the same error, whatever its database would
+//! take: PostgreSQL's `text` cannot hold a NUL character (SQLite's and the memory backend's
+//! can), so a NUL in an id or a name is refused everywhere, naming the field.
 
 use crate::error::{Error, Result};
+use crate::model::{NewUser, NewWorkflow, WorkflowUpdate};
+use gatewai_core::FileAsset;
 
-/// Fails when an id is empty or longer than 255 bytes.
+/// Fails when an id is empty, longer than 255 bytes or holds a NUL character.
 pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
     if value.is_empty() {
         return Err(Error::InvalidInput {
@@ -16,7 +22,23 @@ pub(crate) fn non_empty(field: &'static str, value: &str) -> Result<()> {
             message: format!("is {} bytes long; at most 255 are allowed", value.len()),
         });
     }
-    Ok(())
+    text(field, value)
+}
+
+/// Fails when a text holds a NUL character.
+pub(crate) fn text(field: &'static str, value: &str) -> Result<()> {
+    match value.contains('\0') {
+        true => Err(Error::InvalidInput {
+            field,
+            message: "must not contain a NUL character".into(),
+        }),
+        false => Ok(()),
+    }
+}
+
+/// [`text`] for an optional text.
+fn optional_text(field: &'static str, value: Option<&str>) -> Result<()> {
+    value.map_or(Ok(()), |v| text(field, v))
 }
 
 /// The id a caller chose (checked), or a fresh UUID.
@@ -27,5 +49,73 @@ pub(crate) fn new_id(id: Option<String>) -> Result<String> {
             Ok(id)
         }
         None => Ok(uuid::Uuid::new_v4().to_string()),
+    }
+}
+
+/// Checks a user to store.
+pub(crate) fn user(user: &NewUser) -> Result<()> {
+    non_empty("user id", &user.id)?;
+    text("email", &user.email)?;
+    optional_text("first name", user.first_name.as_deref())?;
+    optional_text("last name", user.last_name.as_deref())
+}
+
+/// Checks a new workflow's name; returns its id (the caller's, checked, or a fresh UUID).
+pub(crate) fn new_workflow(workflow: &NewWorkflow) -> Result<String> {
+    text("workflow name", &workflow.name)?;
+    new_id(workflow.id.clone())
+}
+
+/// Checks a workflow update.
+pub(crate) fn workflow_update(update: &WorkflowUpdate) -> Result<()> {
+    optional_text("workflow name", update.name.as_deref())
+}
+
+/// Checks an asset record to store, and its owner.
+pub(crate) fn asset(asset: &FileAsset, owner_id: Option<&str>) -> Result<()> {
+    non_empty("asset id", &asset.id)?;
+    text("asset name", &asset.name)?;
+    text("asset bucket", &asset.bucket)?;
+    text("asset key", &asset.key)?;
+    text("asset mime type", &asset.mime_type)?;
+    optional_text("asset owner", owner_id)
+}
+
+/// Checks an execution record's ids and type (its label and error are free text, which the
+/// store keeps without NULs).
+pub(crate) fn execution(execution: &gatewai_core::NodeExecution) -> Result<()> {
+    non_empty("node id", &execution.node_id)?;
+    text("node type", &execution.node_type)
+}
+
+/// Checks a run record's ids (its error is free text, which the store keeps without NULs).
+pub(crate) fn run(run: &gatewai_core::RunRecord) -> Result<()> {
+    non_empty("run id", &run.id)?;
+    optional_text("workflow id", run.workflow_id.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_refused_naming_the_field() {
+        let err = non_empty("run id", "a\0b").unwrap_err();
+        assert!(err.to_string().contains("run id"), "{err}");
+        assert!(err.to_string().contains("NUL"), "{err}");
+        let mut u = NewUser::new("u1", "u1@example.com");
+        assert!(user(&u).is_ok());
+        u.last_name = Some("Nul\0".into());
+        assert!(user(&u).unwrap_err().to_string().contains("last name"));
+        let update = WorkflowUpdate {
+            name: Some("\0".into()),
+            ..WorkflowUpdate::default()
+        };
+        assert!(
+            workflow_update(&update)
+                .unwrap_err()
+                .to_string()
+                .contains("workflow name")
+        );
     }
 }

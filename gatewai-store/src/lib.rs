@@ -9,6 +9,13 @@
 //!
 //! [`Store::open`] picks the backend from the URL and applies the schema migrations.
 //!
+//! Every backend stores and refuses the same things: timestamps are kept to the microsecond;
+//! free text the engine hands over (a node's label, an error) has each NUL character turned
+//! into U+FFFD (PostgreSQL's `text` cannot hold one, and a run must not lose its record over
+//! it); an id or a name a caller passes with a NUL is refused with
+//! [`Error::InvalidInput`] naming the field. JSON (documents, snapshots, cached results) is
+//! stored as it is, NULs included.
+//!
 //! ```no_run
 //! # async fn demo() -> gatewai_store::Result<()> {
 //! use gatewai_store::prelude::*;

@@ -198,7 +198,7 @@ fn with_ids(mut wf: StoredWorkflow) -> StoredWorkflow {
 #[async_trait]
 impl UserStore for MemoryBackend {
     async fn upsert_user(&self, user: &NewUser) -> Result<User> {
-        crate::argument::non_empty("user id", &user.id)?;
+        crate::argument::user(user)?;
         let mut state = self.lock();
         let now = now();
         let stored = state.users.entry(user.id.clone()).or_insert_with(|| User {
@@ -245,7 +245,7 @@ impl WorkflowStore for MemoryBackend {
         owner_id: &str,
         workflow: NewWorkflow,
     ) -> Result<StoredWorkflow> {
-        let id = crate::argument::new_id(workflow.id)?;
+        let id = crate::argument::new_workflow(&workflow)?;
         let mut state = self.lock();
         if !state.users.contains_key(owner_id) {
             return Err(Error::not_found("user", owner_id));
@@ -291,6 +291,7 @@ impl WorkflowStore for MemoryBackend {
         id: &str,
         update: WorkflowUpdate,
     ) -> Result<StoredWorkflow> {
+        crate::argument::workflow_update(&update)?;
         let mut state = self.lock();
         let stored = state
             .workflows
@@ -321,7 +322,7 @@ impl WorkflowStore for MemoryBackend {
 #[async_trait]
 impl RunStore for MemoryBackend {
     async fn save_run(&self, run: &RunRecord) -> Result<()> {
-        crate::argument::non_empty("run id", &run.id)?;
+        crate::argument::run(run)?;
         self.lock().save_run(run);
         Ok(())
     }
@@ -335,6 +336,7 @@ impl RunStore for MemoryBackend {
     }
 
     async fn save_node_execution(&self, execution: &NodeExecution) -> Result<()> {
+        crate::argument::execution(execution)?;
         let mut state = self.lock();
         let seq = state
             .executions
@@ -481,8 +483,8 @@ impl CacheStore for MemoryBackend {
 
 #[async_trait]
 impl AssetRecordStore for MemoryBackend {
-    async fn put_asset_record(&self, asset: &FileAsset, _owner_id: Option<&str>) -> Result<()> {
-        crate::argument::non_empty("asset id", &asset.id)?;
+    async fn put_asset_record(&self, asset: &FileAsset, owner_id: Option<&str>) -> Result<()> {
+        crate::argument::asset(asset, owner_id)?;
         self.lock().assets.insert(asset.id.clone(), asset.clone());
         Ok(())
     }

@@ -20,9 +20,9 @@ pub(crate) enum BatchWrite<'e> {
     /// resumed run (trigger `Resume`) keeps the earlier attempt's completed executions: they
     /// hold the results it reuses, and stay resumable should it crash before recording them
     /// again. So a queued record (its node queued again) never replaces a completed one.
-    StartRun(&'e RunRecord),
+    StartRun(Cow<'e, RunRecord>),
     /// Store the run (insert, or replace the stored one keeping its `created_at`).
-    SaveRun(&'e RunRecord),
+    SaveRun(Cow<'e, RunRecord>),
     /// Replace a node execution row with this record.
     Execution {
         /// Position in the run's event stream of the node's first event (orders a run's
@@ -37,7 +37,7 @@ pub(crate) enum BatchWrite<'e> {
 }
 
 /// A running execution's new status, start, attempt and last attempt's error.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Progress<'e> {
     /// As for [`BatchWrite::Execution`].
     pub(crate) seq: i64,
@@ -52,7 +52,7 @@ pub(crate) struct Progress<'e> {
     /// The attempt.
     pub(crate) attempts: u32,
     /// The error of a failed attempt that will be retried.
-    pub(crate) error: Option<&'e str>,
+    pub(crate) error: Option<Cow<'e, str>>,
 }
 
 /// One write of a batch, owned and with timestamps to the microsecond.
@@ -112,7 +112,7 @@ impl BatchWrite<'_> {
                 status: p.status,
                 started_at: p.started_at.trunc_subsecs(6),
                 attempts: p.attempts,
-                error: p.error.map(str::to_owned),
+                error: p.error.as_deref().map(str::to_owned),
             }),
         }
     }
@@ -148,8 +148,12 @@ pub(crate) fn plan_batch(events: &[RunEvent]) -> Vec<BatchWrite<'_>> {
         let seq = i64::try_from(event.seq).unwrap_or(i64::MAX);
         let run_id = &event.run_id;
         match &event.kind {
-            EventKind::RunStarted { run, .. } => writes.push(Some(BatchWrite::StartRun(run))),
-            EventKind::RunFinished { run } => writes.push(Some(BatchWrite::SaveRun(run))),
+            EventKind::RunStarted { run, .. } => {
+                writes.push(Some(BatchWrite::StartRun(Cow::Borrowed(&**run))))
+            }
+            EventKind::RunFinished { run } => {
+                writes.push(Some(BatchWrite::SaveRun(Cow::Borrowed(&**run))))
+            }
             EventKind::NodeQueued {
                 node_id,
                 node_type,
@@ -213,7 +217,60 @@ pub(crate) fn plan_batch(events: &[RunEvent]) -> Vec<BatchWrite<'_>> {
             _ => {}
         }
     }
-    writes.into_iter().flatten().collect()
+    writes.into_iter().flatten().map(storable_write).collect()
+}
+
+/// Free text as every backend stores it: each NUL character (which PostgreSQL's `text` cannot
+/// hold) becomes U+FFFD, so that a provider's error or a node's label holding one is stored
+/// rather than refused with the rest of its batch. Ids cannot hold one (validation and the
+/// store's argument checks refuse it).
+pub(crate) fn storable_text(text: &str) -> Cow<'_, str> {
+    match text.contains('\0') {
+        true => Cow::Owned(text.replace('\0', "\u{FFFD}")),
+        false => Cow::Borrowed(text),
+    }
+}
+
+/// [`storable_text`] for an owned optional text.
+fn storable_error(error: &mut Option<String>) {
+    if let Some(Cow::Owned(text)) = error.as_deref().map(storable_text) {
+        *error = Some(text);
+    }
+}
+
+/// [`storable_text`] for an execution's label and error.
+fn storable_execution(execution: &mut Cow<'_, NodeExecution>) {
+    if let Cow::Owned(label) = storable_text(&execution.label) {
+        execution.to_mut().label = Arc::from(label);
+    }
+    if execution.error.as_deref().is_some_and(|e| e.contains('\0')) {
+        storable_error(&mut execution.to_mut().error);
+    }
+}
+
+/// A write with its free text storable (see [`storable_text`]); borrowed as it was when
+/// there is nothing to change.
+fn storable_write(write: BatchWrite<'_>) -> BatchWrite<'_> {
+    fn storable_run(mut run: Cow<'_, RunRecord>) -> Cow<'_, RunRecord> {
+        if run.error.as_deref().is_some_and(|e| e.contains('\0')) {
+            storable_error(&mut run.to_mut().error);
+        }
+        run
+    }
+    match write {
+        BatchWrite::StartRun(run) => BatchWrite::StartRun(storable_run(run)),
+        BatchWrite::SaveRun(run) => BatchWrite::SaveRun(storable_run(run)),
+        BatchWrite::Execution { seq, mut record } => {
+            storable_execution(&mut record);
+            BatchWrite::Execution { seq, record }
+        }
+        BatchWrite::ExecutionProgress(mut progress) => {
+            if let Some(Cow::Owned(error)) = progress.error.as_deref().map(storable_text) {
+                progress.error = Some(Cow::Owned(error));
+            }
+            BatchWrite::ExecutionProgress(progress)
+        }
+    }
 }
 
 /// Replaces the node's earlier write in this batch (keeping its place), or appends.
@@ -289,7 +346,7 @@ fn attempt_update<'e>(
                 earlier.started_at
             },
             attempts: attempt,
-            error,
+            error: error.map(Cow::Borrowed),
         }),
         _ => BatchWrite::ExecutionProgress(Progress {
             seq,
@@ -298,23 +355,28 @@ fn attempt_update<'e>(
             status: ExecutionStatus::Executing,
             started_at: at,
             attempts: attempt,
-            error,
+            error: error.map(Cow::Borrowed),
         }),
     }
 }
 
-/// Timestamps kept to the microsecond, the precision every backend stores.
+/// The run as every backend stores it: timestamps kept to the microsecond (the precision
+/// every backend stores), its error [storable](storable_text).
 pub(crate) fn normalize_run(run: &RunRecord) -> RunRecord {
     let mut run = run.clone();
+    storable_error(&mut run.error);
     run.created_at = run.created_at.trunc_subsecs(6);
     run.started_at = run.started_at.map(|t| t.trunc_subsecs(6));
     run.finished_at = run.finished_at.map(|t| t.trunc_subsecs(6));
     run
 }
 
-/// Timestamps kept to the microsecond, the precision every backend stores.
+/// The execution as every backend stores it: timestamps kept to the microsecond, its label
+/// and error [storable](storable_text).
 pub(crate) fn normalize_execution(execution: &NodeExecution) -> NodeExecution {
-    let mut execution = execution.clone();
+    let mut execution = Cow::Borrowed(execution);
+    storable_execution(&mut execution);
+    let mut execution = execution.into_owned();
     execution.started_at = execution.started_at.map(|t| t.trunc_subsecs(6));
     execution.finished_at = execution.finished_at.map(|t| t.trunc_subsecs(6));
     execution

@@ -58,6 +58,7 @@ conformance!(
     asset_records_round_trip,
     malformed_json_is_an_error,
     json_with_nul_characters_round_trips,
+    text_with_nul_characters_is_stored_and_ids_with_them_are_refused,
     run_history_lists_each_run_with_its_own_executions,
 );
 
@@ -1508,6 +1509,144 @@ async fn malformed_json_is_an_error(target: &Target) {
 }
 
 /// A string with a NUL character is written in JSON as the escape `\u0000`, which
+/// Fails with the message its config names (a provider's error text, NULs and all).
+struct Fails(gatewai_core::NodeTemplate);
+
+#[async_trait::async_trait]
+impl gatewai_core::Node for Fails {
+    fn template(&self) -> &gatewai_core::NodeTemplate {
+        &self.0
+    }
+    async fn execute(
+        &self,
+        ctx: &gatewai_core::NodeContext,
+        _inputs: &gatewai_core::Inputs,
+    ) -> Result<gatewai_core::Outputs, gatewai_core::NodeError> {
+        let message = ctx.raw_config()["message"].as_str().unwrap_or("failed");
+        Err(gatewai_core::NodeError::internal(message))
+    }
+}
+
+/// PostgreSQL's `text` cannot hold a NUL character. Free text the engine hands over (a node's
+/// label from an untrusted canvas, a provider's error) is stored on every backend with each
+/// NUL turned into U+FFFD, so the run is recorded whole; an id or a name a caller gives with
+/// a NUL is refused with an error naming the field, the same on every backend.
+async fn text_with_nul_characters_is_stored_and_ids_with_them_are_refused(target: &Target) {
+    const NUL: &str = "before\u{0}after";
+    const STORED: &str = "before\u{FFFD}after";
+    let store = target.open().await;
+    with_users(&store).await;
+    let mut reg = registry(&Probes::default());
+    reg.register(Fails(common::number_template("Fails")))
+        .unwrap();
+    let mut document = workflow(
+        &reg,
+        &[
+            ("a", "Sum", json!({"add": 1})),
+            ("f", "Fails", json!({"message": NUL})),
+        ],
+        &[("a", "f")],
+    );
+    document.nodes[0].name = NUL.to_owned();
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Nul text", document.clone()))
+        .await
+        .unwrap();
+    let recorder = store.recorder();
+    let engine = Engine::builder()
+        .registry(reg)
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
+    let options = RunOptions {
+        workflow_id: Some(wf.id.clone()),
+        ..RunOptions::default()
+    };
+    let outcome = engine.run(document, options).await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Failed);
+    assert!(
+        outcome.observer_errors.is_empty(),
+        "{:?}",
+        outcome.observer_errors
+    );
+    assert_eq!(recorder.failures(), 0, "{:?}", recorder.last_error());
+    let run = store.get_run(&outcome.run.id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.as_deref().unwrap().contains(STORED), "{run:?}");
+    let executions = store.node_executions(&outcome.run.id).await.unwrap();
+    let of = |id: &str| executions.iter().find(|e| &*e.node_id == id).unwrap();
+    assert_eq!(of("a").status, ExecutionStatus::Completed);
+    assert_eq!(&*of("a").label, STORED);
+    assert_eq!(of("f").status, ExecutionStatus::Failed);
+    assert!(
+        of("f").error.as_deref().unwrap().contains(STORED),
+        "{:?}",
+        of("f")
+    );
+
+    // The same through the direct calls.
+    let mut run = run_record("run-nul-text", Some(&wf.id), 0);
+    run.error = Some(NUL.to_owned());
+    store.save_run(&run).await.unwrap();
+    let mut execution = execution("run-nul-text", "n0", 1.0);
+    execution.label = NUL.into();
+    execution.error = Some(NUL.to_owned());
+    store.save_node_execution(&execution).await.unwrap();
+    let read = store.get_run("run-nul-text").await.unwrap().unwrap();
+    assert_eq!(read.error.as_deref(), Some(STORED));
+    let read = &store.node_executions("run-nul-text").await.unwrap()[0];
+    assert_eq!(
+        (&*read.label, read.error.as_deref()),
+        (STORED, Some(STORED))
+    );
+
+    // Ids and names with a NUL are refused, naming the field.
+    let refused = |err: Error, field: &str| {
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains(field), "{field}: {err}");
+    };
+    refused(
+        store
+            .create_workflow("alice", NewWorkflow::new(NUL, doc("x")))
+            .await
+            .unwrap_err(),
+        "workflow name",
+    );
+    let update = WorkflowUpdate {
+        name: Some(NUL.to_owned()),
+        ..WorkflowUpdate::default()
+    };
+    refused(
+        store
+            .update_workflow("alice", &wf.id, update)
+            .await
+            .unwrap_err(),
+        "workflow name",
+    );
+    refused(
+        store
+            .upsert_user(&NewUser::new("carol", NUL))
+            .await
+            .unwrap_err(),
+        "email",
+    );
+    refused(
+        store
+            .save_run(&run_record(NUL, Some(&wf.id), 0))
+            .await
+            .unwrap_err(),
+        "run id",
+    );
+    refused(
+        store
+            .save_node_execution(&self::execution("run-nul-text", NUL, 1.0))
+            .await
+            .unwrap_err(),
+        "node id",
+    );
+    store.close().await;
+}
+
 /// PostgreSQL's `JSONB` refuses: every JSON column that carries user data (a workflow
 /// document, a node's input and output snapshots, a cached result, an asset's metadata) must
 /// store it and read it back unchanged, the run recorder's batches included.

@@ -294,7 +294,7 @@ macro_rules! sql_backend {
         #[async_trait]
         impl UserStore for $name {
             async fn upsert_user(&self, user: &NewUser) -> Result<User> {
-                crate::argument::non_empty("user id", &user.id)?;
+                crate::argument::user(user)?;
                 let row = sqlx::query_as::<$db, UserRow>(query::UPSERT_USER)
                     .bind(&user.id)
                     .bind(&user.email)
@@ -333,7 +333,7 @@ macro_rules! sql_backend {
                 owner_id: &str,
                 workflow: NewWorkflow,
             ) -> Result<StoredWorkflow> {
-                let id = crate::argument::new_id(workflow.id)?;
+                let id = crate::argument::new_workflow(&workflow)?;
                 let mut document = workflow.document;
                 document.id = Some(id.clone());
                 document.name = Some(workflow.name.clone());
@@ -405,6 +405,7 @@ macro_rules! sql_backend {
                 id: &str,
                 update: WorkflowUpdate,
             ) -> Result<StoredWorkflow> {
+                crate::argument::workflow_update(&update)?;
                 let document = update
                     .document
                     .map(|mut d| {
@@ -442,7 +443,7 @@ macro_rules! sql_backend {
         #[async_trait]
         impl RunStore for $name {
             async fn save_run(&self, run: &RunRecord) -> Result<()> {
-                crate::argument::non_empty("run id", &run.id)?;
+                crate::argument::run(run)?;
                 let mut conn = self.write.acquire().await?;
                 Self::save_run_row(&mut conn, run).await
             }
@@ -473,6 +474,7 @@ macro_rules! sql_backend {
             }
 
             async fn save_node_execution(&self, execution: &NodeExecution) -> Result<()> {
+                crate::argument::execution(execution)?;
                 let execution = normalize_execution(execution);
                 let mut tx = self.write.begin().await?;
                 if sqlx::query::<$db>(query::RUN_EXISTS)
@@ -643,7 +645,7 @@ macro_rules! sql_backend {
                 asset: &FileAsset,
                 owner_id: Option<&str>,
             ) -> Result<()> {
-                crate::argument::non_empty("asset id", &asset.id)?;
+                crate::argument::asset(asset, owner_id)?;
                 let metadata = asset
                     .metadata
                     .as_ref()

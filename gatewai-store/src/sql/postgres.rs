@@ -192,7 +192,7 @@ impl PostgresBackend {
                 .bind(rows.iter().map(|p| p.node_id).collect::<Vec<_>>())
                 .bind(rows.iter().map(|p| p.seq).collect::<Vec<_>>())
                 .bind(rows.iter().map(|p| p.status.as_str()).collect::<Vec<_>>())
-                .bind(rows.iter().map(|p| p.error).collect::<Vec<_>>())
+                .bind(rows.iter().map(|p| p.error.as_deref()).collect::<Vec<_>>())
                 .bind(
                     rows.iter()
                         .map(|p| p.started_at.trunc_subsecs(6))

@@ -484,7 +484,7 @@ fn progress_args(run: &Arc<str>, rows: &[&Progress<'_>]) -> Result<SqliteArgumen
         add(&mut args, p.node_id)?;
         add(&mut args, p.seq)?;
         add(&mut args, texts.status(p.status))?;
-        add(&mut args, p.error)?;
+        add(&mut args, p.error.as_deref())?;
         add(&mut args, texts.time(p.started_at))?;
         add(&mut args, to_i32(p.attempts))?;
     }
