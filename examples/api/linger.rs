@@ -14,10 +14,12 @@
 //! while hyper writes the response. A body that ends within [`LINGER_BYTES`] and
 //! [`LINGER_TIME`] leaves the connection open for the client's next request; one that does
 //! not is left unread until [`LINGER_TIME`] is up (time for the client to read the response)
-//! and the connection is closed, so a client cannot make the server read forever.
+//! and the connection is closed, so a client cannot make the server read forever. A server
+//! shutting down stops lingering at once: its graceful shutdown waits for open connections,
+//! and must not wait [`LINGER_TIME`] for a client still sending a body nobody will read.
 
 use axum::body::{Body, HttpBody};
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// The most bytes of an unread request body read and discarded after the response.
 pub(super) const LINGER_BYTES: u64 = 8 * 1024 * 1024;
@@ -44,8 +47,12 @@ pub(super) const LINGER_TIME: Duration = Duration::from_secs(5);
 ///
 /// A client that sent `Expect: 100-continue` and whose body the handler never asked for has
 /// not sent it and will not (hyper sends no `100 Continue` after the response): its body is
-/// dropped at once.
-pub(super) async fn linger_on_unread_body(req: Request, next: Next) -> Response {
+/// dropped at once. `closing` is cancelled when the server shuts down: lingering ends then.
+pub(super) async fn linger_on_unread_body(
+    State(closing): State<CancellationToken>,
+    req: Request,
+    next: Next,
+) -> Response {
     let (parts, body) = req.into_parts();
     let awaits_continue = expects_continue(&parts.headers);
     let (handle, kept) = SharedBody::new(body);
@@ -59,8 +66,15 @@ pub(super) async fn linger_on_unread_body(req: Request, next: Next) -> Response 
         let unread = !state.ended && !state.body.is_end_stream();
         // A client waiting for `100 Continue` sends no body that nobody asked for.
         let coming = state.polled || !awaits_continue;
-        if unread && coming {
-            tokio::spawn(discard(state.body));
+        if unread && coming && !closing.is_cancelled() {
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = discard(state.body) => {}
+                    () = closing.cancelled() => {
+                        tracing::debug!("shutting down: no more lingering on an unread request body");
+                    }
+                }
+            });
         }
     }
     response

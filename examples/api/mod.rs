@@ -122,6 +122,8 @@ struct StateInner {
     running: Mutex<HashMap<String, CancellationToken>>,
     tasks: TaskTracker,
     shutting_down: AtomicBool,
+    /// Cancelled when shutdown begins: connections stop lingering on unread request bodies.
+    closing: CancellationToken,
 }
 
 impl AppState {
@@ -156,6 +158,7 @@ impl AppState {
                 running: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 shutting_down: AtomicBool::new(false),
+                closing: CancellationToken::new(),
             }),
         })
     }
@@ -239,9 +242,12 @@ impl AppState {
     }
 
     /// Stops starting runs, cancels the running ones and waits (up to the configured grace)
-    /// until each is finished and recorded as CANCELLED.
+    /// until each is finished and recorded as CANCELLED. Connections stop lingering on
+    /// unread request bodies at once (see `linger`), so that the server's graceful shutdown
+    /// does not wait for clients still sending them.
     pub async fn shutdown(&self) {
         self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.closing.cancel();
         let running: Vec<CancellationToken> = lock(&self.inner.running).values().cloned().collect();
         if !running.is_empty() {
             tracing::info!(runs = running.len(), "cancelling running runs");
@@ -272,7 +278,10 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(config.json_limit))
         .layer(cors_layer(&config.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .layer(axum::middleware::from_fn(linger::linger_on_unread_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.inner.closing.clone(),
+            linger::linger_on_unread_body,
+        ))
         .with_state(state)
 }
 

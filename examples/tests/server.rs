@@ -831,6 +831,54 @@ async fn refusals_of_large_bodies_reach_the_client() {
     server.stop().await;
 }
 
+/// A client still sending a body the server refused keeps its connection open while the
+/// server reads and discards the rest (up to 5 s, see `linger`). A server shutting down stops
+/// that at once: its graceful shutdown, which waits for open connections, must not wait for a
+/// client that never stops sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_a_client_still_sending_a_refused_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut server = TestServer::default().await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let chunk = {
+        let mut c = b"400\r\n".to_vec();
+        c.extend_from_slice(&[7u8; 0x400]);
+        c.extend_from_slice(b"\r\n");
+        c
+    };
+    let mut head = b"POST /api/assets HTTP/1.1\r\nHost: gatewai\r\n\
+        Authorization: Bearer not-a-token\r\nContent-Type: application/octet-stream\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    head.extend_from_slice(&chunk);
+    write.write_all(&head).await.unwrap();
+    // The refusal arrives while the body is still coming.
+    let mut response = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !response.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = read.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a response");
+        response.extend_from_slice(&buf[..n]);
+    }
+    let status_line = String::from_utf8_lossy(&response);
+    assert!(status_line.starts_with("HTTP/1.1 401"), "{status_line}");
+    // A client that never stops sending.
+    let sender = tokio::spawn(async move {
+        while write.write_all(&chunk).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    server.stop().await;
+    let took = started.elapsed();
+    sender.abort();
+    // Well under the 5 s the server would otherwise linger.
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_graphs_are_422_with_every_problem() {
     let mut server = TestServer::default().await;
