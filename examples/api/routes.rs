@@ -236,6 +236,8 @@ async fn start_run(
         trigger: TriggerType::Manual,
         run_id: Some(run_id.clone()),
         workflow_id: Some(id.clone()),
+        // Each user's runs share cached results only among themselves.
+        cache_scope: Some(user.id().to_owned()),
         ..RunOptions::default()
     };
     let handle = match state.engine().start(stored.document, options) {

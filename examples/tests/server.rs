@@ -463,6 +463,40 @@ async fn run_followed_over_sse_then_history_downloads_and_cache() {
         ["crop", "resize"],
         "File is volatile, the rest is cached"
     );
+
+    // Bob, the same photo, the same canvas: his run shares no cached result with Alice's
+    // (the same bytes make the same keys, but each user's runs have a cache of their own).
+    let bobs_photo = upload_photo(&server, "bob").await;
+    let (status, created) = server
+        .post(
+            "/api/workflows",
+            "bob",
+            json!({ "name": "Card", "document": pipeline_document(&bobs_photo) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let bobs = created["id"].as_str().unwrap();
+    let (status, started) = server
+        .post(
+            &format!("/api/workflows/{bobs}/run"),
+            "bob",
+            json!({ "nodeIds": ["resize"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let events = server
+        .events(started["runId"].as_str().unwrap(), "bob")
+        .await;
+    let sources: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|(n, _)| n == "nodeCompleted")
+        .map(|(_, e)| (node_id(e), e["source"].as_str().unwrap()))
+        .collect();
+    assert!(
+        sources.iter().all(|(_, source)| *source == "executed"),
+        "{sources:?}"
+    );
+    assert_eq!(sources.len(), 3, "{sources:?}");
     let (_, history) = server
         .get(&format!("/api/workflows/{id}/runs"), "alice")
         .await;

@@ -2417,6 +2417,110 @@ async fn a_resumed_result_is_reused_only_while_its_key_is_unchanged() {
     }
 }
 
+/// Stores its config's `text` as an asset in the run's asset store and outputs it.
+struct Stash {
+    template: NodeTemplate,
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Node for Stash {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let text = ctx.raw_config()["text"].as_str().unwrap_or("").to_owned();
+        let asset = ctx
+            .assets()
+            .put(gatewai_core::NewAsset {
+                name: "stash.txt".into(),
+                mime_type: "text/plain".into(),
+                bytes: text.into_bytes().into(),
+                width: None,
+                height: None,
+                fps: None,
+                duration: None,
+                metadata: None,
+            })
+            .await
+            .map_err(NodeError::from)?;
+        Ok(Outputs::one("file", Item::file(DataType::File, asset)))
+    }
+}
+
+/// A run's own asset store takes its nodes' assets instead of the engine's, and a cache scope
+/// keeps runs of different scopes (users) from sharing cached results, while runs of one
+/// scope still share them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_can_bring_its_own_asset_store_and_cache_scope() {
+    for kind in EXECUTORS {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut reg = NodeRegistry::new();
+        reg.register(Stash {
+            template: NodeTemplate::new("Stash", "Stash", "Test").handle(HandleTemplate::output(
+                "file",
+                "File",
+                &[DataType::File],
+            )),
+            runs: runs.clone(),
+        })
+        .unwrap();
+        let shared = Arc::new(gatewai_core::MemoryAssetStore::new());
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .assets(shared.clone())
+            .cache(Arc::new(MemoryResultCache::default()))
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[("s", "Stash", json!({"text": "alice's secret"}))],
+            &[],
+        );
+        let as_user = |user: &str, assets: &Arc<gatewai_core::MemoryAssetStore>| RunOptions {
+            assets: Some(assets.clone() as Arc<dyn gatewai_core::AssetStore>),
+            cache_scope: Some(user.to_owned()),
+            ..RunOptions::default()
+        };
+        let (alice, bob) = (
+            Arc::new(gatewai_core::MemoryAssetStore::new()),
+            Arc::new(gatewai_core::MemoryAssetStore::new()),
+        );
+        let first = engine
+            .run(wf.clone(), as_user("alice", &alice))
+            .await
+            .unwrap();
+        assert_eq!(first.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(
+            (alice.len(), shared.len()),
+            (1, 0),
+            "in the run's own store"
+        );
+        // Bob's run of the same document: not served from Alice's cache entry.
+        let second = engine.run(wf.clone(), as_user("bob", &bob)).await.unwrap();
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "{kind:?}: bob's run executed"
+        );
+        assert!(!second.executions[0].cached);
+        assert_eq!((bob.len(), alice.len()), (1, 1));
+        // Alice again: her own entry is a hit.
+        let third = engine
+            .run(wf.clone(), as_user("alice", &alice))
+            .await
+            .unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "{kind:?}");
+        assert!(third.executions[0].cached);
+        // A run with neither: the engine's store, the unscoped cache.
+        engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(shared.len(), 1);
+    }
+}
+
 /// An unbounded grace period (never abandon a node) is allowed: a cancelled run still ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unbounded_cancel_grace_still_cancels() {

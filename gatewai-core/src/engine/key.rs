@@ -45,11 +45,22 @@ pub(crate) fn key_prefix(
     h.finish()
 }
 
-/// The cache key of one execution: the plan's prefix, then the input values slot by slot
-/// (the slots are the plan's, in its order) and the run input.
-pub(crate) fn cache_key(prefix: [u8; 32], run: &NodeRun, inputs: &Inputs) -> CacheKey {
+/// The cache key of one execution: the plan's prefix, the run's cache scope (when it has
+/// one), then the input values slot by slot (the slots are the plan's, in its order) and the
+/// run input. A scope is written as two length-prefixed fields where an unscoped key has the
+/// slot count (8 bytes) first, so no scoped key equals an unscoped one.
+pub(crate) fn cache_key(
+    prefix: [u8; 32],
+    scope: Option<&str>,
+    run: &NodeRun,
+    inputs: &Inputs,
+) -> CacheKey {
     let mut h = KeyHasher::new();
     h.write(&prefix);
+    if let Some(scope) = scope {
+        h.field(b"scope");
+        h.field(scope.as_bytes());
+    }
     h.field(&(inputs.slots().len() as u64).to_le_bytes());
     for slot in inputs.slots() {
         h.field(&(slot.values.len() as u64).to_le_bytes());

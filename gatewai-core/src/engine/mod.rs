@@ -224,7 +224,7 @@ impl From<NodeResult> for Resumed {
 }
 
 /// Options of one run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// What to execute.
     pub target: RunTarget,
@@ -252,6 +252,39 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Deliver the run's events on [`RunHandle::events`].
     pub stream_events: bool,
+    /// The asset store this run's nodes read and write, instead of the engine's: a host
+    /// running documents of several users scopes each run to its user's assets (a store that
+    /// refuses another user's asset ids, and files new assets under the user).
+    pub assets: Option<Arc<dyn AssetStore>>,
+    /// Partitions the result cache: a run reuses cached results only of runs of the same
+    /// scope (and its results serve only those). A host running documents of several users
+    /// sets it to the user (or tenant), so that a node another user's run cached, a File node
+    /// naming that user's asset say, is never a hit for this one. Part of every cache key
+    /// (so a run resumed with its recorded keys needs the same scope). `None`: one cache for
+    /// all runs.
+    pub cache_scope: Option<String>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("target", &self.target)
+            .field("trigger", &self.trigger)
+            .field("run_id", &self.run_id)
+            .field("workflow_id", &self.workflow_id)
+            .field("pinned", &self.pinned.keys().collect::<Vec<_>>())
+            .field("resumed", &self.resumed.keys().collect::<Vec<_>>())
+            .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
+            .field("force", &self.force)
+            .field("fail_fast", &self.fail_fast)
+            .field("stream_events", &self.stream_events)
+            .field(
+                "assets",
+                &self.assets.as_ref().map(|_| "a run's own asset store"),
+            )
+            .field("cache_scope", &self.cache_scope)
+            .finish()
+    }
 }
 
 /// What a run produced.

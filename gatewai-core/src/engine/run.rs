@@ -250,6 +250,10 @@ pub(crate) struct RunState {
     spawner: Spawner,
     span: tracing::Span,
     fail_fast: bool,
+    /// The run's asset store (its own, or the engine's).
+    assets: Arc<dyn AssetStore>,
+    /// The run's part of its cache keys.
+    cache_scope: Option<String>,
 }
 
 impl RunScope for RunState {
@@ -275,7 +279,7 @@ impl RunScope for RunState {
         &self.cancel
     }
     fn assets(&self) -> &Arc<dyn AssetStore> {
-        &self.engine.assets
+        &self.assets
     }
     fn events(&self) -> Option<&EventSink> {
         self.observed.then_some(&self.sink)
@@ -388,6 +392,11 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         spawner: spawner.clone(),
         span: span.clone(),
         fail_fast: options.fail_fast,
+        assets: options
+            .assets
+            .clone()
+            .unwrap_or_else(|| engine.assets.clone()),
+        cache_scope: options.cache_scope.clone(),
     });
 
     if count > 0 {
@@ -886,8 +895,10 @@ impl RunState {
         // The node's key: for the cache, for a resumed result recorded with its key, and for
         // the record when an observer asks (the plan hashed the prefix in each case).
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
-        let key = (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys)
-            .then(|| super::key::cache_key(node.key_prefix, run, &inputs));
+        let key =
+            (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys).then(|| {
+                super::key::cache_key(node.key_prefix, self.cache_scope.as_deref(), run, &inputs)
+            });
         if let (Some((result, _)), Some(recorded)) = (&run.preset, run.resume_key) {
             if key == Some(recorded) {
                 let end = End::Completed {
