@@ -98,14 +98,37 @@ pub async fn store_media(
     Ok((asset, data_type))
 }
 
-/// Width and height from an image's header, without decoding its pixels.
+/// Width and height from an image's header, without decoding its pixels: as the image is
+/// shown, upright (an EXIF orientation that turns it a quarter swaps them).
 #[cfg(feature = "image")]
 pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    image::ImageReader::new(std::io::Cursor::new(bytes))
+    use image::ImageDecoder;
+    let mut decoder = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .ok()?
-        .into_dimensions()
-        .ok()
+        .into_decoder()
+        .ok()?;
+    let (w, h) = decoder.dimensions();
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    match swaps_sides(orientation) {
+        true => Some((h, w)),
+        false => Some((w, h)),
+    }
+}
+
+/// Whether `orientation` turns an image a quarter, swapping its width and height.
+#[cfg(feature = "image")]
+fn swaps_sides(orientation: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation;
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
 }
 
 /// Width and height from an image's header (always `None` without the `image` feature).

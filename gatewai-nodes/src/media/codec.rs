@@ -1,7 +1,8 @@
 //! Decoding under limits and encoding with the fast encoders.
 
 use gatewai_core::{ErrorKind, NodeError};
-use image::{DynamicImage, ImageError, ImageFormat, ImageReader};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use std::io::Cursor;
 
 /// Limits on decoded images, so that untrusted bytes cannot exhaust memory.
@@ -122,9 +123,11 @@ impl OutputFormat {
     }
 }
 
-/// Decodes `bytes` as an image under `limits`. Unknown formats, corrupt or truncated data and
-/// images over the limits are input errors naming `handle`. Returns the image and the format it
-/// was in.
+/// Decodes `bytes` as an image under `limits`, turned upright as its EXIF orientation says
+/// (a phone photo stored sideways with "rotate 90°" in its metadata comes out as it is shown,
+/// as browsers show it): what a user crops or resizes on the canvas is what the node works on.
+/// Unknown formats, corrupt or truncated data and images over the limits are input errors
+/// naming `handle`. Returns the image and the format it was in.
 pub fn decode_image(
     handle: &str,
     bytes: &[u8],
@@ -151,12 +154,21 @@ pub fn decode_image(
     image_limits.max_image_width = Some(limits.max_side);
     image_limits.max_image_height = Some(limits.max_side);
     image_limits.max_alloc = Some(limits.max_alloc);
-    reader.limits(image_limits);
-    let image = reader.decode().map_err(|e| match e {
+    reader.limits(image_limits.clone());
+    let refused = |e: ImageError| match e {
         ImageError::Limits(l) => NodeError::input(handle, format!("image too large: {l}")),
         ImageError::Unsupported(u) => NodeError::input(handle, format!("unsupported image: {u}")),
         other => NodeError::input(handle, format!("corrupt or truncated image: {other}")),
-    })?;
+    };
+    let mut decoder = reader.into_decoder().map_err(refused)?;
+    // As `ImageReader::decode` does: the pixel buffer counts against the allocation limit.
+    image_limits
+        .reserve(decoder.total_bytes())
+        .map_err(refused)?;
+    // Unreadable metadata is no reason to refuse the pixels: they are shown as stored.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(refused)?;
+    image.apply_orientation(orientation);
     Ok((image, format))
 }
 
@@ -300,6 +312,53 @@ mod tests {
         }
         assert_eq!(jpeg_quality(b"not a jpeg"), None);
         assert_eq!(jpeg_quality(&[0xff, 0xd8, 0xff]), None);
+    }
+
+    /// A 32×16 JPEG, its top-left 8×8 block red and the rest blue, whose EXIF says "rotate
+    /// 90° clockwise to show" (orientation 6), as phones store portrait photos.
+    fn sideways_jpeg() -> Vec<u8> {
+        let img = RgbImage::from_fn(32, 16, |x, y| match x < 8 && y < 8 {
+            true => Rgb([255, 0, 0]),
+            false => Rgb([0, 0, 255]),
+        });
+        // "Exif\0\0", a little-endian TIFF header, one IFD with one entry: Orientation
+        // (0x0112), SHORT, count 1, value 6; no next IFD.
+        let mut exif = b"Exif\0\0II\x2a\0\x08\0\0\0\x01\0".to_vec();
+        exif.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0]);
+        let mut out = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, 95);
+        encoder.add_app_segment(1, &exif).unwrap();
+        encoder
+            .encode(img.as_raw(), 32, 16, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn an_image_is_decoded_upright_as_its_exif_orientation_says() {
+        let jpeg = sideways_jpeg();
+        let (image, format) = decode_image("image", &jpeg, &ImageLimits::default()).unwrap();
+        assert_eq!(format, Some(ImageFormat::Jpeg));
+        // Turned a quarter clockwise: 16×32, the red block now at the top right.
+        assert_eq!((image.width(), image.height()), (16, 32));
+        let rgb = image.to_rgb8();
+        let red = |x, y| {
+            let p = rgb.get_pixel(x, y);
+            p[0] > 200 && p[2] < 60
+        };
+        assert!(red(12, 4), "{:?}", rgb.get_pixel(12, 4));
+        assert!(!red(4, 4) && !red(12, 20), "the rest stays blue");
+        // The asset's recorded size is the upright one too.
+        assert_eq!(crate::media_util::image_dimensions(&jpeg), Some((16, 32)));
+        // Without the EXIF segment nothing turns.
+        let plain = encode_image(
+            &DynamicImage::ImageRgb8(RgbImage::new(32, 16)),
+            OutputFormat::Jpeg(90),
+        )
+        .unwrap();
+        let (image, _) = decode_image("image", &plain, &ImageLimits::default()).unwrap();
+        assert_eq!((image.width(), image.height()), (32, 16));
+        assert_eq!(crate::media_util::image_dimensions(&plain), Some((32, 16)));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Images move between nodes as file assets. A node reads the bytes of its input asset, decodes
 //! them under [`ImageLimits`] (a decompression bomb is an input error, not an out-of-memory),
-//! works on the pixels and stores the encoded result as a new asset. Decoding, pixel work and
+//! turned upright as their EXIF orientation says (a phone's portrait photo is cropped as it is
+//! shown, not as it is stored; the stored asset's width and height are the upright ones too),
+//! works on the pixels and stores the encoded result as a new asset (upright, with no EXIF). Decoding, pixel work and
 //! encoding run on tokio's blocking pool.
 //!
 //! Output format: a JPEG input without transparency stays JPEG, at the quality the input was
