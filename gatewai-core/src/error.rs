@@ -303,6 +303,15 @@ pub enum ValidationError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A run option naming an id (the run's, the stored workflow's) holds one that is empty
+    /// or has a control character.
+    #[error("run option `{option}` is not a valid id: {reason}")]
+    InvalidRunOption {
+        /// The option.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Two nodes share an id.
     #[error("node id `{node_id}` is used by more than one node")]
     DuplicateNodeId {

@@ -252,6 +252,18 @@ impl<'a> GraphIndex<'a> {
     }
 }
 
+/// What is wrong with an id (a node's, a run's): empty, or holding a control character (a
+/// NUL, a line break, …), which cannot go where ids go (records, logs, URLs, database text).
+pub(crate) fn id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("it is empty")
+    } else if id.chars().any(char::is_control) {
+        Some("it holds a control character")
+    } else {
+        None
+    }
+}
+
 /// Maps ids to the position of their first occurrence; calls `on_duplicate` once per id that
 /// occurs more than once.
 fn index_ids<'a>(
@@ -283,14 +295,7 @@ fn check<T: TemplateSource + ?Sized>(
     let mut problems = Vec::new();
     let index = GraphIndex::build(workflow, &mut problems);
     for node in &workflow.nodes {
-        let reason = if node.id.is_empty() {
-            Some("it is empty")
-        } else if node.id.chars().any(char::is_control) {
-            Some("it holds a control character")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
+        if let Some(reason) = id_problem(&node.id) {
             problems.push(ValidationError::InvalidNodeId {
                 node_id: node.id.clone(),
                 reason,

@@ -7,7 +7,7 @@ use gatewai_core::{
     CachePolicy, DataType, Edge, Engine, EngineBuilder, ErrorKind, EventKind, ExecutionStatus,
     HandleTemplate, Inputs, Item, MemoryResultCache, Node, NodeContext, NodeError, NodeRegistry,
     NodeResult, NodeTemplate, Observer, Outputs, ResultMode, ResultSource, Resumed, RetryPolicy,
-    RunEvent, RunOptions, RunStatus, RunTarget, TriggerType, Workflow,
+    RunEvent, RunOptions, RunStatus, RunTarget, TriggerType, ValidationError, Workflow,
 };
 use serde_json::json;
 use std::collections::HashMap;
@@ -2410,11 +2410,52 @@ async fn a_resumed_result_is_reused_only_while_its_key_is_unchanged() {
             ]
         );
 
+        // Pinned as well (a host merging its canvas's pins into the resume): the resumed
+        // result still wins, checked against its key with its upstream settled.
+        let mut both = resume(true);
+        both.pinned.insert(
+            "c".to_owned(),
+            NodeResult::single(gatewai_core::Generation {
+                items: vec![Item::number(-1.0).on("c:out")],
+            }),
+        );
+        let pinned = engine.run(doc(10), both).await.unwrap();
+        assert_eq!(c.sum.load(Ordering::SeqCst), 6, "{kind:?}: nothing ran");
+        assert_eq!(value_of(&pinned, "c"), Some(111.0));
+
         // Without keys (records of an engine that did not hash nodes): reused as they are.
         let unkeyed = engine.run(doc(20), resume(false)).await.unwrap();
         assert_eq!(c.sum.load(Ordering::SeqCst), 6, "{kind:?}: nothing ran");
         assert_eq!(value_of(&unkeyed, "c"), Some(111.0));
     }
+}
+
+/// A run id or workflow id a store could not keep (empty, or with a control character such
+/// as a NUL) is refused before anything runs, naming the option.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_an_unusable_id_is_refused_before_it_starts() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
+    for (run_id, workflow_id, option) in [
+        (Some("run\u{0}1"), None, "run_id"),
+        (Some(""), None, "run_id"),
+        (None, Some("wf\n1"), "workflow_id"),
+    ] {
+        let options = RunOptions {
+            run_id: run_id.map(str::to_owned),
+            workflow_id: workflow_id.map(str::to_owned),
+            ..RunOptions::default()
+        };
+        let err = engine.run(wf.clone(), options).await.unwrap_err();
+        assert!(
+            matches!(&err, gatewai_core::Error::Invalid(problems)
+                if matches!(problems.iter().next(), Some(ValidationError::InvalidRunOption { option: o, .. }) if *o == option)),
+            "{err}"
+        );
+        assert!(err.to_string().contains(option), "{err}");
+    }
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0, "nothing ran");
 }
 
 /// Stores its config's `text` as an asset in the run's asset store and outputs it.

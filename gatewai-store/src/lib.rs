@@ -43,10 +43,11 @@
 //!   attempt until it records them again, so a second crash loses none of them. Each
 //!   execution is stored with its cache key (the recorder asks the engine for keys), and a
 //!   resumed run reuses a result only while the node's key is unchanged: a node edited
-//!   between the crash and the resume executes again, with what it feeds.
+//!   between the crash and the resume executes again, with what it feeds. (A pinned result
+//!   has no key and is reused as it is; see [`ResumePlan`] for what the host hands in again.)
 //! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
 //!   the store, so cache hits survive restarts.
-//! - [`FsAssetStore`] (feature `fs`) and [`ObjectAssetStore`] (feature `s3`): asset blobs.
+//! - [`FsAssetStore`] (feature `fs`) and `ObjectAssetStore` (feature `s3`): asset blobs.
 #![warn(missing_docs)]
 
 mod argument;

@@ -171,11 +171,19 @@ pub struct RunHistoryEntry {
 /// results of the nodes that had completed, each with the cache key it ran with, so they are
 /// not executed again unless the node changed since (see [`gatewai_core::Resumed`]).
 ///
-/// A run started with values for its source nodes ([`RunOptions::inputs`], an API run)
-/// needs them again: the store does not keep them (they may be large uploads), so set
-/// `options.inputs` to the same values before starting. Without them a source node's key
-/// differs from the recorded one, and it executes again (with no input), as does what it
-/// feeds.
+/// What the store does not keep, the host hands in again before starting, as it did for
+/// the interrupted attempt:
+/// - the values for its source nodes ([`RunOptions::inputs`], an API run; they may be
+///   large uploads);
+/// - its cache scope ([`RunOptions::cache_scope`]: it is part of every key) and its asset
+///   store ([`RunOptions::assets`]).
+///
+/// Without them the keys differ from the recorded ones, and the nodes execute again (a
+/// source node with no input), with what they feed.
+///
+/// A result recorded without a key is reused as it is, even for a node edited since: a
+/// pinned result (handed in by a client, never hashed), or a record made before keys were
+/// recorded.
 #[derive(Debug, Clone)]
 pub struct ResumePlan {
     /// The run as it was left.

@@ -34,7 +34,7 @@
 
 use crate::assets::{AssetStore, MemoryAssetStore};
 use crate::cache::{CacheKey, ResultCache};
-use crate::error::{Error, NodeError, Result};
+use crate::error::{Error, NodeError, Result, ValidationError, ValidationErrors};
 use crate::event::{Observer, RunEvent};
 use crate::model::{Item, NodeExecution, NodeResult, RunRecord, TriggerType, Workflow};
 use crate::node::{Inputs, Node, NodeContext, Outputs, RunInput};
@@ -527,6 +527,19 @@ impl Engine {
     /// Validates and starts a run; must be called within a tokio runtime. An invalid workflow
     /// is an [`Error::Invalid`] listing every problem, and no node runs.
     pub fn start(&self, workflow: Workflow, options: RunOptions) -> Result<RunHandle> {
+        let bad_ids: Vec<ValidationError> = [
+            ("run_id", &options.run_id),
+            ("workflow_id", &options.workflow_id),
+        ]
+        .into_iter()
+        .filter_map(|(option, id)| {
+            let reason = crate::validate::id_problem(id.as_deref()?)?;
+            Some(ValidationError::InvalidRunOption { option, reason })
+        })
+        .collect();
+        if !bad_ids.is_empty() {
+            return Err(Error::Invalid(ValidationErrors(bad_ids)));
+        }
         let plan = self.plan_for(&workflow, &options)?;
         let mut workflow = workflow;
         let runs = plan.prepare_run(&mut workflow, &options)?;

@@ -299,8 +299,12 @@ impl Plan {
                 }
             }
         }
+        // A resumed result wins over a pinned one (as `attach` decides): a pin does not
+        // make a key-checked node skip its upstream.
         for id in options.pinned.keys() {
-            if let Some(&i) = index.get(id.as_str()) {
+            if let Some(&i) = index.get(id.as_str())
+                && !options.resumed.contains_key(id)
+            {
                 let i = i as usize;
                 if !type_of[i].is_some_and(|t| type_list[t].terminal) {
                     preset[i] = true;

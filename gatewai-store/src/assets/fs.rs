@@ -7,7 +7,7 @@ use bytes::Bytes;
 use gatewai_core::{FileAsset, NewAsset};
 use std::path::{Path, PathBuf};
 
-/// An [`AssetStore`] keeping blobs as files under a root directory, and their descriptions in
+/// An [`AssetStore`](gatewai_core::AssetStore) keeping blobs as files under a root directory, and their descriptions in
 /// a [`Store`]'s `file_assets` table. Keys are made here (`assets/<2 hex>/<id>`); a key read
 /// back is checked ([`FsAssetStore::path_of`]) so that no asset, whatever its JSON says, can
 /// name a file outside the root.

@@ -1,5 +1,5 @@
 //! Asset blob stores: a local directory ([`FsAssetStore`], feature `fs`) and any
-//! `object_store` backend such as S3 ([`ObjectAssetStore`], feature `s3`). Both implement
+//! `object_store` backend such as S3 (`ObjectAssetStore`, feature `s3`). Both implement
 //! core's [`AssetStore`](gatewai_core::AssetStore), keep each asset's description in the
 //! store's `file_assets` table, and make their keys themselves from fresh ids. An asset handed
 //! back to them is read by the key recorded for its id (a key it carries must be that one), so

@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use std::sync::Arc;
 
-/// An [`AssetStore`] keeping blobs in an [`ObjectStore`] (S3, or any other `object_store`
+/// An [`AssetStore`](gatewai_core::AssetStore) keeping blobs in an [`ObjectStore`] (S3, or any other `object_store`
 /// backend) and their descriptions in a [`Store`]'s `file_assets` table. Keys are made here;
 /// a key read back is checked like [`FsAssetStore`](crate::FsAssetStore)'s.
 #[derive(Debug, Clone)]
