@@ -18,10 +18,11 @@ pub struct CacheKey(pub [u8; 32]);
 impl CacheKey {
     /// The key as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(64);
         for b in self.0 {
-            use fmt::Write;
-            let _ = write!(s, "{b:02x}");
+            s.push(char::from(DIGITS[usize::from(b >> 4)]));
+            s.push(char::from(DIGITS[usize::from(b & 0xf)]));
         }
         s
     }
