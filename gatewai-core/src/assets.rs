@@ -46,6 +46,14 @@ pub trait AssetStore: Send + Sync + 'static {
     async fn delete(&self, asset: &FileAsset) -> Result<()>;
 }
 
+/// An asset store prints as what it is, whatever its implementation (so that what holds one,
+/// such as [`RunOptions`](crate::RunOptions), can derive `Debug`).
+impl std::fmt::Debug for dyn AssetStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn AssetStore")
+    }
+}
+
 /// An [`AssetStore`] in memory.
 #[derive(Debug, Default)]
 pub struct MemoryAssetStore {

@@ -224,7 +224,7 @@ impl From<NodeResult> for Resumed {
 }
 
 /// Options of one run.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// What to execute.
     pub target: RunTarget,
@@ -263,28 +263,6 @@ pub struct RunOptions {
     /// (so a run resumed with its recorded keys needs the same scope). `None`: one cache for
     /// all runs.
     pub cache_scope: Option<String>,
-}
-
-impl std::fmt::Debug for RunOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunOptions")
-            .field("target", &self.target)
-            .field("trigger", &self.trigger)
-            .field("run_id", &self.run_id)
-            .field("workflow_id", &self.workflow_id)
-            .field("pinned", &self.pinned.keys().collect::<Vec<_>>())
-            .field("resumed", &self.resumed.keys().collect::<Vec<_>>())
-            .field("inputs", &self.inputs.keys().collect::<Vec<_>>())
-            .field("force", &self.force)
-            .field("fail_fast", &self.fail_fast)
-            .field("stream_events", &self.stream_events)
-            .field(
-                "assets",
-                &self.assets.as_ref().map(|_| "a run's own asset store"),
-            )
-            .field("cache_scope", &self.cache_scope)
-            .finish()
-    }
 }
 
 /// What a run produced.
