@@ -258,6 +258,7 @@ mod tests {
                     created_at: chrono::Utc::now(),
                     started_at: None,
                     finished_at: None,
+                    cache_scope: None,
                 }),
             },
         }

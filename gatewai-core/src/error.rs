@@ -303,8 +303,8 @@ pub enum ValidationError {
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A run option naming an id (the run's, the stored workflow's) holds one that is empty
-    /// or has a control character.
+    /// A run option naming an id (the run's, the stored workflow's, the cache scope) holds
+    /// one that is empty or has a control character.
     #[error("run option `{option}` is not a valid id: {reason}")]
     InvalidRunOption {
         /// The option.

@@ -2437,14 +2437,17 @@ async fn a_run_with_an_unusable_id_is_refused_before_it_starts() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
     let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
-    for (run_id, workflow_id, option) in [
-        (Some("run\u{0}1"), None, "run_id"),
-        (Some(""), None, "run_id"),
-        (None, Some("wf\n1"), "workflow_id"),
+    for (run_id, workflow_id, cache_scope, option) in [
+        (Some("run\u{0}1"), None, None, "run_id"),
+        (Some(""), None, None, "run_id"),
+        (None, Some("wf\n1"), None, "workflow_id"),
+        (None, None, Some(""), "cache_scope"),
+        (None, None, Some("alice\u{0}"), "cache_scope"),
     ] {
         let options = RunOptions {
             run_id: run_id.map(str::to_owned),
             workflow_id: workflow_id.map(str::to_owned),
+            cache_scope: cache_scope.map(str::to_owned),
             ..RunOptions::default()
         };
         let err = engine.run(wf.clone(), options).await.unwrap_err();
@@ -2534,6 +2537,11 @@ async fn a_run_can_bring_its_own_asset_store_and_cache_scope() {
             .await
             .unwrap();
         assert_eq!(first.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(
+            first.run.cache_scope.as_deref(),
+            Some("alice"),
+            "kept in the record"
+        );
         assert_eq!(
             (alice.len(), shared.len()),
             (1, 0),

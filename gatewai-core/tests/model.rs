@@ -98,6 +98,7 @@ fn run_records_use_the_documented_wire_names() {
         created_at: "2026-11-23T19:00:00Z".parse().unwrap(),
         started_at: Some("2026-11-23T19:00:01.250Z".parse().unwrap()),
         finished_at: None,
+        cache_scope: None,
     };
     let json = serde_json::to_string(&run).unwrap();
     assert_eq!(

@@ -88,10 +88,11 @@ pub(crate) fn execution(execution: &gatewai_core::NodeExecution) -> Result<()> {
     text("node type", &execution.node_type)
 }
 
-/// Checks a run record's ids (its error is free text, which the store keeps without NULs).
+/// Checks a run record's ids and cache scope (its error is free text, which the store keeps without NULs).
 pub(crate) fn run(run: &gatewai_core::RunRecord) -> Result<()> {
     non_empty("run id", &run.id)?;
-    optional_text("workflow id", run.workflow_id.as_deref())
+    optional_text("workflow id", run.workflow_id.as_deref())?;
+    optional_text("cache scope", run.cache_scope.as_deref())
 }
 
 #[cfg(test)]

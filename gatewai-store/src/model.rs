@@ -167,19 +167,20 @@ pub struct RunHistoryEntry {
 
 /// How to resume an interrupted run ([`Store::resume_plan`](crate::Store::resume_plan)):
 /// start `workflow` on the engine with `options`. The options keep the run's id, set the
-/// trigger to [`TriggerType::Resume`](gatewai_core::TriggerType::Resume) and hand in the
-/// results of the nodes that had completed, each with the cache key it ran with, so they are
-/// not executed again unless the node changed since (see [`gatewai_core::Resumed`]).
+/// trigger to [`TriggerType::Resume`](gatewai_core::TriggerType::Resume), keep the run's
+/// cache scope ([`RunOptions::cache_scope`], part of every key, recorded with the run) and
+/// hand in the results of the nodes that had completed, each with the cache key it ran with,
+/// so they are not executed again unless the node changed since (see
+/// [`gatewai_core::Resumed`]).
 ///
 /// What the store does not keep, the host hands in again before starting, as it did for
 /// the interrupted attempt:
 /// - the values for its source nodes ([`RunOptions::inputs`], an API run; they may be
 ///   large uploads);
-/// - its cache scope ([`RunOptions::cache_scope`]: it is part of every key) and its asset
-///   store ([`RunOptions::assets`]).
+/// - its asset store ([`RunOptions::assets`]).
 ///
-/// Without them the keys differ from the recorded ones, and the nodes execute again (a
-/// source node with no input), with what they feed.
+/// Without the inputs the keys of the source nodes differ from the recorded ones, and those
+/// nodes execute again (with no input), with what they feed.
 ///
 /// A result recorded without a key is reused as it is, even for a node edited since: a
 /// pinned result (handed in by a client, never hashed), or a record made before keys were

@@ -192,6 +192,7 @@ impl Store {
             trigger: TriggerType::Resume,
             target,
             resumed,
+            cache_scope: run.cache_scope.clone(),
             ..RunOptions::default()
         };
         Ok(ResumePlan {

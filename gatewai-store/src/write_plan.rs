@@ -412,6 +412,7 @@ mod tests {
             created_at: Utc::now(),
             started_at: None,
             finished_at: None,
+            cache_scope: None,
         })
     }
 

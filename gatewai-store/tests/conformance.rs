@@ -52,6 +52,7 @@ conformance!(
     concurrent_runs_record_everything,
     crashed_run_is_found_and_resumed_without_re_executing,
     a_node_edited_before_the_resume_executes_again,
+    a_scoped_run_resumes_in_its_scope,
     crashed_run_can_be_marked_interrupted,
     a_resumed_run_keeps_its_reusable_results_until_it_records_them,
     store_cache_survives_reopening,
@@ -90,6 +91,7 @@ fn run_record(id: &str, workflow_id: Option<&str>, minutes_ago: i64) -> RunRecor
         created_at: at,
         started_at: Some(at),
         finished_at: None,
+        cache_scope: None,
     }
 }
 
@@ -725,6 +727,15 @@ async fn concurrent_runs_record_everything(target: &Target) {
 /// store shows `a` and `b` completed and `gate` executing, then kills that runtime mid-run
 /// (a crash: no RunFinished, no cleanup). Returns the workflow id and the run id.
 async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
+    crash_mid_scoped_run(target, probes, None).await
+}
+
+/// [`crash_mid_run`], the run in cache scope `scope`.
+async fn crash_mid_scoped_run(
+    target: &Target,
+    probes: &Probes,
+    scope: Option<&str>,
+) -> (String, String) {
     let store = target.open().await;
     with_users(&store).await;
     let reg = registry(probes);
@@ -756,7 +767,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
             (target.name == "memory").then(|| store.clone()),
         );
         let (document, run_id, reg) = (wf.document.clone(), run_id.clone(), registry(probes));
-        let workflow_id = wf.id.clone();
+        let (workflow_id, cache_scope) = (wf.id.clone(), scope.map(str::to_owned));
         process.spawn(async move {
             let store = match shared {
                 Some(store) => store,
@@ -771,6 +782,7 @@ async fn crash_mid_run(target: &Target, probes: &Probes) -> (String, String) {
             let options = RunOptions {
                 run_id: Some(run_id),
                 workflow_id: Some(workflow_id),
+                cache_scope,
                 ..RunOptions::default()
             };
             let _ = engine.run(document, options).await;
@@ -944,6 +956,35 @@ async fn a_node_edited_before_the_resume_executes_again(target: &Target) {
     assert_ne!(key(&stored, "b"), key(&recorded, "b"));
     let b = stored.iter().find(|e| &*e.node_id == "b").unwrap();
     assert!(!b.cached, "{b:?}");
+    store.close().await;
+}
+
+/// A run in a cache scope (a user's) resumes in that scope: the store keeps the scope with the
+/// run and hands it back, so the keys of the completed nodes match and they are reused.
+async fn a_scoped_run_resumes_in_its_scope(target: &Target) {
+    let probes = Probes::default();
+    let (_, run_id) = crash_mid_scoped_run(target, &probes, Some("alice")).await;
+    let store = target.open().await;
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.cache_scope.as_deref(), Some("alice"));
+    let plan = store.resume_plan(&run_id).await.unwrap();
+    assert_eq!(plan.options.cache_scope.as_deref(), Some("alice"));
+    let (outcome, recorder) = resume_with_the_gate_open(&store, &probes, plan).await;
+    assert_eq!(
+        outcome.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        outcome.run.error
+    );
+    assert_eq!(outcome.run.cache_scope.as_deref(), Some("alice"));
+    assert_eq!(probes.counts.of("a"), 1, "a reused in its scope");
+    assert_eq!(probes.counts.of("b"), 1, "b reused in its scope");
+    assert_eq!(probes.counts.of("c"), 1);
+    assert_eq!(number_of(&outcome.results["c"]), Some(111.0));
+    assert_eq!(recorder.failures(), 0, "{:?}", recorder.last_error());
+    let stored = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Completed);
+    assert_eq!(stored.cache_scope.as_deref(), Some("alice"), "still kept");
     store.close().await;
 }
 

@@ -260,8 +260,9 @@ pub struct RunOptions {
     /// scope (and its results serve only those). A host running documents of several users
     /// sets it to the user (or tenant), so that a node another user's run cached, a File node
     /// naming that user's asset say, is never a hit for this one. Part of every cache key
-    /// (so a run resumed with its recorded keys needs the same scope). `None`: one cache for
-    /// all runs.
+    /// (so a run resumed with its recorded keys needs the same scope: the run's record keeps
+    /// it, [`RunRecord::cache_scope`]). `None`: one cache for all runs. Like an id, a scope is
+    /// non-empty and holds no control character.
     pub cache_scope: Option<String>,
 }
 
@@ -508,6 +509,7 @@ impl Engine {
         let bad_ids: Vec<ValidationError> = [
             ("run_id", &options.run_id),
             ("workflow_id", &options.workflow_id),
+            ("cache_scope", &options.cache_scope),
         ]
         .into_iter()
         .filter_map(|(option, id)| {

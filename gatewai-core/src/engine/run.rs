@@ -347,6 +347,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         created_at,
         started_at: Some(created_at),
         finished_at: None,
+        cache_scope: options.cache_scope.clone(),
     };
     if observed {
         sink.emit_at(

@@ -121,6 +121,10 @@ pub struct RunRecord {
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
+    /// The cache scope its nodes' keys were computed in (`RunOptions::cache_scope`), kept
+    /// so that a resumed run computes the same keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_scope: Option<String>,
 }
 
 /// One node's execution within a run (a task).

@@ -137,7 +137,7 @@ pub(super) fn batch_steps<'a>(writes: &'a [BatchWrite<'a>]) -> Result<Vec<Step<'
     Ok(steps)
 }
 
-/// The arguments of `SAVE_RUN` (and the first eight of `START_RUN`).
+/// The arguments of `SAVE_RUN` (and the first nine of `START_RUN`).
 fn run_args(run: &RunRecord) -> Vec<Arg<'_>> {
     vec![
         Arg::Str(&run.id),
@@ -148,6 +148,7 @@ fn run_args(run: &RunRecord) -> Vec<Arg<'_>> {
         Arg::Time(run.created_at.trunc_subsecs(6)),
         Arg::OptTime(run.started_at.map(|t| t.trunc_subsecs(6))),
         Arg::OptTime(run.finished_at.map(|t| t.trunc_subsecs(6))),
+        Arg::OptStr(run.cache_scope.as_deref()),
     ]
 }
 

@@ -42,30 +42,30 @@ mod query {
     pub(super) const OWNED_WORKFLOW_EXISTS: &str =
         "SELECT id FROM workflows WHERE id = $1 AND owner_id = $2";
 
-    pub(super) const SAVE_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at) \
-         SELECT $1, (SELECT w.id FROM workflows w WHERE w.id = $2), $3, $4, $5, $6, $7, $8 WHERE TRUE \
-         ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id, trigger_type = excluded.trigger_type, \
-         status = excluded.status, error = excluded.error, started_at = excluded.started_at, \
-         finished_at = excluded.finished_at";
-    pub(super) const UPDATE_RUN: &str = "UPDATE workflow_runs SET status = $2, error = $3, started_at = $4, finished_at = $5 \
-         WHERE id = $1";
-    pub(super) const START_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes) \
+    pub(super) const SAVE_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, cache_scope) \
          SELECT $1, (SELECT w.id FROM workflows w WHERE w.id = $2), $3, $4, $5, $6, $7, $8, $9 WHERE TRUE \
          ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id, trigger_type = excluded.trigger_type, \
          status = excluded.status, error = excluded.error, started_at = excluded.started_at, \
-         finished_at = excluded.finished_at, planned_nodes = excluded.planned_nodes";
+         finished_at = excluded.finished_at, cache_scope = excluded.cache_scope";
+    pub(super) const UPDATE_RUN: &str = "UPDATE workflow_runs SET status = $2, error = $3, started_at = $4, finished_at = $5 \
+         WHERE id = $1";
+    pub(super) const START_RUN: &str = "INSERT INTO workflow_runs (id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, cache_scope, planned_nodes) \
+         SELECT $1, (SELECT w.id FROM workflows w WHERE w.id = $2), $3, $4, $5, $6, $7, $8, $9, $10 WHERE TRUE \
+         ON CONFLICT (id) DO UPDATE SET workflow_id = excluded.workflow_id, trigger_type = excluded.trigger_type, \
+         status = excluded.status, error = excluded.error, started_at = excluded.started_at, \
+         finished_at = excluded.finished_at, cache_scope = excluded.cache_scope, planned_nodes = excluded.planned_nodes";
     pub(super) const DELETE_RUN_EXECUTIONS: &str = "DELETE FROM node_executions WHERE run_id = $1";
     /// A resumed run keeps the completed executions of its earlier attempt: they are its
     /// resumable results until the new attempt records them again.
     pub(super) const DELETE_UNFINISHED_RUN_EXECUTIONS: &str =
         "DELETE FROM node_executions WHERE run_id = $1 AND status <> 'COMPLETED'";
-    pub(super) const GET_RUN: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
+    pub(super) const GET_RUN: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, cache_scope, planned_nodes \
          FROM workflow_runs WHERE id = $1";
-    pub(super) const GET_OWNED_RUN: &str = "SELECT r.id, r.workflow_id, r.trigger_type, r.status, r.error, r.created_at, r.started_at, r.finished_at, r.planned_nodes \
+    pub(super) const GET_OWNED_RUN: &str = "SELECT r.id, r.workflow_id, r.trigger_type, r.status, r.error, r.created_at, r.started_at, r.finished_at, r.cache_scope, r.planned_nodes \
          FROM workflow_runs r JOIN workflows w ON w.id = r.workflow_id WHERE r.id = $1 AND w.owner_id = $2";
-    pub(super) const RUN_HISTORY: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
+    pub(super) const RUN_HISTORY: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, cache_scope, planned_nodes \
          FROM workflow_runs WHERE workflow_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
-    pub(super) const INTERRUPTED_RUNS: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, planned_nodes \
+    pub(super) const INTERRUPTED_RUNS: &str = "SELECT id, workflow_id, trigger_type, status, error, created_at, started_at, finished_at, cache_scope, planned_nodes \
          FROM workflow_runs WHERE status IN ('RUNNING', 'PENDING') ORDER BY created_at, id";
     pub(super) const MARK_RUN_INTERRUPTED: &str = "UPDATE workflow_runs SET status = 'FAILED', error = $2, finished_at = $3 \
          WHERE id = $1 AND status IN ('PENDING', 'RUNNING')";
@@ -207,6 +207,7 @@ macro_rules! sql_backend {
                     .bind(run.created_at)
                     .bind(run.started_at)
                     .bind(run.finished_at)
+                    .bind(&run.cache_scope)
                     .execute(&mut *conn)
                     .await?;
                 Ok(())
@@ -768,6 +769,7 @@ mod tests {
                 created_at: t0,
                 started_at: Some(t0),
                 finished_at: finished.then(|| t0 + Duration::milliseconds(5)),
+                cache_scope: None,
             })
         };
         let queued = |node: &str| EventKind::NodeQueued {
@@ -955,6 +957,7 @@ mod tests {
                 created_at: at,
                 started_at: Some(at),
                 finished_at: None,
+                cache_scope: None,
             };
             let execution = NodeExecution {
                 run_id: Arc::from(id),

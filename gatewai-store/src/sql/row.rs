@@ -203,6 +203,7 @@ pub(crate) struct RunRow {
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    cache_scope: Option<String>,
     planned_nodes: Option<RawJson>,
 }
 
@@ -294,6 +295,7 @@ impl TryFrom<RunRow> for RunRecord {
             created_at: row.created_at,
             started_at: row.started_at,
             finished_at: row.finished_at,
+            cache_scope: row.cache_scope,
         })
     }
 }
