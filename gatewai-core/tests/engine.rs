@@ -1936,6 +1936,42 @@ async fn renaming_an_input_label_invalidates_the_cache() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_what_an_output_carries_invalidates_the_cache() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let first = engine
+        .run(a_feeds_b(&engine), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.run.status, RunStatus::Completed);
+    // The document now says `a` puts Text on its output (and `b` takes Text): a's Number
+    // no longer fits, whether a runs or its earlier result would be reused.
+    let mut retyped = first.workflow.clone();
+    for handle in &mut retyped.handles {
+        handle.data_types = vec![DataType::Text];
+    }
+    let cached = engine.run(retyped.clone(), RunOptions::default()).await;
+    let fresh = engine_with_no_plans(ExecutorKind::MultiThreaded, &c)
+        .run(retyped, RunOptions::default())
+        .await;
+    for outcome in [cached.unwrap(), fresh.unwrap()] {
+        let a = outcome
+            .executions
+            .iter()
+            .find(|e| &*e.node_id == "a")
+            .unwrap();
+        assert!(!a.cached, "a Number is never served onto a Text output");
+        assert_eq!(a.status, ExecutionStatus::Failed);
+        assert!(
+            a.error.as_deref().unwrap().contains("which carries Text"),
+            "{:?}",
+            a.error
+        );
+        assert_eq!(status_of(&outcome, "b"), ExecutionStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_observer_does_not_silence_the_others() {
     struct Panicky;
     #[async_trait]
