@@ -1866,6 +1866,39 @@ async fn a_cache_hit_keeps_the_users_selected_generation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_never_keeps_a_selection_out_of_range() {
+    for cache in [true, false] {
+        let c = Counters::default();
+        let builder = engine(ExecutorKind::MultiThreaded, &c, 1);
+        let engine = if cache { builder } else { builder.no_cache() }
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("src", "Sum", json!({"add": 1})),
+                ("llm", "Appender", json!({})),
+                ("out", "Sum", json!({})),
+            ],
+            &[("src", "out", "llm"), ("llm", "out", "out")],
+        );
+        let first = engine.run(wf, RunOptions::default()).await.unwrap();
+        // The document comes back with a selection that picks no generation.
+        let mut doc = first.workflow.clone();
+        std::sync::Arc::make_mut(doc.node_mut("llm").unwrap().result.as_mut().unwrap())
+            .selected_output_index = 7;
+        let second = engine.run(doc, RunOptions::default()).await.unwrap();
+        let result = &second.results["llm"];
+        assert!(result.selected().is_some(), "cache {cache}: {result:?}");
+        assert_eq!(
+            status_of(&second, "out"),
+            ExecutionStatus::Completed,
+            "cache {cache}: the llm's value flows on"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
