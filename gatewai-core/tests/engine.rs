@@ -1530,6 +1530,38 @@ async fn a_kept_plan_still_checks_what_each_run_brings() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forcing_a_node_the_document_does_not_have_is_an_error_naming_it() {
+    let c = Counters::default();
+    for engine in [
+        engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap(),
+        engine_with_no_plans(ExecutorKind::MultiThreaded, &c),
+    ] {
+        let wf = a_feeds_b(&engine);
+        // Once with the plan kept from this run, once with a new plan.
+        engine.run(wf.clone(), RunOptions::default()).await.unwrap();
+        let options = RunOptions {
+            force: ["b".to_owned(), "ghost".to_owned()].into(),
+            ..Default::default()
+        };
+        let err = engine.run(wf, options).await.err().unwrap();
+        match &err {
+            gatewai_core::Error::Invalid(problems) => assert_eq!(
+                problems.0,
+                vec![ValidationError::NodeNotFound {
+                    node_id: "ghost".into()
+                }]
+            ),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        c.sum.load(Ordering::SeqCst),
+        4,
+        "the refused runs ran nothing"
+    );
+}
+
 #[test]
 fn handle_types_are_exported() {
     assert_ne!(HandleType::Input, HandleType::Output);

@@ -672,8 +672,8 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
     problems
 }
 
-/// What is wrong with what a run brings: ids (pinned, resumed, run inputs) that are not nodes
-/// of the document, and pinned results that do not fit their node.
+/// What is wrong with what a run brings: ids (pinned, resumed, run inputs, forced nodes) that
+/// are not nodes of the document, and pinned results that do not fit their node.
 pub(crate) fn brought_problems(
     workflow: &Workflow,
     options: &RunOptions,
@@ -684,6 +684,7 @@ pub(crate) fn brought_problems(
         .keys()
         .chain(options.resumed.keys())
         .chain(options.inputs.keys())
+        .chain(options.force.iter())
         .filter(|id| !exists(id))
         .map(|id| ValidationError::NodeNotFound {
             node_id: id.clone(),
