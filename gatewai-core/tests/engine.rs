@@ -1969,6 +1969,38 @@ async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_pinned_result_is_checked_in_linear_time() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let mut wf = a_feeds_b(&engine);
+    // 30,000 more outputs on `b`, listed before a's: what a client pins is untrusted input.
+    let extra: Vec<_> = (0..30_000)
+        .map(|i| {
+            let mut handle = wf.handle("b:out").unwrap().clone();
+            handle.id = format!("b:out{i}");
+            handle
+        })
+        .collect();
+    wf.handles.splice(0..0, extra);
+    let items = vec![Item::number(1.0).on("a:out"); 30_000];
+    let options = RunOptions {
+        pinned: [(
+            "a".to_owned(),
+            NodeResult::single(gatewai_core::Generation { items }),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let handle = engine.start(wf, options).unwrap();
+    let elapsed = started.elapsed();
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(value_of(&outcome, "b"), Some(1.0));
+    assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_an_input_label_invalidates_the_cache() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();

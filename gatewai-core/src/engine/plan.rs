@@ -10,7 +10,7 @@ use crate::FastMap as HashMap;
 use crate::cache::CacheKey;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
-use crate::model::{HandleType, NodeResult, OnError, Workflow};
+use crate::model::{Handle, HandleType, NodeResult, OnError, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -625,9 +625,17 @@ impl<'a> Interner<'a> {
     }
 }
 
+/// Output handles by (node id, handle id), the first of each pair: where pinned items are
+/// looked up, once each, so that a large pinned result is checked in linear time.
+type OutputsByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
+
 /// A pinned result comes from a client: every item must sit on an output handle of its node
 /// with a data type the handle carries, and the selected index must be in range.
-fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<ValidationError> {
+fn check_pinned(
+    outputs: &OutputsByNode<'_>,
+    node_id: &str,
+    result: &NodeResult,
+) -> Vec<ValidationError> {
     let mut problems = Vec::new();
     let problem = |message: String| ValidationError::InvalidPinnedResult {
         node_id: node_id.to_owned(),
@@ -642,11 +650,7 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
     }
     for generation in &result.outputs {
         for item in &generation.items {
-            let handle = workflow.handles.iter().find(|h| {
-                *h.id == *item.output_handle_id
-                    && h.node_id == node_id
-                    && h.handle_type == HandleType::Output
-            });
+            let handle = outputs.get(&(node_id, &*item.output_handle_id));
             match handle {
                 None => problems.push(problem(format!(
                     "item on `{}`, which is not an output handle of the node",
@@ -690,8 +694,18 @@ pub(crate) fn brought_problems(
             node_id: id.clone(),
         })
         .collect();
+    if options.pinned.is_empty() {
+        return problems;
+    }
+    let outputs: OutputsByNode<'_> = workflow
+        .handles
+        .iter()
+        .rev() // the first of duplicates wins
+        .filter(|h| h.handle_type == HandleType::Output && options.pinned.contains_key(&h.node_id))
+        .map(|h| ((h.node_id.as_str(), h.id.as_str()), h))
+        .collect();
     for (id, result) in &options.pinned {
-        problems.extend(check_pinned(workflow, id, result));
+        problems.extend(check_pinned(&outputs, id, result));
     }
     problems
 }
