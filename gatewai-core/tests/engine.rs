@@ -1969,6 +1969,37 @@ async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = a_feeds_b(&engine);
+    // What a client sends: a Number item holding text, and a Number item that is fine.
+    let result: NodeResult = serde_json::from_value(json!({
+        "outputs": [{"items": [
+            {"type": "Number", "data": "not a number", "outputHandleId": "a:out"},
+            {"type": "Number", "data": 2, "outputHandleId": "a:out"}
+        ]}]
+    }))
+    .unwrap();
+    let options = RunOptions {
+        pinned: [("a".to_owned(), result)].into(),
+        ..Default::default()
+    };
+    let err = engine.run(wf, options).await.err().unwrap();
+    match &err {
+        gatewai_core::Error::Invalid(problems) => assert_eq!(
+            problems.0,
+            vec![ValidationError::InvalidPinnedResult {
+                node_id: "a".into(),
+                message: "Number item on output `a:out` holds text".into(),
+            }]
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_pinned_result_is_checked_in_linear_time() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();

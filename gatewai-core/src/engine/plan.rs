@@ -10,7 +10,7 @@ use crate::FastMap as HashMap;
 use crate::cache::CacheKey;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
-use crate::model::{Handle, HandleType, NodeResult, OnError, Workflow};
+use crate::model::{Data, DataType, Handle, HandleType, NodeResult, OnError, OutputItem, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -630,7 +630,8 @@ impl<'a> Interner<'a> {
 type OutputsByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
 
 /// A pinned result comes from a client: every item must sit on an output handle of its node
-/// with a data type the handle carries, and the selected index must be in range.
+/// with a data type the handle carries and data of that type, and the selected index must be
+/// in range.
 fn check_pinned(
     outputs: &OutputsByNode<'_>,
     node_id: &str,
@@ -671,9 +672,35 @@ fn check_pinned(
                 }
                 Some(_) => {}
             }
+            if let Some(holds) = data_not_of_its_type(item) {
+                problems.push(problem(format!(
+                    "{} item on output `{}` holds {holds}",
+                    item.data_type, item.output_handle_id
+                )));
+            }
         }
     }
     problems
+}
+
+/// What an item's data holds when it is not of the item's type (a Number item holding text,
+/// which a node reading a number would be handed as one).
+fn data_not_of_its_type(item: &OutputItem) -> Option<&'static str> {
+    let of_its_type = match item.data_type {
+        DataType::Text => matches!(item.data, Data::Text(_)),
+        DataType::Number => matches!(item.data, Data::Number(_)),
+        DataType::Boolean => matches!(item.data, Data::Boolean(_)),
+        DataType::Image | DataType::Video | DataType::Audio | DataType::File => {
+            matches!(item.data, Data::File(_))
+        }
+    };
+    let holds = match item.data {
+        Data::Text(_) => "text",
+        Data::Number(_) => "a number",
+        Data::Boolean(_) => "a boolean",
+        Data::File(_) => "a file",
+    };
+    (!of_its_type).then_some(holds)
 }
 
 /// What is wrong with what a run brings: ids (pinned, resumed, run inputs, forced nodes) that
