@@ -178,7 +178,9 @@ pub fn add_variable_handle<T: TemplateSource + ?Sized>(
         handle_type,
         data_types: data_types.to_vec(),
         label: label.map_or_else(|| format!("{first_type} {}", count + 1), str::to_owned),
-        order: max_order + 1,
+        // After the others; an order that cannot grow ties, and the handle comes after them
+        // as the last one listed.
+        order: max_order.saturating_add(1),
         required: false,
         template_handle_id: None,
         node_id: node_id.to_owned(),

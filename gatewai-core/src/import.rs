@@ -82,7 +82,7 @@ pub fn parse_document<T: TemplateSource + ?Sized>(json: &str, templates: &T) -> 
 /// document as it is, a React Flow document through [`import_react_flow`].
 ///
 /// Errors: [`Error::Import`] when the document is not an object or does not have the shape of
-/// its kind, naming the node or edge at fault.
+/// its kind, naming each node, handle or edge at fault.
 pub fn read_document<T: TemplateSource + ?Sized>(
     document: Value,
     templates: &T,
@@ -97,9 +97,47 @@ pub fn read_document<T: TemplateSource + ?Sized>(
 }
 
 fn read_canvas(document: Value) -> Result<Workflow> {
-    serde_json::from_value(document).map_err(|e| Error::Import {
-        message: format!("not a Gatewai canvas document: {e}"),
+    Workflow::deserialize(&document).map_err(|e| {
+        // Serde's error names a field, not the node, handle or edge it is on: read each item
+        // again to name every one at fault.
+        let mut problems = Vec::new();
+        item_problems::<Node>(&document, "nodes", &mut problems);
+        item_problems::<Handle>(&document, "handles", &mut problems);
+        item_problems::<Edge>(&document, "edges", &mut problems);
+        if problems.is_empty() {
+            problems.push(e.to_string());
+        }
+        Error::Import {
+            message: format!("not a Gatewai canvas document: {}", problems.join("; ")),
+        }
     })
+}
+
+/// Records a problem for each item of the array `key` of `document` that does not read as an
+/// `I`, naming it by its id or position.
+fn item_problems<'a, I: Deserialize<'a>>(
+    document: &'a Value,
+    key: &str,
+    problems: &mut Vec<String>,
+) {
+    let Some(items) = document.get(key).and_then(Value::as_array) else {
+        return;
+    };
+    for (position, item) in items.iter().enumerate() {
+        if let Err(e) = I::deserialize(item) {
+            problems.push(format!("{}: {e}", item_name(key, position, item)));
+        }
+    }
+}
+
+/// An item of the array `key` named for a problem: `node `id`` by its id, else `node #3` by
+/// its position.
+fn item_name(key: &str, position: usize, item: &Value) -> String {
+    let kind = key.trim_end_matches('s');
+    match item.get("id").and_then(Value::as_str) {
+        Some(id) => format!("{kind} `{id}`"),
+        None => format!("{kind} #{position}"),
+    }
 }
 
 /// A React Flow node as the workflow app stores it.
@@ -217,7 +255,6 @@ fn take_items<I: serde::de::DeserializeOwned>(
     key: &str,
     problems: &mut Vec<String>,
 ) -> Vec<I> {
-    let kind = key.trim_end_matches('s');
     let items = match document.remove(key) {
         None | Some(Value::Null) => return Vec::new(),
         Some(Value::Array(items)) => items,
@@ -230,10 +267,7 @@ fn take_items<I: serde::de::DeserializeOwned>(
         .into_iter()
         .enumerate()
         .filter_map(|(position, item)| {
-            let name = match item.get("id").and_then(Value::as_str) {
-                Some(id) => format!("{kind} `{id}`"),
-                None => format!("{kind} #{position}"),
-            };
+            let name = item_name(key, position, &item);
             serde_json::from_value(item)
                 .map_err(|e| problems.push(format!("{name}: {e}")))
                 .ok()

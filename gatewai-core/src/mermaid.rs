@@ -22,12 +22,12 @@ use std::fmt::Write;
 pub fn to_mermaid(workflow: &Workflow) -> String {
     let mut out = String::from("flowchart LR\n");
     let mut ids: HashMap<&str, String> = HashMap::with_capacity(workflow.nodes.len());
-    let mut taken: HashSet<String> = HashSet::with_capacity(workflow.nodes.len());
+    let mut taken = Identifiers::default();
     for node in &workflow.nodes {
         if ids.contains_key(node.id.as_str()) {
             continue;
         }
-        let id = unique_id(&node.id, &mut taken);
+        let id = taken.unique_id(&node.id);
         let name = if node.name.is_empty() {
             &node.id
         } else {
@@ -67,25 +67,41 @@ pub fn to_mermaid(workflow: &Workflow) -> String {
     out
 }
 
-/// A Mermaid identifier for a node id, not yet in `taken`.
-fn unique_id(node_id: &str, taken: &mut HashSet<String>) -> String {
-    let base: String = std::iter::once('n')
-        .chain(std::iter::once('_'))
-        .chain(node_id.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
+/// The Mermaid identifiers given so far.
+#[derive(Default)]
+struct Identifiers {
+    taken: HashSet<String>,
+    /// For each sanitised id given more than once, the suffix to try next: many ids that
+    /// sanitise alike (a document is untrusted input) each take one try, not one per id
+    /// before them.
+    next_suffix: HashMap<String, usize>,
+}
+
+impl Identifiers {
+    /// A Mermaid identifier for a node id, not given before.
+    fn unique_id(&mut self, node_id: &str) -> String {
+        let base: String = std::iter::once('n')
+            .chain(std::iter::once('_'))
+            .chain(node_id.chars().map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            }))
+            .collect();
+        if self.taken.insert(base.clone()) {
+            return base;
+        }
+        let suffix = self.next_suffix.entry(base.clone()).or_insert(2);
+        loop {
+            let id = format!("{base}_{suffix}");
+            *suffix += 1;
+            if self.taken.insert(id.clone()) {
+                return id;
             }
-        }))
-        .collect();
-    let mut id = base.clone();
-    let mut suffix = 2;
-    while !taken.insert(id.clone()) {
-        id = format!("{base}_{suffix}");
-        suffix += 1;
+        }
     }
-    id
 }
 
 /// Escapes text for a quoted Mermaid label.
@@ -110,10 +126,12 @@ mod tests {
 
     #[test]
     fn ids_are_sanitised_and_unique() {
-        let mut taken = HashSet::new();
-        assert_eq!(unique_id("a-b", &mut taken), "n_a_b");
-        assert_eq!(unique_id("a b", &mut taken), "n_a_b_2");
-        assert_eq!(unique_id("end", &mut taken), "n_end");
+        let mut taken = Identifiers::default();
+        assert_eq!(taken.unique_id("a-b"), "n_a_b");
+        assert_eq!(taken.unique_id("a b"), "n_a_b_2");
+        assert_eq!(taken.unique_id("end"), "n_end");
+        assert_eq!(taken.unique_id("a_b_3"), "n_a_b_3");
+        assert_eq!(taken.unique_id("a.b"), "n_a_b_4");
     }
 
     #[test]

@@ -154,6 +154,32 @@ fn add_variable_input_handle() {
 }
 
 #[test]
+fn a_variable_handle_goes_last_even_after_the_largest_order() {
+    let t = CheckedTemplates::new();
+    let mut w = Workflow::default();
+    let llm = edit::add_node(&mut w, &t, "LLM", origin()).unwrap();
+    // A document may carry any order.
+    let image = handle_of(&w, &llm, "image");
+    w.handles.iter_mut().find(|h| h.id == image).unwrap().order = i32::MAX;
+    let h = edit::add_variable_handle(
+        &mut w,
+        &t,
+        &llm,
+        HandleType::Input,
+        &[DataType::Image],
+        None,
+    )
+    .unwrap();
+    let added = w.handle(&h).unwrap();
+    assert_eq!(added.order, i32::MAX, "not before the others");
+    assert_eq!(
+        w.handles.last().unwrap().id,
+        h,
+        "after the others of its order"
+    );
+}
+
+#[test]
 fn add_variable_handle_rejections() {
     let t = CheckedTemplates::new();
     let mut w = Workflow::default();

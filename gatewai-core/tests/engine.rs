@@ -1530,6 +1530,38 @@ async fn a_kept_plan_still_checks_what_each_run_brings() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 3);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forcing_a_node_the_document_does_not_have_is_an_error_naming_it() {
+    let c = Counters::default();
+    for engine in [
+        engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap(),
+        engine_with_no_plans(ExecutorKind::MultiThreaded, &c),
+    ] {
+        let wf = a_feeds_b(&engine);
+        // Once with the plan kept from this run, once with a new plan.
+        engine.run(wf.clone(), RunOptions::default()).await.unwrap();
+        let options = RunOptions {
+            force: ["b".to_owned(), "ghost".to_owned()].into(),
+            ..Default::default()
+        };
+        let err = engine.run(wf, options).await.err().unwrap();
+        match &err {
+            gatewai_core::Error::Invalid(problems) => assert_eq!(
+                problems.0,
+                vec![ValidationError::NodeNotFound {
+                    node_id: "ghost".into()
+                }]
+            ),
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        c.sum.load(Ordering::SeqCst),
+        4,
+        "the refused runs ran nothing"
+    );
+}
+
 #[test]
 fn handle_types_are_exported() {
     assert_ne!(HandleType::Input, HandleType::Output);
@@ -1866,6 +1898,39 @@ async fn a_cache_hit_keeps_the_users_selected_generation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_hit_never_keeps_a_selection_out_of_range() {
+    for cache in [true, false] {
+        let c = Counters::default();
+        let builder = engine(ExecutorKind::MultiThreaded, &c, 1);
+        let engine = if cache { builder } else { builder.no_cache() }
+            .build()
+            .unwrap();
+        let wf = workflow(
+            engine.registry(),
+            &[
+                ("src", "Sum", json!({"add": 1})),
+                ("llm", "Appender", json!({})),
+                ("out", "Sum", json!({})),
+            ],
+            &[("src", "out", "llm"), ("llm", "out", "out")],
+        );
+        let first = engine.run(wf, RunOptions::default()).await.unwrap();
+        // The document comes back with a selection that picks no generation.
+        let mut doc = first.workflow.clone();
+        std::sync::Arc::make_mut(doc.node_mut("llm").unwrap().result.as_mut().unwrap())
+            .selected_output_index = 7;
+        let second = engine.run(doc, RunOptions::default()).await.unwrap();
+        let result = &second.results["llm"];
+        assert!(result.selected().is_some(), "cache {cache}: {result:?}");
+        assert_eq!(
+            status_of(&second, "out"),
+            ExecutionStatus::Completed,
+            "cache {cache}: the llm's value flows on"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
@@ -1904,6 +1969,69 @@ async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = a_feeds_b(&engine);
+    // What a client sends: a Number item holding text, and a Number item that is fine.
+    let result: NodeResult = serde_json::from_value(json!({
+        "outputs": [{"items": [
+            {"type": "Number", "data": "not a number", "outputHandleId": "a:out"},
+            {"type": "Number", "data": 2, "outputHandleId": "a:out"}
+        ]}]
+    }))
+    .unwrap();
+    let options = RunOptions {
+        pinned: [("a".to_owned(), result)].into(),
+        ..Default::default()
+    };
+    let err = engine.run(wf, options).await.err().unwrap();
+    match &err {
+        gatewai_core::Error::Invalid(problems) => assert_eq!(
+            problems.0,
+            vec![ValidationError::InvalidPinnedResult {
+                node_id: "a".into(),
+                message: "Number item on output `a:out` holds text".into(),
+            }]
+        ),
+        other => panic!("{other}"),
+    }
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_pinned_result_is_checked_in_linear_time() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let mut wf = a_feeds_b(&engine);
+    // 30,000 more outputs on `b`, listed before a's: what a client pins is untrusted input.
+    let extra: Vec<_> = (0..30_000)
+        .map(|i| {
+            let mut handle = wf.handle("b:out").unwrap().clone();
+            handle.id = format!("b:out{i}");
+            handle
+        })
+        .collect();
+    wf.handles.splice(0..0, extra);
+    let items = vec![Item::number(1.0).on("a:out"); 30_000];
+    let options = RunOptions {
+        pinned: [(
+            "a".to_owned(),
+            NodeResult::single(gatewai_core::Generation { items }),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let handle = engine.start(wf, options).unwrap();
+    let elapsed = started.elapsed();
+    let outcome = handle.wait().await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(value_of(&outcome, "b"), Some(1.0));
+    assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_an_input_label_invalidates_the_cache() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
@@ -1933,6 +2061,42 @@ async fn renaming_an_input_label_invalidates_the_cache() {
             .unwrap()
             .cached
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changing_what_an_output_carries_invalidates_the_cache() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let first = engine
+        .run(a_feeds_b(&engine), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(first.run.status, RunStatus::Completed);
+    // The document now says `a` puts Text on its output (and `b` takes Text): a's Number
+    // no longer fits, whether a runs or its earlier result would be reused.
+    let mut retyped = first.workflow.clone();
+    for handle in &mut retyped.handles {
+        handle.data_types = vec![DataType::Text];
+    }
+    let cached = engine.run(retyped.clone(), RunOptions::default()).await;
+    let fresh = engine_with_no_plans(ExecutorKind::MultiThreaded, &c)
+        .run(retyped, RunOptions::default())
+        .await;
+    for outcome in [cached.unwrap(), fresh.unwrap()] {
+        let a = outcome
+            .executions
+            .iter()
+            .find(|e| &*e.node_id == "a")
+            .unwrap();
+        assert!(!a.cached, "a Number is never served onto a Text output");
+        assert_eq!(a.status, ExecutionStatus::Failed);
+        assert!(
+            a.error.as_deref().unwrap().contains("which carries Text"),
+            "{:?}",
+            a.error
+        );
+        assert_eq!(status_of(&outcome, "b"), ExecutionStatus::Skipped);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,6 +339,38 @@ fn malformed_documents_are_import_errors() {
 }
 
 #[test]
+fn a_canvas_document_of_the_wrong_shape_names_each_item_at_fault() {
+    let t = templates();
+    let document = json!({
+        "nodes": [
+            {"id": "ok", "type": "Text", "config": {}},
+            {"id": "untyped", "config": {}},
+            {"type": "Text", "config": {}}
+        ],
+        "handles": [{"id": "h1", "type": "Sideways", "nodeId": "ok"}],
+        "edges": [{"id": "e1", "source": "ok", "sourceHandleId": "h1"}]
+    });
+    let err = read_document(document, &t).unwrap_err();
+    assert!(matches!(err, Error::Import { .. }), "{err}");
+    let text = err.to_string();
+    for expected in [
+        "node `untyped`: missing field `type`",
+        "node #2: missing field `id`",
+        "handle `h1`: unknown variant `Sideways`",
+        "edge `e1`: missing field `target`",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+    assert!(!text.contains("node `ok`"), "{text}");
+    // A field of the document itself is named as serde names it.
+    let err = read_document(json!({"nodes": [], "name": 7}), &t).unwrap_err();
+    assert!(
+        err.to_string().contains("invalid type: integer `7`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn an_empty_document_is_an_empty_workflow() {
     assert_eq!(
         parse_document("{}", &templates()).unwrap(),

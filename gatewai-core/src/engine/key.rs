@@ -12,7 +12,8 @@ use crate::node::{Inputs, RunInput};
 
 /// The hash of what the plan decides about a node's cache key: its type and version, its
 /// config (a kept plan implies an unchanged config: configs are part of its fingerprint), its
-/// input slots and its output handles.
+/// input slots and its output handles (with the data types each carries: a cached value was
+/// checked against them, and is served only onto handles that carry the same).
 pub(crate) fn key_prefix(
     node_type: &str,
     version: u32,
@@ -41,6 +42,11 @@ pub(crate) fn key_prefix(
                 .as_bytes(),
         );
         h.field(handle.label.as_bytes());
+        let carries = handle
+            .data_types
+            .iter()
+            .fold(0u8, |bits, t| bits | 1 << (t as u8));
+        h.field(&[carries]);
     }
     h.finish()
 }

@@ -246,7 +246,8 @@ pub struct RunOptions {
     pub resumed: HashMap<String, Resumed>,
     /// Values for source nodes, by node id (running a workflow as a function).
     pub inputs: HashMap<String, RunInput>,
-    /// Nodes that execute even when the cache has their result.
+    /// Nodes that execute even when the cache has their result (by node id; an id that is
+    /// not a node of the document is an error).
     pub force: HashSet<String>,
     /// Stop the whole run at the first failure.
     pub fail_fast: bool,

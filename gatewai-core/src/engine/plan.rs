@@ -10,7 +10,7 @@ use crate::FastMap as HashMap;
 use crate::cache::CacheKey;
 use crate::error::{Error, Result, ValidationError, ValidationErrors};
 use crate::event::ResultSource;
-use crate::model::{HandleType, NodeResult, OnError, Workflow};
+use crate::model::{Data, DataType, Handle, HandleType, NodeResult, OnError, OutputItem, Workflow};
 use crate::node::{CachePolicy, Node, ResultMode, RunInput};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -625,9 +625,18 @@ impl<'a> Interner<'a> {
     }
 }
 
+/// Output handles by (node id, handle id), the first of each pair: where pinned items are
+/// looked up, once each, so that a large pinned result is checked in linear time.
+type OutputsByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
+
 /// A pinned result comes from a client: every item must sit on an output handle of its node
-/// with a data type the handle carries, and the selected index must be in range.
-fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<ValidationError> {
+/// with a data type the handle carries and data of that type, and the selected index must be
+/// in range.
+fn check_pinned(
+    outputs: &OutputsByNode<'_>,
+    node_id: &str,
+    result: &NodeResult,
+) -> Vec<ValidationError> {
     let mut problems = Vec::new();
     let problem = |message: String| ValidationError::InvalidPinnedResult {
         node_id: node_id.to_owned(),
@@ -642,11 +651,7 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
     }
     for generation in &result.outputs {
         for item in &generation.items {
-            let handle = workflow.handles.iter().find(|h| {
-                *h.id == *item.output_handle_id
-                    && h.node_id == node_id
-                    && h.handle_type == HandleType::Output
-            });
+            let handle = outputs.get(&(node_id, &*item.output_handle_id));
             match handle {
                 None => problems.push(problem(format!(
                     "item on `{}`, which is not an output handle of the node",
@@ -667,13 +672,39 @@ fn check_pinned(workflow: &Workflow, node_id: &str, result: &NodeResult) -> Vec<
                 }
                 Some(_) => {}
             }
+            if let Some(holds) = data_not_of_its_type(item) {
+                problems.push(problem(format!(
+                    "{} item on output `{}` holds {holds}",
+                    item.data_type, item.output_handle_id
+                )));
+            }
         }
     }
     problems
 }
 
-/// What is wrong with what a run brings: ids (pinned, resumed, run inputs) that are not nodes
-/// of the document, and pinned results that do not fit their node.
+/// What an item's data holds when it is not of the item's type (a Number item holding text,
+/// which a node reading a number would be handed as one).
+fn data_not_of_its_type(item: &OutputItem) -> Option<&'static str> {
+    let of_its_type = match item.data_type {
+        DataType::Text => matches!(item.data, Data::Text(_)),
+        DataType::Number => matches!(item.data, Data::Number(_)),
+        DataType::Boolean => matches!(item.data, Data::Boolean(_)),
+        DataType::Image | DataType::Video | DataType::Audio | DataType::File => {
+            matches!(item.data, Data::File(_))
+        }
+    };
+    let holds = match item.data {
+        Data::Text(_) => "text",
+        Data::Number(_) => "a number",
+        Data::Boolean(_) => "a boolean",
+        Data::File(_) => "a file",
+    };
+    (!of_its_type).then_some(holds)
+}
+
+/// What is wrong with what a run brings: ids (pinned, resumed, run inputs, forced nodes) that
+/// are not nodes of the document, and pinned results that do not fit their node.
 pub(crate) fn brought_problems(
     workflow: &Workflow,
     options: &RunOptions,
@@ -684,13 +715,24 @@ pub(crate) fn brought_problems(
         .keys()
         .chain(options.resumed.keys())
         .chain(options.inputs.keys())
+        .chain(options.force.iter())
         .filter(|id| !exists(id))
         .map(|id| ValidationError::NodeNotFound {
             node_id: id.clone(),
         })
         .collect();
+    if options.pinned.is_empty() {
+        return problems;
+    }
+    let outputs: OutputsByNode<'_> = workflow
+        .handles
+        .iter()
+        .rev() // the first of duplicates wins
+        .filter(|h| h.handle_type == HandleType::Output && options.pinned.contains_key(&h.node_id))
+        .map(|h| ((h.node_id.as_str(), h.id.as_str()), h))
+        .collect();
     for (id, result) in &options.pinned {
-        problems.extend(check_pinned(workflow, id, result));
+        problems.extend(check_pinned(&outputs, id, result));
     }
     problems
 }

@@ -1383,8 +1383,16 @@ fn merge_cached(node: &PlanNode, run: &NodeRun, cached: &CachedOutputs) -> Arc<N
                 !generations.is_empty() && previous.outputs.ends_with(generations)
             }) =>
         {
-            // The result already holds these generations: keep it, and the user's selection.
-            run.previous.clone().unwrap_or_default()
+            // The result already holds these generations: keep it, and the user's selection
+            // when it picks one (a document's selection out of range would hide them all, and
+            // leave downstream nodes "not taken": the newest is selected, as when it executes).
+            match run.previous.clone() {
+                Some(previous) if previous.selected().is_none() => Arc::new(NodeResult {
+                    selected_output_index: previous.outputs.len().saturating_sub(1),
+                    outputs: previous.outputs.clone(),
+                }),
+                previous => previous.unwrap_or_default(),
+            }
         }
         _ => Arc::new(merge(node, run, generations.clone())),
     }
