@@ -456,6 +456,34 @@ async fn compositor_places_layers_by_z_order_opacity_and_blend() {
 }
 
 #[tokio::test]
+async fn compositor_layers_placed_far_off_the_canvas_are_left_out() {
+    let h = Harness::new();
+    let red = h
+        .put_image(
+            &RgbaImage::from_pixel(3, 3, Rgba([255, 0, 0, 255])),
+            ImageFormat::Png,
+        )
+        .await;
+    // Positions past i64's range (saturated by the float-to-int cast) once overflowed when a
+    // layer pixel's offset was added.
+    for (x, y) in [(1e19, 0.0), (0.0, 1e19), (-1e19, -1e19), (9.3e18, 1.0)] {
+        let config = json!({
+            "width": 4, "height": 4, "backgroundColor": "#ffffff",
+            "layerUpdates": {"image": {"x": x, "y": y}}
+        });
+        let out = h
+            .run(&Compositor::new(), config, "image", image_item(red.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("x {x}, y {y}: {e}"));
+        let (_, canvas) = h.output_image(&out, "result").await;
+        assert!(
+            canvas.pixels().all(|p| p.0 == [255, 255, 255, 255]),
+            "x {x}, y {y}: the layer lies outside the canvas"
+        );
+    }
+}
+
+#[tokio::test]
 async fn file_imports_uploads_data_urls_base64_and_assets() {
     use base64::Engine as _;
     let h = Harness::new();

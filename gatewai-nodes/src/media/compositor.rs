@@ -356,7 +356,11 @@ fn draw_layer(
 ) {
     let (cw, ch) = (i64::from(canvas.width()), i64::from(canvas.height()));
     for (lx, ly, src) in layer.enumerate_pixels() {
-        let (px, py) = (x + i64::from(lx), y + i64::from(ly));
+        // Saturating: a position far off the canvas (up to i64's limits) must not overflow.
+        let (px, py) = (
+            x.saturating_add(i64::from(lx)),
+            y.saturating_add(i64::from(ly)),
+        );
         if px < 0 || py < 0 || px >= cw || py >= ch {
             continue;
         }
