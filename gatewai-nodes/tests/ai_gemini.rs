@@ -664,3 +664,34 @@ async fn variable_image_inputs_follow_the_image_input_in_handle_order() {
     assert_eq!(parts[2]["inline_data"]["data"], BASE64.encode(&second));
     assert_eq!(parts.as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn text_to_speech_refuses_audio_that_is_not_audio() {
+    // Bytes no player can read, under a mime type that is not raw PCM (or raw PCM whose
+    // parameters make no sense): an error, not an Audio output of unknown bytes.
+    for mime in ["audio/mpeg", "audio/L16;rate=0", "audio/ogg"] {
+        let server = MockServer::start().await;
+        mount_stream(
+            &server,
+            &[gemini_inline(
+                mime,
+                &BASE64.encode(b"not audio at all"),
+                Some("STOP"),
+            )],
+        )
+        .await;
+        let store = assets();
+        let node = TextToSpeechNode::new(providers(&server));
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let e = node
+            .execute(
+                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
+                &inputs,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
+        assert!(e.message().contains("not audio"), "{mime}: {e}");
+        assert!(store.is_empty(), "{mime}: nothing is stored");
+    }
+}

@@ -610,6 +610,15 @@ impl Node for TextToSpeechNode {
             Some((rate, channels)) => wav::wav_from_pcm16(&audio.bytes, rate, channels).into(),
             None => audio.bytes,
         };
+        // What is stored as an Audio output must be an audio file a player can read.
+        if !detect_mime(&bytes).is_some_and(|m| m.starts_with("audio/")) {
+            return Err(NodeError::unavailable(format!(
+                "{} returned data that is not audio (mime type `{}`, {} bytes)",
+                provider.name(),
+                audio.mime_type,
+                bytes.len()
+            )));
+        }
         let asset = store_bytes(ctx, &format!("{}.wav", ctx.node_id()), bytes).await?;
         Ok(Outputs::one("result", Item::file(DataType::Audio, asset)))
     }
