@@ -695,3 +695,38 @@ async fn text_to_speech_refuses_audio_that_is_not_audio() {
         assert!(store.is_empty(), "{mime}: nothing is stored");
     }
 }
+
+#[tokio::test]
+async fn text_to_speech_refuses_pcm_formats_a_wav_header_cannot_hold() {
+    // Sample rates and channel counts from the provider's mime type once overflowed the WAV
+    // header's fields (a panic in debug builds, a corrupt file in release).
+    for mime in [
+        "audio/L16;codec=pcm;rate=4000000000",
+        "audio/L16;rate=24000;channels=65535",
+        "audio/pcm;rate=2147483648;channels=2",
+    ] {
+        let server = MockServer::start().await;
+        mount_stream(
+            &server,
+            &[gemini_inline(
+                mime,
+                &BASE64.encode([1u8, 0, 2, 0]),
+                Some("STOP"),
+            )],
+        )
+        .await;
+        let store = assets();
+        let node = TextToSpeechNode::new(providers(&server));
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let e = node
+            .execute(
+                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
+                &inputs,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
+        assert!(e.message().contains(mime), "{mime}: {e}");
+        assert!(store.is_empty(), "{mime}: nothing is stored");
+    }
+}

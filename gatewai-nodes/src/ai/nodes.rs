@@ -607,8 +607,10 @@ impl Node for TextToSpeechNode {
         };
         let audio = until_cancelled(ctx, provider.synthesize_speech(&request)).await?;
         let bytes = match wav::pcm_format(&audio.mime_type) {
-            Some((rate, channels)) => wav::wav_from_pcm16(&audio.bytes, rate, channels).into(),
-            None => audio.bytes,
+            Some((rate, channels)) => wav::wav_from_pcm16(&audio.bytes, rate, channels)
+                .map(Into::into)
+                .unwrap_or_default(),
+            None => audio.bytes.clone(),
         };
         // What is stored as an Audio output must be an audio file a player can read.
         if !detect_mime(&bytes).is_some_and(|m| m.starts_with("audio/")) {
@@ -616,7 +618,7 @@ impl Node for TextToSpeechNode {
                 "{} returned data that is not audio (mime type `{}`, {} bytes)",
                 provider.name(),
                 audio.mime_type,
-                bytes.len()
+                audio.bytes.len()
             )));
         }
         let asset = store_bytes(ctx, &format!("{}.wav", ctx.node_id()), bytes).await?;
