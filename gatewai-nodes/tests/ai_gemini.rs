@@ -730,3 +730,31 @@ async fn text_to_speech_refuses_pcm_formats_a_wav_header_cannot_hold() {
         assert!(store.is_empty(), "{mime}: nothing is stored");
     }
 }
+
+#[tokio::test]
+async fn image_gen_stores_nothing_when_an_image_is_not_an_image() {
+    // One good image and one that is not: the run fails and leaves no asset behind (the good
+    // one included, as no output refers to it).
+    let server = MockServer::start().await;
+    mount_stream(
+        &server,
+        &[
+            gemini_inline("image/png", &BASE64.encode(png(2, 2)), None),
+            gemini_inline("image/png", &BASE64.encode(b"garbage"), Some("STOP")),
+        ],
+    )
+    .await;
+    let store = assets();
+    let node = ImageGenNode::new(providers(&server));
+    let inputs = Inputs::default().with("prompt", Item::text("a fox"));
+    let e = node
+        .execute(
+            &ctx("ImageGen", json!({"model": "gemini-test"}), &store),
+            &inputs,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("not an image"), "{e}");
+    assert!(store.is_empty(), "{} assets left behind", store.len());
+}

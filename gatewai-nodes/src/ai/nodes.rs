@@ -482,17 +482,21 @@ impl Node for ImageGenNode {
             image_size,
         };
         let images = until_cancelled(ctx, provider.generate_image(&request)).await?;
+        // Every image is checked before any is stored: a failed run leaves no asset behind.
+        for image in &images {
+            let mime = detect_mime(&image.bytes);
+            if !mime.is_some_and(|m| m.starts_with("image/")) {
+                return Err(NodeError::unavailable(format!(
+                    "{} returned image data that is not an image (detected {})",
+                    provider.name(),
+                    mime.unwrap_or(crate::media_util::UNKNOWN_MIME)
+                )));
+            }
+        }
         let mut outputs = Outputs::none();
         for (i, image) in images.into_iter().enumerate() {
             let asset =
                 store_bytes(ctx, &format!("{}-{}", ctx.node_id(), i + 1), image.bytes).await?;
-            if !asset.mime_type.starts_with("image/") {
-                return Err(NodeError::unavailable(format!(
-                    "{} returned image data that is not an image (detected {})",
-                    provider.name(),
-                    asset.mime_type
-                )));
-            }
             if i > 0 {
                 outputs = outputs.next_generation();
             }
