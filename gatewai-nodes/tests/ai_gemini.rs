@@ -758,3 +758,32 @@ async fn image_gen_stores_nothing_when_an_image_is_not_an_image() {
     assert!(e.message().contains("not an image"), "{e}");
     assert!(store.is_empty(), "{} assets left behind", store.len());
 }
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_key_stays_home() {
+    // A provider (or whatever answers at its base URL) redirecting elsewhere: following it would
+    // send the prompt and the `x-goog-api-key` header (which reqwest does not strip across
+    // hosts) to the other address, be it another host or a private one.
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(sse_response(&[gemini_text("stolen", Some("STOP"))]))
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    for status in [301, 302, 307, 308] {
+        server.reset().await;
+        let target = format!("{}{STREAM_PATH}?alt=sse", elsewhere.uri());
+        let e = llm_error(
+            &server,
+            ResponseTemplate::new(status).insert_header("Location", target.as_str()),
+        )
+        .await;
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{status}: {e}");
+        assert!(e.message().contains("redirect"), "{status}: {e}");
+        assert!(!e.message().contains(GEMINI_KEY), "{status}: {e}");
+    }
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the redirect was followed"
+    );
+}
