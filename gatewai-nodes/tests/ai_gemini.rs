@@ -664,3 +664,126 @@ async fn variable_image_inputs_follow_the_image_input_in_handle_order() {
     assert_eq!(parts[2]["inline_data"]["data"], BASE64.encode(&second));
     assert_eq!(parts.as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn text_to_speech_refuses_audio_that_is_not_audio() {
+    // Bytes no player can read, under a mime type that is not raw PCM (or raw PCM whose
+    // parameters make no sense): an error, not an Audio output of unknown bytes.
+    for mime in ["audio/mpeg", "audio/L16;rate=0", "audio/ogg"] {
+        let server = MockServer::start().await;
+        mount_stream(
+            &server,
+            &[gemini_inline(
+                mime,
+                &BASE64.encode(b"not audio at all"),
+                Some("STOP"),
+            )],
+        )
+        .await;
+        let store = assets();
+        let node = TextToSpeechNode::new(providers(&server));
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let e = node
+            .execute(
+                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
+                &inputs,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
+        assert!(e.message().contains("not audio"), "{mime}: {e}");
+        assert!(store.is_empty(), "{mime}: nothing is stored");
+    }
+}
+
+#[tokio::test]
+async fn text_to_speech_refuses_pcm_formats_a_wav_header_cannot_hold() {
+    // Sample rates and channel counts from the provider's mime type once overflowed the WAV
+    // header's fields (a panic in debug builds, a corrupt file in release).
+    for mime in [
+        "audio/L16;codec=pcm;rate=4000000000",
+        "audio/L16;rate=24000;channels=65535",
+        "audio/pcm;rate=2147483648;channels=2",
+    ] {
+        let server = MockServer::start().await;
+        mount_stream(
+            &server,
+            &[gemini_inline(
+                mime,
+                &BASE64.encode([1u8, 0, 2, 0]),
+                Some("STOP"),
+            )],
+        )
+        .await;
+        let store = assets();
+        let node = TextToSpeechNode::new(providers(&server));
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let e = node
+            .execute(
+                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
+                &inputs,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
+        assert!(e.message().contains(mime), "{mime}: {e}");
+        assert!(store.is_empty(), "{mime}: nothing is stored");
+    }
+}
+
+#[tokio::test]
+async fn image_gen_stores_nothing_when_an_image_is_not_an_image() {
+    // One good image and one that is not: the run fails and leaves no asset behind (the good
+    // one included, as no output refers to it).
+    let server = MockServer::start().await;
+    mount_stream(
+        &server,
+        &[
+            gemini_inline("image/png", &BASE64.encode(png(2, 2)), None),
+            gemini_inline("image/png", &BASE64.encode(b"garbage"), Some("STOP")),
+        ],
+    )
+    .await;
+    let store = assets();
+    let node = ImageGenNode::new(providers(&server));
+    let inputs = Inputs::default().with("prompt", Item::text("a fox"));
+    let e = node
+        .execute(
+            &ctx("ImageGen", json!({"model": "gemini-test"}), &store),
+            &inputs,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("not an image"), "{e}");
+    assert!(store.is_empty(), "{} assets left behind", store.len());
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_key_stays_home() {
+    // A provider (or whatever answers at its base URL) redirecting elsewhere: following it would
+    // send the prompt and the `x-goog-api-key` header (which reqwest does not strip across
+    // hosts) to the other address, be it another host or a private one.
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(sse_response(&[gemini_text("stolen", Some("STOP"))]))
+        .mount(&elsewhere)
+        .await;
+    let server = MockServer::start().await;
+    for status in [301, 302, 307, 308] {
+        server.reset().await;
+        let target = format!("{}{STREAM_PATH}?alt=sse", elsewhere.uri());
+        let e = llm_error(
+            &server,
+            ResponseTemplate::new(status).insert_header("Location", target.as_str()),
+        )
+        .await;
+        assert_eq!(e.kind(), ErrorKind::InvalidConfig, "{status}: {e}");
+        assert!(e.message().contains("redirect"), "{status}: {e}");
+        assert!(!e.message().contains(GEMINI_KEY), "{status}: {e}");
+    }
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "the redirect was followed"
+    );
+}

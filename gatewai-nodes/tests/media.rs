@@ -456,6 +456,89 @@ async fn compositor_places_layers_by_z_order_opacity_and_blend() {
 }
 
 #[tokio::test]
+async fn compositor_layers_placed_far_off_the_canvas_are_left_out() {
+    let h = Harness::new();
+    let red = h
+        .put_image(
+            &RgbaImage::from_pixel(3, 3, Rgba([255, 0, 0, 255])),
+            ImageFormat::Png,
+        )
+        .await;
+    // Positions past i64's range (saturated by the float-to-int cast) once overflowed when a
+    // layer pixel's offset was added.
+    for (x, y) in [(1e19, 0.0), (0.0, 1e19), (-1e19, -1e19), (9.3e18, 1.0)] {
+        let config = json!({
+            "width": 4, "height": 4, "backgroundColor": "#ffffff",
+            "layerUpdates": {"image": {"x": x, "y": y}}
+        });
+        let out = h
+            .run(&Compositor::new(), config, "image", image_item(red.clone()))
+            .await
+            .unwrap_or_else(|e| panic!("x {x}, y {y}: {e}"));
+        let (_, canvas) = h.output_image(&out, "result").await;
+        assert!(
+            canvas.pixels().all(|p| p.0 == [255, 255, 255, 255]),
+            "x {x}, y {y}: the layer lies outside the canvas"
+        );
+    }
+}
+
+#[tokio::test]
+async fn compositor_text_layers_are_held_to_the_size_limits() {
+    let h = Harness::new();
+    let small = Compositor::with_limits(ImageLimits {
+        max_pixels: 10_000,
+        max_side: 1_000,
+        ..ImageLimits::default()
+    });
+    let text_layer = |size: serde_json::Value| json!({"width": 10, "height": 10, "layerUpdates": {"text": size}});
+    // Drawn at its natural size the text is over the pixel limit; so is a text stretched to
+    // a width the limit allows on a side but not in area.
+    for (node, config, text) in [
+        (
+            &small,
+            text_layer(json!({"fontSize": 200})),
+            "Hello".to_owned(),
+        ),
+        (
+            &small,
+            text_layer(json!({"fontSize": 10, "width": 1000})),
+            "Hi".to_owned(),
+        ),
+        (
+            &small,
+            text_layer(json!({"fontSize": 10, "height": 1000})),
+            "Hi".to_owned(),
+        ),
+        // Default limits: 40 glyphs at 1000 px are wider than 30 000 pixels.
+        (
+            &Compositor::new(),
+            text_layer(json!({"fontSize": 1000})),
+            "W".repeat(40),
+        ),
+    ] {
+        let err = h
+            .run(node, config.clone(), "text", Item::text(text))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{config}: {err}");
+        assert!(err.message().contains("`text`"), "{config}: {err}");
+        assert!(err.message().contains("too large"), "{config}: {err}");
+    }
+    // Within the limits text is drawn as before.
+    let out = h
+        .run(
+            &small,
+            text_layer(json!({"fontSize": 10})),
+            "text",
+            Item::text("Hi"),
+        )
+        .await
+        .unwrap();
+    h.output_image(&out, "result").await;
+}
+
+#[tokio::test]
 async fn file_imports_uploads_data_urls_base64_and_assets() {
     use base64::Engine as _;
     let h = Harness::new();

@@ -140,7 +140,7 @@ pub(crate) fn bad_response(provider: &'static str, message: impl std::fmt::Displ
 /// Maps an HTTP failure onto a [`NodeError`]: 429 is `RateLimited`, 500/502/503/504
 /// `Unavailable`, 408 `Timeout` (all retryable, with the delay from `Retry-After` or Google's
 /// `RetryInfo.retryDelay`); 401/403 (and Gemini's 400 `API_KEY_INVALID`) `Unauthorized`, 404
-/// `NotFound`, other 4xx `InvalidInput`. The provider's message is quoted, with the key
+/// `NotFound`, a redirect (3xx, never followed) `InvalidConfig`, other 4xx `InvalidInput`. The provider's message is quoted, with the key
 /// redacted should the provider echo it.
 pub(crate) fn error_from_response(
     provider: &'static str,
@@ -160,12 +160,16 @@ pub(crate) fn error_from_response(
         401 | 403 => ErrorKind::Unauthorized,
         400 if key_rejected => ErrorKind::Unauthorized,
         404 => ErrorKind::NotFound,
+        300..=399 => ErrorKind::InvalidConfig,
         s if s >= 500 => ErrorKind::Unavailable,
         _ => ErrorKind::InvalidInput,
     };
     let hint = match kind {
         ErrorKind::Unauthorized => " (check the API key)",
         ErrorKind::NotFound => " (check the model name)",
+        ErrorKind::InvalidConfig => {
+            " (a redirect, which is not followed: check the provider's base URL)"
+        }
         _ => "",
     };
     let message = redact(

@@ -24,7 +24,8 @@
 //! HTTP 429 → `RateLimited`, 500/502/503/504 → `Unavailable` (both retryable by the engine's
 //! retry policy, with `retry_after` from `Retry-After` or Gemini's `RetryInfo.retryDelay`);
 //! 401/403 → `Unauthorized`, 404 → `NotFound`, other 4xx → `InvalidInput`, each quoting the
-//! provider's message. A blocked prompt or a SAFETY-like finish reason is `Refused`; a response
+//! provider's message. Redirects are not followed (the key and the prompt would go along): a
+//! 3xx answer is `InvalidConfig`, pointing at the base URL. A blocked prompt or a SAFETY-like finish reason is `Refused`; a response
 //! without text is an error; a request past its timeout is `Timeout`.
 
 pub mod gemini;
@@ -199,6 +200,10 @@ impl Providers {
     /// Builds the HTTP client and both provider clients.
     pub fn new(settings: &AiSettings) -> gatewai_core::Result<Self> {
         let http = reqwest::Client::builder()
+            // A redirect is answered as an error, never followed: following it would send the
+            // prompt, and the `x-goog-api-key` header (which reqwest keeps across hosts), to
+            // wherever it points, a private address included.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.request_timeout)
             .read_timeout(settings.read_timeout)
             .connect_timeout(settings.connect_timeout)

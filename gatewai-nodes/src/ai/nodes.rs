@@ -482,17 +482,21 @@ impl Node for ImageGenNode {
             image_size,
         };
         let images = until_cancelled(ctx, provider.generate_image(&request)).await?;
+        // Every image is checked before any is stored: a failed run leaves no asset behind.
+        for image in &images {
+            let mime = detect_mime(&image.bytes);
+            if !mime.is_some_and(|m| m.starts_with("image/")) {
+                return Err(NodeError::unavailable(format!(
+                    "{} returned image data that is not an image (detected {})",
+                    provider.name(),
+                    mime.unwrap_or(crate::media_util::UNKNOWN_MIME)
+                )));
+            }
+        }
         let mut outputs = Outputs::none();
         for (i, image) in images.into_iter().enumerate() {
             let asset =
                 store_bytes(ctx, &format!("{}-{}", ctx.node_id(), i + 1), image.bytes).await?;
-            if !asset.mime_type.starts_with("image/") {
-                return Err(NodeError::unavailable(format!(
-                    "{} returned image data that is not an image (detected {})",
-                    provider.name(),
-                    asset.mime_type
-                )));
-            }
             if i > 0 {
                 outputs = outputs.next_generation();
             }
@@ -607,9 +611,20 @@ impl Node for TextToSpeechNode {
         };
         let audio = until_cancelled(ctx, provider.synthesize_speech(&request)).await?;
         let bytes = match wav::pcm_format(&audio.mime_type) {
-            Some((rate, channels)) => wav::wav_from_pcm16(&audio.bytes, rate, channels).into(),
-            None => audio.bytes,
+            Some((rate, channels)) => wav::wav_from_pcm16(&audio.bytes, rate, channels)
+                .map(Into::into)
+                .unwrap_or_default(),
+            None => audio.bytes.clone(),
         };
+        // What is stored as an Audio output must be an audio file a player can read.
+        if !detect_mime(&bytes).is_some_and(|m| m.starts_with("audio/")) {
+            return Err(NodeError::unavailable(format!(
+                "{} returned data that is not audio (mime type `{}`, {} bytes)",
+                provider.name(),
+                audio.mime_type,
+                audio.bytes.len()
+            )));
+        }
         let asset = store_bytes(ctx, &format!("{}.wav", ctx.node_id()), bytes).await?;
         Ok(Outputs::one("result", Item::file(DataType::Audio, asset)))
     }

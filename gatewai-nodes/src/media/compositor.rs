@@ -281,8 +281,15 @@ struct Layer {
 }
 
 /// Draws `text` (lines split at `\n`) in `fill` at `font_size` pixels into an image just large
-/// enough to hold it.
-fn render_text(text: &str, font_size: f64, fill: Rgba<u8>) -> Result<RgbaImage, NodeError> {
+/// enough to hold it. Text that would need an image over `limits` is an input error naming
+/// `handle`, found before any pixel is allocated.
+fn render_text(
+    text: &str,
+    font_size: f64,
+    fill: Rgba<u8>,
+    handle: &str,
+    limits: &ImageLimits,
+) -> Result<RgbaImage, NodeError> {
     let font = FontRef::try_from_slice(FONT)
         .map_err(|e| NodeError::internal(format!("the shipped font is unreadable: {e}")))?;
     let scaled = font.as_scaled(PxScale::from(font_size as f32));
@@ -307,11 +314,18 @@ fn render_text(text: &str, font_size: f64, fill: Rgba<u8>) -> Result<RgbaImage, 
         .fold(0.0f32, f32::max)
         .ceil() as u32;
     let height = (line_height * lines.len().max(1) as f32).ceil() as u32;
-    let mut canvas = RgbaImage::from_pixel(
-        width.max(1),
-        height.max(1),
-        Rgba([fill[0], fill[1], fill[2], 0]),
-    );
+    let (width, height) = (width.max(1), height.max(1));
+    check_size(handle, width, height, limits).map_err(|_| {
+        NodeError::input(
+            handle,
+            format!(
+                "the text at {font_size} px is too large to draw: {width}×{height} pixels (the \
+                 limit is {} pixels, {} a side)",
+                limits.max_pixels, limits.max_side
+            ),
+        )
+    })?;
+    let mut canvas = RgbaImage::from_pixel(width, height, Rgba([fill[0], fill[1], fill[2], 0]));
     for (row, line) in lines.iter().enumerate() {
         let baseline = scaled.ascent() + line_height * row as f32;
         let mut x = 0.0f32;
@@ -356,7 +370,11 @@ fn draw_layer(
 ) {
     let (cw, ch) = (i64::from(canvas.width()), i64::from(canvas.height()));
     for (lx, ly, src) in layer.enumerate_pixels() {
-        let (px, py) = (x + i64::from(lx), y + i64::from(ly));
+        // Saturating: a position far off the canvas (up to i64's limits) must not overflow.
+        let (px, py) = (
+            x.saturating_add(i64::from(lx)),
+            y.saturating_add(i64::from(ly)),
+        );
         if px < 0 || py < 0 || px >= cw || py >= ch {
             continue;
         }
@@ -410,9 +428,10 @@ fn composite(
                 resize_image(&image, w, h)?.to_rgba8()
             }
             LayerContent::Text(text) => {
-                let text = render_text(&text, s.font_size, s.fill)?;
+                let text = render_text(&text, s.font_size, s.fill, &layer.handle, limits)?;
                 if s.width.is_some() || s.height.is_some() {
                     let (w, h) = layer_size(s, text.width(), text.height());
+                    check_size(&layer.handle, w, h, limits)?;
                     resize_image(&DynamicImage::ImageRgba8(text), w, h)?.to_rgba8()
                 } else {
                     text
@@ -553,7 +572,14 @@ mod tests {
 
     #[test]
     fn text_is_drawn_in_its_colour() {
-        let img = render_text("Hi", 32.0, Rgba([0, 0, 255, 255])).unwrap();
+        let img = render_text(
+            "Hi",
+            32.0,
+            Rgba([0, 0, 255, 255]),
+            "text",
+            &ImageLimits::default(),
+        )
+        .unwrap();
         assert!(img.width() > 10 && img.height() >= 32);
         let inked = img.pixels().filter(|p| p[3] > 200).count();
         assert!(inked > 20, "{inked} inked pixels");
