@@ -787,3 +787,35 @@ async fn a_redirect_is_not_followed_and_the_key_stays_home() {
         "the redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn an_endless_response_is_cut_off_at_the_size_limit() {
+    // A provider (or something in its place) streaming without end: text deltas that the node
+    // would collect forever, or a JSON body that never closes. Each is refused once it passes
+    // the response limit (256 MiB), long before the 300 MiB the server would send.
+    let delta = format!("data: {}\r\n\r\n", gemini_text(&"x".repeat(64 << 10), None));
+    for (content_type, chunk) in [
+        ("text/event-stream", delta.into_bytes()),
+        ("application/json", vec![b' '; 64 << 10]),
+    ] {
+        let (url, sent) = repeating_server(content_type, chunk, 300 << 20).await;
+        let node = LlmNode::new(Providers::new(&settings(&url)).unwrap());
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let result = node
+            .execute(
+                &ctx("LLM", json!({"model": "gemini-test"}), &assets()),
+                &inputs,
+            )
+            .await;
+        // (Not `unwrap_err`: an Ok would print hundreds of megabytes of text.)
+        let Err(e) = result else {
+            panic!("{content_type}: the endless response was accepted");
+        };
+        assert!(e.message().contains("larger than"), "{content_type}: {e}");
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            sent < 290 << 20,
+            "{content_type}: the client read {sent} bytes"
+        );
+    }
+}
