@@ -490,7 +490,8 @@ fn frame_time(timestamp: Timestamp, info: &MediaInfo) -> Result<f64, NodeError> 
 }
 
 /// The **MediaCut** node: the part of the `media` input (video or audio) between config
-/// `startSec` and `endSec` (null = to the end), re-encoded so the cut is frame-exact.
+/// `startSec` and `endSec` (null, or past the media's end = to the end), re-encoded so the cut
+/// is frame-exact.
 #[derive(Debug)]
 pub struct MediaCut {
     template: NodeTemplate,
@@ -626,6 +627,9 @@ impl Node for MediaCut {
                 format!("{start} s is past the end of the media ({d} s)"),
             ));
         }
+        // An end at or past the media's end cuts to the end (however far past: ffmpeg's `-t`
+        // cannot express every finite number).
+        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d));
         let ext = cut_extension(mime, data_type);
         let output = dir.path().join(format!("cut.{ext}"));
         let mut args: Vec<OsString> = vec![

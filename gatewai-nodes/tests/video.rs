@@ -324,3 +324,28 @@ async fn media_cut_cuts_video_and_audio() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("not a video or audio"), "{err}");
 }
+
+#[tokio::test]
+async fn media_cut_with_an_end_past_the_media_cuts_to_its_end() {
+    // An end past the media's end cuts to the end, however far past: beyond what ffmpeg's
+    // `-t` can express it once failed as an input error blaming the media.
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    for end in [json!(100), json!(1e13), json!(1e300)] {
+        let out = h
+            .run(
+                &MediaCut::new(),
+                json!({"startSec": 2, "endSec": end}),
+                "media",
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("endSec {end}: {e}"));
+        let cut = out.get("result").unwrap().as_asset().unwrap().clone();
+        assert!(
+            (cut.duration.unwrap() - 1.0).abs() < 0.15,
+            "endSec {end}: {:?}",
+            cut.duration
+        );
+    }
+}
