@@ -660,10 +660,33 @@ impl Node for MediaCut {
             ));
         }
         let cut = tokio::fs::read(&output).await.unwrap_or_default();
-        if cut.is_empty() {
+        // For a range holding no frame (or no sample) ffmpeg writes a valid but empty container:
+        // a cut counts only when ffprobe finds its stream and a duration in it.
+        let has_media = !cut.is_empty()
+            && match self.tools.probe(Some(ctx), "media", &output).await {
+                Ok(cut_info) => {
+                    cut_info.duration.is_some()
+                        && match data_type {
+                            DataType::Video => cut_info.has_video,
+                            _ => cut_info.has_audio,
+                        }
+                }
+                Err(e) if e.kind() == ErrorKind::InvalidInput => false,
+                Err(e) => return Err(e),
+            };
+        if !has_media {
             return Err(NodeError::config(
                 "startSec",
-                "ffmpeg produced nothing for this range",
+                format!(
+                    "the range from {start} s to {} holds no {} (the media lasts {})",
+                    end.map_or_else(|| "the end".to_owned(), |e| format!("{e} s")),
+                    match data_type {
+                        DataType::Video => "video frame",
+                        _ => "audio",
+                    },
+                    info.duration
+                        .map_or_else(|| "an unknown time".to_owned(), |d| format!("{d} s"))
+                ),
             ));
         }
         let name = format!("{}-cut.{ext}", file_stem(&asset.name, "media"));
