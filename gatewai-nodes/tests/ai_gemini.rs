@@ -850,3 +850,26 @@ async fn long_streamed_speech_is_joined_without_recopying_it() {
     assert_eq!(wav.len(), 44 + pieces * piece.len());
     assert_eq!(&wav[44..44 + piece.len()], &piece[..]);
 }
+
+#[tokio::test]
+async fn an_error_chunk_with_an_odd_code_is_a_provider_failure() {
+    // An `error` object inside the stream whose `code` is no HTTP error status (a 3xx, a
+    // success, a number past u16) once went through `as u16` (70000 became 4464) and was
+    // reported as a client error or a redirect. Like the OpenAI client, such a code counts as
+    // a server failure, quoting the provider's message.
+    for code in [json!(302), json!(200), json!(70000), json!(-1), json!("x")] {
+        let server = MockServer::start().await;
+        let chunk =
+            json!({"error": {"code": code, "message": "backend exploded", "status": "INTERNAL"}});
+        let e = llm_error(&server, sse_response(&[chunk])).await;
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}: {e}");
+        assert!(e.message().contains("backend exploded"), "{code}: {e}");
+        assert!(!e.message().contains("redirect"), "{code}: {e}");
+    }
+    // A real error status inside the stream keeps its meaning.
+    let server = MockServer::start().await;
+    let chunk =
+        json!({"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}});
+    let e = llm_error(&server, sse_response(&[chunk])).await;
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+}

@@ -287,7 +287,13 @@ impl Collected {
         })?;
         self.chunks += 1;
         if let Some(error) = &chunk.error {
-            let status = error.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
+            // Only an HTTP error status keeps its meaning; any other code is a server failure.
+            let status = error
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..600).contains(c))
+                .unwrap_or(500);
             return Err(http::error_from_response(
                 NAME,
                 status,
