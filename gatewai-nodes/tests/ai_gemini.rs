@@ -873,3 +873,36 @@ async fn an_error_chunk_with_an_odd_code_is_a_provider_failure() {
     let e = llm_error(&server, sse_response(&[chunk])).await;
     assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
 }
+
+#[tokio::test]
+async fn a_long_stream_line_in_small_pieces_is_read_in_linear_time() {
+    // A generated 4K image arrives base64-encoded in one SSE line of tens of megabytes, in
+    // whatever pieces the network delivers. The parser once searched the line from its start
+    // again for every piece: 16 MiB in 16 KiB pieces took 40 s here (quadratic).
+    let text = "y".repeat(24 << 20);
+    let event = format!("data: {}\r\n\r\n", gemini_text(&text, Some("STOP")));
+    let pieces: Vec<Vec<u8>> = event
+        .as_bytes()
+        .chunks(16 << 10)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let server = raw_sse_server(pieces, Duration::ZERO, false).await;
+    let node = LlmNode::new(Providers::new(&settings(&server.url)).unwrap());
+    let inputs = Inputs::default().with("prompt", Item::text("hello"));
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        node.execute(
+            &ctx("LLM", json!({"model": "gemini-test"}), &assets()),
+            &inputs,
+        ),
+    )
+    .await
+    .expect("a 24 MiB line is read within 20 s");
+    let Ok(outputs) = result else {
+        panic!("{}", result.unwrap_err());
+    };
+    assert_eq!(
+        outputs.get("result").unwrap().as_text().map(str::len),
+        Some(text.len())
+    );
+}
