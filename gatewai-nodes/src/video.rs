@@ -490,7 +490,8 @@ fn frame_time(timestamp: Timestamp, info: &MediaInfo) -> Result<f64, NodeError> 
 }
 
 /// The **MediaCut** node: the part of the `media` input (video or audio) between config
-/// `startSec` and `endSec` (null = to the end), re-encoded so the cut is frame-exact.
+/// `startSec` and `endSec` (null, or past the media's end = to the end), re-encoded so the cut
+/// is frame-exact.
 #[derive(Debug)]
 pub struct MediaCut {
     template: NodeTemplate,
@@ -626,6 +627,9 @@ impl Node for MediaCut {
                 format!("{start} s is past the end of the media ({d} s)"),
             ));
         }
+        // An end at or past the media's end cuts to the end (however far past: ffmpeg's `-t`
+        // cannot express every finite number).
+        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d));
         let ext = cut_extension(mime, data_type);
         let output = dir.path().join(format!("cut.{ext}"));
         let mut args: Vec<OsString> = vec![
@@ -656,10 +660,33 @@ impl Node for MediaCut {
             ));
         }
         let cut = tokio::fs::read(&output).await.unwrap_or_default();
-        if cut.is_empty() {
+        // For a range holding no frame (or no sample) ffmpeg writes a valid but empty container:
+        // a cut counts only when ffprobe finds its stream and a duration in it.
+        let has_media = !cut.is_empty()
+            && match self.tools.probe(Some(ctx), "media", &output).await {
+                Ok(cut_info) => {
+                    cut_info.duration.is_some()
+                        && match data_type {
+                            DataType::Video => cut_info.has_video,
+                            _ => cut_info.has_audio,
+                        }
+                }
+                Err(e) if e.kind() == ErrorKind::InvalidInput => false,
+                Err(e) => return Err(e),
+            };
+        if !has_media {
             return Err(NodeError::config(
                 "startSec",
-                "ffmpeg produced nothing for this range",
+                format!(
+                    "the range from {start} s to {} holds no {} (the media lasts {})",
+                    end.map_or_else(|| "the end".to_owned(), |e| format!("{e} s")),
+                    match data_type {
+                        DataType::Video => "video frame",
+                        _ => "audio",
+                    },
+                    info.duration
+                        .map_or_else(|| "an unknown time".to_owned(), |d| format!("{d} s"))
+                ),
             ));
         }
         let name = format!("{}-cut.{ext}", file_stem(&asset.name, "media"));

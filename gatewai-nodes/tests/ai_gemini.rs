@@ -787,3 +787,122 @@ async fn a_redirect_is_not_followed_and_the_key_stays_home() {
         "the redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn an_endless_response_is_cut_off_at_the_size_limit() {
+    // A provider (or something in its place) streaming without end: text deltas that the node
+    // would collect forever, or a JSON body that never closes. Each is refused once it passes
+    // the response limit (256 MiB), long before the 300 MiB the server would send.
+    let delta = format!("data: {}\r\n\r\n", gemini_text(&"x".repeat(64 << 10), None));
+    for (content_type, chunk) in [
+        ("text/event-stream", delta.into_bytes()),
+        ("application/json", vec![b' '; 64 << 10]),
+    ] {
+        let (url, sent) = repeating_server(content_type, chunk, 300 << 20).await;
+        let node = LlmNode::new(Providers::new(&settings(&url)).unwrap());
+        let inputs = Inputs::default().with("prompt", Item::text("hello"));
+        let result = node
+            .execute(
+                &ctx("LLM", json!({"model": "gemini-test"}), &assets()),
+                &inputs,
+            )
+            .await;
+        // (Not `unwrap_err`: an Ok would print hundreds of megabytes of text.)
+        let Err(e) = result else {
+            panic!("{content_type}: the endless response was accepted");
+        };
+        assert!(e.message().contains("larger than"), "{content_type}: {e}");
+        let sent = sent.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            sent < 290 << 20,
+            "{content_type}: the client read {sent} bytes"
+        );
+    }
+}
+
+#[tokio::test]
+async fn long_streamed_speech_is_joined_without_recopying_it() {
+    // Speech streams as many small PCM pieces of one clip. Each piece once re-copied the
+    // whole clip so far: 40 000 pieces of 1 KiB meant ~800 GB of copying. Joined in place it
+    // takes moments.
+    let pieces = 40_000usize;
+    let piece: Vec<u8> = (0..512u16).flat_map(|s| s.to_le_bytes()).collect();
+    let chunk = gemini_inline(
+        "audio/L16;codec=pcm;rate=24000",
+        &BASE64.encode(&piece),
+        None,
+    );
+    let server = MockServer::start().await;
+    mount_stream(&server, &vec![chunk; pieces]).await;
+    let store = assets();
+    let node = TextToSpeechNode::new(providers(&server));
+    let inputs = Inputs::default().with("prompt", Item::text("a long story"));
+    let config = json!({"model": "gemini-test"});
+    let outputs = tokio::time::timeout(
+        Duration::from_secs(60),
+        node.execute(&ctx("TextToSpeech", config, &store), &inputs),
+    )
+    .await
+    .expect("the pieces are joined within a minute")
+    .unwrap();
+    let asset = outputs.get("result").unwrap().as_asset().unwrap().clone();
+    let wav = store.read(&asset).await.unwrap();
+    assert_eq!(wav.len(), 44 + pieces * piece.len());
+    assert_eq!(&wav[44..44 + piece.len()], &piece[..]);
+}
+
+#[tokio::test]
+async fn an_error_chunk_with_an_odd_code_is_a_provider_failure() {
+    // An `error` object inside the stream whose `code` is no HTTP error status (a 3xx, a
+    // success, a number past u16) once went through `as u16` (70000 became 4464) and was
+    // reported as a client error or a redirect. Like the OpenAI client, such a code counts as
+    // a server failure, quoting the provider's message.
+    for code in [json!(302), json!(200), json!(70000), json!(-1), json!("x")] {
+        let server = MockServer::start().await;
+        let chunk =
+            json!({"error": {"code": code, "message": "backend exploded", "status": "INTERNAL"}});
+        let e = llm_error(&server, sse_response(&[chunk])).await;
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{code}: {e}");
+        assert!(e.message().contains("backend exploded"), "{code}: {e}");
+        assert!(!e.message().contains("redirect"), "{code}: {e}");
+    }
+    // A real error status inside the stream keeps its meaning.
+    let server = MockServer::start().await;
+    let chunk =
+        json!({"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}});
+    let e = llm_error(&server, sse_response(&[chunk])).await;
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+}
+
+#[tokio::test]
+async fn a_long_stream_line_in_small_pieces_is_read_in_linear_time() {
+    // A generated 4K image arrives base64-encoded in one SSE line of tens of megabytes, in
+    // whatever pieces the network delivers. The parser once searched the line from its start
+    // again for every piece: 16 MiB in 16 KiB pieces took 40 s here (quadratic).
+    let text = "y".repeat(24 << 20);
+    let event = format!("data: {}\r\n\r\n", gemini_text(&text, Some("STOP")));
+    let pieces: Vec<Vec<u8>> = event
+        .as_bytes()
+        .chunks(16 << 10)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let server = raw_sse_server(pieces, Duration::ZERO, false).await;
+    let node = LlmNode::new(Providers::new(&settings(&server.url)).unwrap());
+    let inputs = Inputs::default().with("prompt", Item::text("hello"));
+    let result = tokio::time::timeout(
+        Duration::from_secs(20),
+        node.execute(
+            &ctx("LLM", json!({"model": "gemini-test"}), &assets()),
+            &inputs,
+        ),
+    )
+    .await
+    .expect("a 24 MiB line is read within 20 s");
+    let Ok(outputs) = result else {
+        panic!("{}", result.unwrap_err());
+    };
+    assert_eq!(
+        outputs.get("result").unwrap().as_text().map(str::len),
+        Some(text.len())
+    );
+}

@@ -289,6 +289,37 @@ async fn resize_scales_solid_regions_exactly_and_keeps_the_aspect() {
 }
 
 #[tokio::test]
+async fn resize_past_the_limits_names_the_field_that_was_set() {
+    // A 1000×1 strip scaled to 1000 pixels high would be 1 000 000 pixels wide: the error is
+    // about `height`, the only size given, not about a `width` the config never set.
+    let h = Harness::new();
+    let strip = h.put_image(&pattern(1000, 1), ImageFormat::Png).await;
+    let err = h
+        .run(
+            &Resize::new(),
+            json!({"height": 1000}),
+            "image",
+            image_item(strip.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.message().contains("`height`"), "{err}");
+    assert!(err.message().contains("too large"), "{err}");
+    let tower = h.put_image(&pattern(1, 1000), ImageFormat::Png).await;
+    let err = h
+        .run(
+            &Resize::new(),
+            json!({"width": 1000}),
+            "image",
+            image_item(tower),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("`width`"), "{err}");
+}
+
+#[tokio::test]
 async fn blur_softens_an_edge_and_nothing_else() {
     let h = Harness::new();
     let edge = RgbaImage::from_fn(60, 10, |x, _| {

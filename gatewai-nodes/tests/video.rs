@@ -324,3 +324,62 @@ async fn media_cut_cuts_video_and_audio() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.message().contains("not a video or audio"), "{err}");
 }
+
+#[tokio::test]
+async fn media_cut_with_an_end_past_the_media_cuts_to_its_end() {
+    // An end past the media's end cuts to the end, however far past: beyond what ffmpeg's
+    // `-t` can express it once failed as an input error blaming the media.
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    for end in [json!(100), json!(1e13), json!(1e300)] {
+        let out = h
+            .run(
+                &MediaCut::new(),
+                json!({"startSec": 2, "endSec": end}),
+                "media",
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("endSec {end}: {e}"));
+        let cut = out.get("result").unwrap().as_asset().unwrap().clone();
+        assert!(
+            (cut.duration.unwrap() - 1.0).abs() < 0.15,
+            "endSec {end}: {:?}",
+            cut.duration
+        );
+    }
+}
+
+#[tokio::test]
+async fn media_cut_of_a_range_without_frames_is_an_error_and_stores_nothing() {
+    // The colour video's last frame starts at 2.9 s; ffmpeg cuts 2.95 s onwards (or a range
+    // shorter than a frame or a sample) into a container holding no frame, which was stored
+    // and output as if it were the cut.
+    let h = Harness::new();
+    let video = video_asset(&h).await;
+    let dir = tempfile::tempdir().unwrap();
+    let wav = h.put("sine.wav", "audio/wav", sine_wav(dir.path())).await;
+    for (config, item) in [
+        (
+            json!({"startSec": 2.95}),
+            Item::file(DataType::Video, video.clone()),
+        ),
+        (
+            json!({"startSec": 1, "endSec": 1.0000001}),
+            Item::file(DataType::Video, video.clone()),
+        ),
+        (
+            json!({"startSec": 1, "endSec": 1.0000001}),
+            Item::file(DataType::Audio, wav.clone()),
+        ),
+    ] {
+        let before = h.store.len();
+        let err = h
+            .run(&MediaCut::new(), config.clone(), "media", item)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");
+        assert!(err.message().contains("startSec"), "{config}: {err}");
+        assert_eq!(h.store.len(), before, "{config}: an asset was stored");
+    }
+}

@@ -162,7 +162,7 @@ impl Provider for GeminiClient {
             .media
             .iter()
             .filter(|m| m.mime_type.starts_with("image/"))
-            .cloned()
+            .map(|m| m.to_media())
             .collect();
         if images.is_empty() {
             return Err(collected.nothing_error("image"));
@@ -187,6 +187,7 @@ impl Provider for GeminiClient {
             .media
             .into_iter()
             .find(|m| m.mime_type.starts_with("audio/"))
+            .map(|m| m.to_media())
             .ok_or_else(|| {
                 Collected {
                     finish_reason: collected.finish_reason,
@@ -252,11 +253,28 @@ struct PromptFeedback {
     block_reason_message: Option<String>,
 }
 
+/// Inline data as it is collected: the pieces of a streamed clip are appended in place (a
+/// `Vec`, not [`Media`]'s immutable `Bytes`, which would be copied whole for every piece).
+#[derive(Debug)]
+struct InlineMedia {
+    mime_type: String,
+    bytes: Vec<u8>,
+}
+
+impl InlineMedia {
+    fn to_media(&self) -> Media {
+        Media {
+            mime_type: self.mime_type.clone(),
+            bytes: self.bytes.clone().into(),
+        }
+    }
+}
+
 /// What a stream produced so far.
 #[derive(Debug, Default)]
 struct Collected {
     text: String,
-    media: Vec<Media>,
+    media: Vec<InlineMedia>,
     finish_reason: Option<String>,
     chunks: usize,
 }
@@ -269,7 +287,13 @@ impl Collected {
         })?;
         self.chunks += 1;
         if let Some(error) = &chunk.error {
-            let status = error.get("code").and_then(Value::as_u64).unwrap_or(500) as u16;
+            // Only an HTTP error status keeps its meaning; any other code is a server failure.
+            let status = error
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..600).contains(c))
+                .unwrap_or(500);
             return Err(http::error_from_response(
                 NAME,
                 status,
@@ -312,13 +336,11 @@ impl Collected {
                         if inline.mime_type.starts_with("audio/")
                             && last.mime_type == inline.mime_type =>
                     {
-                        let mut joined = last.bytes.to_vec();
-                        joined.extend_from_slice(&bytes);
-                        last.bytes = joined.into();
+                        last.bytes.extend_from_slice(&bytes);
                     }
-                    _ => self.media.push(Media {
+                    _ => self.media.push(InlineMedia {
                         mime_type: inline.mime_type,
-                        bytes: bytes.into(),
+                        bytes,
                     }),
                 }
             }

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 /// Longest SSE line accepted (a generated 4K image arrives base64-encoded in one line).
 const MAX_SSE_LINE: usize = 64 << 20;
+/// Most bytes of a whole success body, streamed or not (a few 4K images, base64-encoded): past
+/// it a response is refused rather than collected without end.
+const MAX_RESPONSE: usize = 256 << 20;
 /// Most bytes of an error body read.
 const MAX_ERROR_BODY: usize = 64 << 10;
 /// Most characters of a provider message quoted in an error.
@@ -28,7 +31,8 @@ pub(crate) enum Flow {
 
 /// Sends `request` and hands every SSE `data` payload to `on_data`. A JSON (non-SSE) success
 /// body is handed over as one payload (each element, if it is an array). HTTP failures become
-/// [`NodeError`]s through [`error_from_response`].
+/// [`NodeError`]s through [`error_from_response`]; a body past [`MAX_RESPONSE`] bytes is an
+/// error too.
 pub(crate) async fn post_sse(
     provider: &'static str,
     key: Option<&ApiKey>,
@@ -56,11 +60,22 @@ pub(crate) async fn post_sse(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
+    let too_large = || {
+        bad_response(
+            provider,
+            format!("the response is larger than {MAX_RESPONSE} bytes"),
+        )
+    };
+    let mut stream = response.bytes_stream();
     if content_type.starts_with("application/json") {
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| transport_error(provider, e))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| transport_error(provider, e))?;
+            if body.len() + chunk.len() > MAX_RESPONSE {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
         return match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Array(items)) => {
                 for item in items {
@@ -75,9 +90,13 @@ pub(crate) async fn post_sse(
         };
     }
     let mut parser = SseParser::new(MAX_SSE_LINE);
-    let mut stream = response.bytes_stream();
+    let mut received = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| transport_error(provider, e))?;
+        received += chunk.len();
+        if received > MAX_RESPONSE {
+            return Err(too_large());
+        }
         let events = parser.push(&chunk).map_err(|e| {
             bad_response(
                 provider,

@@ -15,6 +15,9 @@ pub(crate) struct SseEvent {
 #[derive(Debug, Default)]
 pub(crate) struct SseParser {
     buf: Vec<u8>,
+    /// How much of `buf` is known to hold no line end: a long line arriving in many chunks is
+    /// searched once, not again from its start for every chunk.
+    scanned: usize,
     data: String,
     has_data: bool,
     event: Option<String>,
@@ -51,6 +54,7 @@ impl SseParser {
             let line = std::mem::take(&mut self.buf);
             self.line(&line, &mut events);
         }
+        self.scanned = 0;
         self.line(b"", &mut events);
         events
     }
@@ -58,18 +62,24 @@ impl SseParser {
     fn drain(&mut self, at_end: bool) -> Vec<SseEvent> {
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(offset) = self.buf[start..]
+        // Where the search resumes: past what earlier calls found no line end in.
+        let mut from = self.scanned.min(self.buf.len());
+        let mut searched = self.buf.len();
+        while let Some(offset) = self.buf[from..]
             .iter()
             .position(|b| *b == b'\n' || *b == b'\r')
         {
-            let end = start + offset;
+            let end = from + offset;
             let next = if self.buf[end] == b'\r' {
                 match self.buf.get(end + 1) {
                     Some(b'\n') => end + 2,
                     Some(_) => end + 1,
                     // A `\r` at the end of the buffer may be the first half of `\r\n`.
                     None if at_end => end + 1,
-                    None => break,
+                    None => {
+                        searched = end;
+                        break;
+                    }
                 }
             } else {
                 end + 1
@@ -77,8 +87,10 @@ impl SseParser {
             let line = self.buf[start..end].to_vec();
             self.line(&line, &mut events);
             start = next;
+            from = next;
         }
         self.buf.drain(..start);
+        self.scanned = searched - start;
         events
     }
 

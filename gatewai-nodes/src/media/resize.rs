@@ -163,8 +163,22 @@ impl Node for Resize {
         let limits = self.limits;
         transform_input(ctx, inputs, limits, "resized", move |image| {
             let (w, h) = config.target(image.width(), image.height());
-            super::codec::check_size("image", w, h, &limits)
-                .map_err(|e| NodeError::config("width", e.message()))?;
+            // The error names the size that was set (`height` when only it was).
+            let field = if config.width.is_some() {
+                "width"
+            } else {
+                "height"
+            };
+            super::codec::check_size("image", w, h, &limits).map_err(|_| {
+                NodeError::config(
+                    field,
+                    format!(
+                        "the result would be too large: {w}×{h} pixels (the limit is {} \
+                         pixels, {} a side)",
+                        limits.max_pixels, limits.max_side
+                    ),
+                )
+            })?;
             resize_image(&image, w, h)
         })
         .await

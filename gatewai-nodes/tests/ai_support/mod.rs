@@ -213,3 +213,51 @@ pub async fn raw_sse_server(pieces: Vec<Vec<u8>>, pause: Duration, hold: bool) -
         sent,
     }
 }
+
+/// A one-connection HTTP server on 127.0.0.1 answering 200 with `content_type` and `chunk`
+/// repeated (chunked encoding) until `max_bytes` went out or the client hung up; `sent` counts
+/// the body bytes written.
+pub async fn repeating_server(
+    content_type: &str,
+    chunk: Vec<u8>,
+    max_bytes: usize,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        // Read the request head (the body is small and ignored).
+        let mut buf = Vec::new();
+        let mut tmp = [0u8; 8192];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match socket.read(&mut tmp).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+        if socket.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let framed = [
+            format!("{:x}\r\n", chunk.len()).into_bytes(),
+            chunk.clone(),
+            b"\r\n".to_vec(),
+        ]
+        .concat();
+        while counter.load(Ordering::SeqCst) < max_bytes {
+            if socket.write_all(&framed).await.is_err() {
+                return;
+            }
+            counter.fetch_add(chunk.len(), Ordering::SeqCst);
+        }
+        let _ = socket.write_all(b"0\r\n\r\n").await;
+    });
+    (url, sent)
+}
