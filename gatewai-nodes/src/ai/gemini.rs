@@ -157,12 +157,11 @@ impl Provider for GeminiClient {
             generation["imageConfig"] = Value::Object(image_config);
         }
         let body = json!({ "contents": contents(&request.parts), "generationConfig": generation });
-        let collected = self.stream(&request.model, &body, &|_| {}).await?;
-        let images: Vec<Media> = collected
-            .media
-            .iter()
+        let mut collected = self.stream(&request.model, &body, &|_| {}).await?;
+        let images: Vec<Media> = std::mem::take(&mut collected.media)
+            .into_iter()
             .filter(|m| m.mime_type.starts_with("image/"))
-            .map(|m| m.to_media())
+            .map(Media::from)
             .collect();
         if images.is_empty() {
             return Err(collected.nothing_error("image"));
@@ -187,7 +186,7 @@ impl Provider for GeminiClient {
             .media
             .into_iter()
             .find(|m| m.mime_type.starts_with("audio/"))
-            .map(|m| m.to_media())
+            .map(Media::from)
             .ok_or_else(|| {
                 Collected {
                     finish_reason: collected.finish_reason,
@@ -261,11 +260,12 @@ struct InlineMedia {
     bytes: Vec<u8>,
 }
 
-impl InlineMedia {
-    fn to_media(&self) -> Media {
+impl From<InlineMedia> for Media {
+    /// The collected bytes, moved (not copied) into the media.
+    fn from(inline: InlineMedia) -> Media {
         Media {
-            mime_type: self.mime_type.clone(),
-            bytes: self.bytes.clone().into(),
+            mime_type: inline.mime_type,
+            bytes: inline.bytes.into(),
         }
     }
 }

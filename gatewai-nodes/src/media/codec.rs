@@ -172,30 +172,34 @@ pub fn decode_image(
     Ok((image, format))
 }
 
-/// An input error when `w`×`h` is over the limits.
+/// An input error when `w`×`h` is empty or over the limits.
 pub(crate) fn check_size(
     handle: &str,
     w: u32,
     h: u32,
     limits: &ImageLimits,
 ) -> Result<(), NodeError> {
-    let pixels = u64::from(w) * u64::from(h);
     if w == 0 || h == 0 {
         return Err(NodeError::input(
             handle,
             format!("the image is {w}×{h} pixels"),
         ));
     }
-    if w > limits.max_side || h > limits.max_side || pixels > limits.max_pixels {
-        return Err(NodeError::input(
-            handle,
-            format!(
-                "image too large: {w}×{h} pixels (the limit is {} pixels, {} a side)",
-                limits.max_pixels, limits.max_side
-            ),
-        ));
+    match over_limits(w, h, limits) {
+        Some(size) => Err(NodeError::input(handle, format!("image too large: {size}"))),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// `w`×`h` and the limits it is over, for an error message; `None` when it is within them.
+pub(crate) fn over_limits(w: u32, h: u32, limits: &ImageLimits) -> Option<String> {
+    let pixels = u64::from(w) * u64::from(h);
+    (w > limits.max_side || h > limits.max_side || pixels > limits.max_pixels).then(|| {
+        format!(
+            "{w}×{h} pixels (the limit is {} pixels, {} a side)",
+            limits.max_pixels, limits.max_side
+        )
+    })
 }
 
 /// Encodes `image` as `format`.

@@ -315,16 +315,12 @@ fn render_text(
         .ceil() as u32;
     let height = (line_height * lines.len().max(1) as f32).ceil() as u32;
     let (width, height) = (width.max(1), height.max(1));
-    check_size(handle, width, height, limits).map_err(|_| {
-        NodeError::input(
+    if let Some(size) = super::codec::over_limits(width, height, limits) {
+        return Err(NodeError::input(
             handle,
-            format!(
-                "the text at {font_size} px is too large to draw: {width}×{height} pixels (the \
-                 limit is {} pixels, {} a side)",
-                limits.max_pixels, limits.max_side
-            ),
-        )
-    })?;
+            format!("the text at {font_size} px is too large to draw: {size}"),
+        ));
+    }
     let mut canvas = RgbaImage::from_pixel(width, height, Rgba([fill[0], fill[1], fill[2], 0]));
     for (row, line) in lines.iter().enumerate() {
         let baseline = scaled.ascent() + line_height * row as f32;

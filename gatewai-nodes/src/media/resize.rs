@@ -169,16 +169,12 @@ impl Node for Resize {
             } else {
                 "height"
             };
-            super::codec::check_size("image", w, h, &limits).map_err(|_| {
-                NodeError::config(
+            if let Some(size) = super::codec::over_limits(w, h, &limits) {
+                return Err(NodeError::config(
                     field,
-                    format!(
-                        "the result would be too large: {w}×{h} pixels (the limit is {} \
-                         pixels, {} a side)",
-                        limits.max_pixels, limits.max_side
-                    ),
-                )
-            })?;
+                    format!("the result would be too large: {size}"),
+                ));
+            }
             resize_image(&image, w, h)
         })
         .await
