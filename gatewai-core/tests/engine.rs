@@ -2032,6 +2032,43 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_many_handles_is_planned_in_linear_time() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let mut wf = a_feeds_b(&engine);
+    // 40,000 more outputs on `a`, and 40,000 more inputs on `b`, each fed by a's first
+    // output: a canvas is untrusted input, and a node's variable handles are not bounded.
+    let n = 40_000;
+    for i in 0..n {
+        let mut output = wf.handle("a:out").unwrap().clone();
+        output.id = format!("a:out{i}");
+        let mut input = wf.handle("b:in").unwrap().clone();
+        input.id = format!("b:in{i}");
+        let mut edge = wf.edges[0].clone();
+        edge.id = format!("many{i}");
+        edge.target_handle_id = input.id.clone();
+        wf.handles.push(output);
+        wf.handles.push(input);
+        wf.edges.push(edge);
+    }
+    let started = std::time::Instant::now();
+    let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(value_of(&outcome, "b"), Some(1.0));
+    // Every edge reached its input: b's recorded inputs hold all of them.
+    let b = outcome
+        .executions
+        .iter()
+        .find(|r| &*r.node_id == "b")
+        .unwrap();
+    let inputs = b.input.as_ref().unwrap().to_json();
+    let fed = inputs.as_object().unwrap().values();
+    assert_eq!(fed.filter(|v| **v == json!([1.0])).count(), n + 1);
+    assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renaming_an_input_label_invalidates_the_cache() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();

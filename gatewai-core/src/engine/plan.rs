@@ -57,6 +57,68 @@ pub(crate) struct PlanNode {
     pub(crate) is_run_output: bool,
     /// The plan's part of the node's result-cache key (see `engine::key`).
     pub(crate) key_prefix: [u8; 32],
+    /// Where output keys are found, for a node with many handles.
+    pub(crate) keys: Option<Box<KeyIndex>>,
+}
+
+impl PlanNode {
+    /// The handle an output key of the node names: the first whose template handle id or id
+    /// is the key, else the first whose label is the key, ignoring ASCII case.
+    pub(crate) fn handle_for_key(&self, key: &str) -> Option<&HandlePlan> {
+        handle_for_key(&self.handles, self.keys.as_deref(), key)
+    }
+}
+
+/// See [`PlanNode::handle_for_key`]: by the index when the node has one, else by a scan.
+fn handle_for_key<'h>(
+    handles: &'h [HandlePlan],
+    keys: Option<&KeyIndex>,
+    key: &str,
+) -> Option<&'h HandlePlan> {
+    let position = match keys {
+        Some(keys) => keys
+            .by_key
+            .get(key)
+            .or_else(|| keys.by_label.get(key.to_ascii_lowercase().as_str()))
+            .map(|&p| p as usize),
+        None => handles
+            .iter()
+            .position(|h| h.template_handle_id.as_deref() == Some(key) || *h.id == *key)
+            .or_else(|| {
+                handles
+                    .iter()
+                    .position(|h| h.label.eq_ignore_ascii_case(key))
+            }),
+    };
+    handles.get(position?)
+}
+
+/// A node's handles by output key (template handle id or id) and by ASCII-lower-cased label,
+/// built for nodes with many handles so that mapping their outputs stays linear.
+pub(crate) struct KeyIndex {
+    by_key: HashMap<Arc<str>, u32>,
+    by_label: HashMap<Box<str>, u32>,
+}
+
+impl KeyIndex {
+    fn new(handles: &[HandlePlan]) -> Option<Box<Self>> {
+        if handles.len() <= ById::MAP_ABOVE {
+            return None;
+        }
+        let mut by_key = HashMap::default();
+        let mut by_label = HashMap::default();
+        for (p, h) in handles.iter().enumerate() {
+            let p = p as u32;
+            if let Some(t) = &h.template_handle_id {
+                by_key.entry(t.clone()).or_insert(p);
+            }
+            by_key.entry(h.id.clone()).or_insert(p);
+            by_label
+                .entry(h.label.to_ascii_lowercase().into_boxed_str())
+                .or_insert(p);
+        }
+        Some(Box::new(KeyIndex { by_key, by_label }))
+    }
 }
 
 /// What one run brings for a planned node.
@@ -415,6 +477,10 @@ impl Plan {
         // Build plan nodes in topological order.
         let mut intern = Interner::default();
         let mut nodes: Vec<PlanNode> = Vec::with_capacity(order.len());
+        // For each planned node with many handles, its handles by id (edges find their
+        // source handle here rather than by a scan, so planning stays linear in one node's
+        // handles).
+        let mut handles_by_id: Vec<ById<'_>> = Vec::with_capacity(order.len());
         for &i in &order {
             let i = i as usize;
             let node = &workflow.nodes[i];
@@ -423,7 +489,14 @@ impl Plan {
             let template = info.imp.template();
             let mut handle_ids: Vec<u32> =
                 handles_of[h_offsets[i] as usize..h_offsets[i + 1] as usize].to_vec();
-            handle_ids.sort_by_key(|&h| (workflow.handles[h as usize].order, h));
+            // Outputs first (where output keys are matched), each kind in the document's order.
+            handle_ids.sort_by_key(|&h| {
+                let handle = &workflow.handles[h as usize];
+                (handle.handle_type != HandleType::Output, handle.order, h)
+            });
+            let id_of = |h: &u32| workflow.handles[*h as usize].id.as_str();
+            let is_input =
+                |h: &&u32| workflow.handles[**h as usize].handle_type != HandleType::Output;
             let mut slots = Vec::new();
             let mut handles = Vec::with_capacity(handle_ids.len());
             for &h in &handle_ids {
@@ -458,33 +531,35 @@ impl Plan {
                     is_output,
                 });
             }
-            // Outputs first when keys are matched.
-            handles.sort_by_key(|h| !h.is_output);
             if !preset[i] {
+                let slot_by_id = ById::new(handle_ids.iter().filter(is_input).map(id_of));
                 for &(s, e) in incoming_of(i) {
                     if !included[s as usize] {
                         continue;
                     }
                     let edge = &workflow.edges[e as usize];
-                    let Some(slot) = slots
-                        .iter_mut()
-                        .find(|slot| *slot.handle_id == *edge.target_handle_id)
-                    else {
+                    let Some(slot) = slot_by_id.find(
+                        &edge.target_handle_id,
+                        handle_ids.iter().filter(is_input).map(id_of),
+                    ) else {
                         continue;
                     };
-                    let src = position[s as usize];
-                    let Some(src_handle) = nodes.get(src as usize).and_then(|src_node| {
-                        src_node
-                            .handles
-                            .iter()
-                            .find(|h| *h.id == *edge.source_handle_id)
-                            .map(|h| h.id.clone())
+                    let src = position[s as usize] as usize;
+                    let Some(src_handle) = nodes.get(src).and_then(|src_node| {
+                        handles_by_id
+                            .get(src)?
+                            .find(
+                                &edge.source_handle_id,
+                                src_node.handles.iter().map(|h| &*h.id),
+                            )
+                            .map(|h| src_node.handles[h as usize].id.clone())
                     }) else {
                         continue;
                     };
-                    slot.sources.push((src, src_handle));
+                    slots[slot as usize].sources.push((src as u32, src_handle));
                 }
             }
+            handles_by_id.push(ById::new(handle_ids.iter().map(id_of)));
             let hashed = (info.cacheable && engine.cache.is_some()) || engine.records_keys;
             let key_prefix = if hashed || keyed[i] {
                 super::key::key_prefix(
@@ -499,6 +574,7 @@ impl Plan {
             };
             nodes.push(PlanNode {
                 key_prefix,
+                keys: KeyIndex::new(&handles),
                 wf_index: i as u32,
                 id: Arc::from(node.id.as_str()),
                 node_type: info.node_type.clone(),
@@ -622,6 +698,34 @@ impl<'a> Interner<'a> {
             .entry(s)
             .or_insert_with(|| Arc::from(s))
             .clone()
+    }
+}
+
+/// Positions of one node's handles by id, for a node with many handles; a scan serves the
+/// others, where it is cheaper than hashing. The first of equal ids wins, as in a scan.
+struct ById<'a>(Option<HashMap<&'a str, u32>>);
+
+impl<'a> ById<'a> {
+    /// Nodes with more handles than this get a map.
+    const MAP_ABOVE: usize = 16;
+
+    fn new(ids: impl Iterator<Item = &'a str> + Clone) -> Self {
+        if ids.clone().nth(Self::MAP_ABOVE).is_none() {
+            return ById(None);
+        }
+        let mut map = HashMap::default();
+        for (p, id) in ids.enumerate() {
+            map.entry(id).or_insert(p as u32);
+        }
+        ById(Some(map))
+    }
+
+    /// The position of `id`: from the map, or by scanning `ids` (the same ids, in order).
+    fn find<'b>(&self, id: &str, mut ids: impl Iterator<Item = &'b str>) -> Option<u32> {
+        match &self.0 {
+            Some(map) => map.get(id).copied(),
+            None => ids.position(|x| x == id).map(|p| p as u32),
+        }
     }
 }
 
@@ -994,6 +1098,95 @@ impl Fingerprint {
             for id in ids {
                 self.bytes(id.as_bytes());
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(id: &str, template: Option<&str>, label: &str, is_output: bool) -> HandlePlan {
+        HandlePlan {
+            id: Arc::from(id),
+            template_handle_id: template.map(Arc::from),
+            label: Arc::from(label),
+            data_types: crate::model::DataTypeSet::default(),
+            is_output,
+        }
+    }
+
+    /// The index finds, for every key, the very handle a scan finds: the first whose template
+    /// handle id or id is the key, else the first whose label is, ignoring ASCII case.
+    #[test]
+    fn the_key_index_finds_what_a_scan_finds() {
+        let mut handles = vec![
+            handle("h0", Some("out"), "Out", true),
+            handle("out", Some("other"), "Shadow", true), // an id equal to a template id
+            handle("h2", Some("out"), "Out", true),       // a second handle of the template
+            handle("h3", None, "Error", true),
+            handle("h4", Some("error"), "ERROR", true),
+            handle("Mixed", None, "mIxEd", false),
+        ];
+        for i in 0..ById::MAP_ABOVE {
+            handles.push(handle(
+                &format!("x{i}"),
+                Some("x"),
+                &format!("Label {i}"),
+                false,
+            ));
+        }
+        let keys = KeyIndex::new(&handles).expect("a node with many handles has an index");
+        assert!(KeyIndex::new(&handles[..ById::MAP_ABOVE]).is_none());
+        let probes = [
+            "out", "other", "h2", "error", "Error", "eRRor", "mixed", "MIXED", "Mixed", "x", "x7",
+            "label 3", "LABEL 15", "missing", "", "shadow",
+        ];
+        for key in probes {
+            let indexed = handle_for_key(&handles, Some(&keys), key).map(|h| &*h.id);
+            let scanned = handle_for_key(&handles, None, key).map(|h| &*h.id);
+            assert_eq!(indexed, scanned, "key {key:?}");
+        }
+        assert_eq!(
+            handle_for_key(&handles, Some(&keys), "out").map(|h| &*h.id),
+            Some("h0")
+        );
+        // A template id is matched exactly, and before any label.
+        assert_eq!(
+            handle_for_key(&handles, Some(&keys), "error").map(|h| &*h.id),
+            Some("h4")
+        );
+        assert_eq!(
+            handle_for_key(&handles, Some(&keys), "eRRor").map(|h| &*h.id),
+            Some("h3")
+        );
+        assert_eq!(
+            handle_for_key(&handles, Some(&keys), "ERROR!").map(|h| &*h.id),
+            None
+        );
+    }
+
+    /// Positions by id: the first of equal ids, by map or by scan alike.
+    #[test]
+    fn positions_by_id_agree_with_a_scan() {
+        let ids: Vec<String> = (0..40).map(|i| format!("id{}", i % 30)).collect();
+        let small: Vec<&str> = ids
+            .iter()
+            .take(ById::MAP_ABOVE)
+            .map(String::as_str)
+            .collect();
+        let all: Vec<&str> = ids.iter().map(String::as_str).collect();
+        assert!(ById::new(small.iter().copied()).0.is_none());
+        let map = ById::new(all.iter().copied());
+        assert!(map.0.is_some());
+        for probe in ["id0", "id5", "id29", "id30", "nope"] {
+            let scanned = all.iter().position(|x| *x == probe).map(|p| p as u32);
+            assert_eq!(map.find(probe, all.iter().copied()), scanned, "{probe}");
+            assert_eq!(
+                ById(None).find(probe, all.iter().copied()),
+                scanned,
+                "{probe}"
+            );
         }
     }
 }

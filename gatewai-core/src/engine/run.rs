@@ -1316,18 +1316,9 @@ fn map_outputs(
             .saturating_sub(start);
         let mut items = Vec::with_capacity(size);
         for (key, item) in all.by_ref().take(size) {
-            let handle = node
-                .handles
-                .iter()
-                .find(|h| h.template_handle_id.as_deref() == Some(&*key) || *h.id == *key)
-                .or_else(|| {
-                    node.handles
-                        .iter()
-                        .find(|h| h.label.eq_ignore_ascii_case(&key))
-                })
-                .ok_or_else(|| {
-                    NodeError::internal(format!("node produced a value on unknown handle `{key}`"))
-                })?;
+            let handle = node.handle_for_key(&key).ok_or_else(|| {
+                NodeError::internal(format!("node produced a value on unknown handle `{key}`"))
+            })?;
             if handle.is_output
                 && !handle.data_types.is_empty()
                 && !handle
