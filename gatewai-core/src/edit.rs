@@ -49,21 +49,21 @@ fn invalid(problems: Vec<ValidationError>) -> Error {
 /// template's display name, its default config (an empty object when it has none), and one
 /// handle per handle template. Returns the new node's id.
 ///
-/// Errors: [`ValidationError::UnknownNodeType`] when no template answers to `node_type`;
-/// [`ValidationError::InvalidConfig`] when the type rejects its own default config.
+/// Errors: [`ValidationError::UnregisteredNodeType`] when no template answers to
+/// `node_type`; [`ValidationError::InvalidConfig`] when the type rejects its own default
+/// config.
 pub fn add_node<T: TemplateSource + ?Sized>(
     workflow: &mut Workflow,
     templates: &T,
     node_type: &str,
     position: Position,
 ) -> Result<String> {
-    let node_id = fresh_id();
     let Some(template) = templates.resolve(node_type) else {
-        return Err(invalid(vec![ValidationError::UnknownNodeType {
-            node_id,
+        return Err(invalid(vec![ValidationError::UnregisteredNodeType {
             node_type: node_type.to_owned(),
         }]));
     };
+    let node_id = fresh_id();
     let config = template
         .default_config
         .clone()

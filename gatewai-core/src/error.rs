@@ -294,6 +294,13 @@ pub enum ValidationError {
         /// Its type.
         node_type: String,
     },
+    /// A node of a type no template answers to was asked for (adding a node to a document);
+    /// a node already in a document is named by [`ValidationError::UnknownNodeType`].
+    #[error("unknown node type `{node_type}`")]
+    UnregisteredNodeType {
+        /// The type asked for.
+        node_type: String,
+    },
     /// A node id is empty or holds a control character (a NUL, a line break, …): ids name
     /// nodes in records, logs and URLs, where such characters cannot go.
     #[error("node id {node_id:?} is not a valid id: {reason}")]

@@ -95,8 +95,10 @@ fn add_node_without_a_default_config_gets_an_empty_object() {
 fn add_node_rejects_an_unknown_type() {
     let mut w = Workflow::default();
     let problems = rejected(edit::add_node(&mut w, &templates(), "Sparkle", origin()));
+    // No node was made, so none is named: the type is.
     assert!(matches!(problems.as_slice(),
-        [ValidationError::UnknownNodeType { node_type, .. }] if node_type == "Sparkle"));
+        [ValidationError::UnregisteredNodeType { node_type }] if node_type == "Sparkle"));
+    assert_eq!(problems[0].to_string(), "unknown node type `Sparkle`");
     assert_eq!(w, Workflow::default());
 }
 

@@ -686,6 +686,12 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
             .find(|e| &*e.node_id == "bad")
             .unwrap();
         assert!(record.error.as_deref().unwrap().contains("refused"));
+        // With no error handle, the result holds no item (none on a handle it lacks).
+        let result = &outcome.results["bad"];
+        assert!(
+            result.outputs.iter().all(|g| g.items.is_empty()),
+            "{result:?}"
+        );
     }
 }
 

@@ -995,18 +995,19 @@ impl RunState {
                 duration_ms,
             } => {
                 let end = if node.on_error == OnError::Continue {
-                    // The error becomes the node's output, on its error handle.
-                    let handle = node
-                        .handles
-                        .iter()
-                        .find(|h| {
-                            h.is_output
-                                && (h.template_handle_id.as_deref() == Some("error")
-                                    || h.label.eq_ignore_ascii_case("error"))
-                        })
-                        .map_or_else(|| Arc::from("error"), |h| h.id.clone());
+                    // The error becomes the node's output, on its error handle; a node with
+                    // none completes with no output (its record keeps the error), so what
+                    // it feeds is not taken.
+                    let handle = node.handles.iter().find(|h| {
+                        h.is_output
+                            && (h.template_handle_id.as_deref() == Some("error")
+                                || h.label.eq_ignore_ascii_case("error"))
+                    });
                     let generation = Generation {
-                        items: vec![Item::text(error.message()).on(handle)],
+                        items: handle
+                            .map(|h| Item::text(error.message()).on(h.id.clone()))
+                            .into_iter()
+                            .collect(),
                     };
                     End::Completed {
                         result: Arc::new(merge(node, run, vec![generation])),

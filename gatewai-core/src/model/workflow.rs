@@ -17,8 +17,9 @@ pub enum OnError {
     /// The node fails; its downstream nodes are skipped (the default).
     #[default]
     Fail,
-    /// The node completes with the error text on its `error` output handle; nodes fed by its
-    /// other outputs are skipped as "not taken".
+    /// The node completes with the error text on its `error` output handle (with no output
+    /// when it has none, the error kept in its record); nodes fed by its other outputs are
+    /// skipped as "not taken".
     Continue,
 }
 
