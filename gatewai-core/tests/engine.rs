@@ -696,6 +696,27 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_lacking_an_output_its_type_declares_still_runs() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let mut wf = a_feeds_b(&engine);
+        // A document from before the type had this output: b has no handle for it.
+        wf.handles.retain(|h| h.id != "b:out");
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(status_of(&outcome, "b"), ExecutionStatus::Completed);
+        assert_eq!(c.sum.load(Ordering::SeqCst), 2, "both nodes ran");
+        // The value had nowhere to go; no item names a handle the node lacks.
+        let result = &outcome.results["b"];
+        assert!(
+            result.outputs.iter().all(|g| g.items.is_empty()),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_skips_the_branch_not_taken_without_failing() {
     for kind in EXECUTORS {
         let c = Counters::default();

@@ -14,8 +14,8 @@ use crate::cache::{CacheKey, CachedOutputs};
 use crate::error::{Error, ErrorKind, NodeError, Result};
 use crate::event::{EventKind, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason};
 use crate::model::{
-    ExecutionStatus, Generation, InputSnapshot, Item, NodeExecution, NodeResult, OnError,
-    OutputItem, RunRecord, RunStatus, Workflow,
+    ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
+    OnError, OutputItem, RunRecord, RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput, RunScope, Scope};
 use chrono::{DateTime, Utc};
@@ -1317,9 +1317,27 @@ fn map_outputs(
             .saturating_sub(start);
         let mut items = Vec::with_capacity(size);
         for (key, item) in all.by_ref().take(size) {
-            let handle = node.handle_for_key(&key).ok_or_else(|| {
-                NodeError::internal(format!("node produced a value on unknown handle `{key}`"))
-            })?;
+            let Some(handle) = node.handle_for_key(&key) else {
+                // An output the node's type declares but this instance lacks (a document
+                // from before the type gained it): no edge can leave it, and a result item
+                // must name a handle of the node, so the value has nowhere to go.
+                let declared = node
+                    .node
+                    .template()
+                    .handle_template(&key)
+                    .is_some_and(|t| t.handle_type == HandleType::Output);
+                if declared {
+                    tracing::warn!(
+                        node_id = %node.id,
+                        handle = %key,
+                        "the node has no handle for its type's output `{key}`: its value is dropped"
+                    );
+                    continue;
+                }
+                return Err(NodeError::internal(format!(
+                    "node produced a value on unknown handle `{key}`"
+                )));
+            };
             if handle.is_output
                 && !handle.data_types.is_empty()
                 && !handle
