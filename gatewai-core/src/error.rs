@@ -457,6 +457,16 @@ pub enum ValidationError {
         /// What does not fit.
         message: String,
     },
+    /// A resumed result handed in for a run ([`crate::RunOptions::resumed`]) does not fit its
+    /// node: the node or its handles changed since the result was recorded without a key, or
+    /// the record was altered. Leaving it out executes the node again.
+    #[error("node `{node_id}`: resumed result: {message}")]
+    InvalidResumedResult {
+        /// The node.
+        node_id: String,
+        /// What does not fit.
+        message: String,
+    },
     /// An edit named a node that does not exist.
     #[error("node `{node_id}` does not exist")]
     NodeNotFound {

@@ -1995,6 +1995,66 @@ async fn a_pinned_result_that_does_not_fit_its_node_is_rejected() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 0);
 }
 
+/// A resumed result is checked as a pinned one is: recorded without a key, it may be of a
+/// node that changed since (or the record was altered).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_result_that_does_not_fit_its_node_is_rejected() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let wf = a_feeds_b(&engine);
+    let unfit = |items: Vec<gatewai_core::OutputItem>, selected: usize| Resumed {
+        result: NodeResult {
+            selected_output_index: selected,
+            outputs: vec![gatewai_core::Generation { items }],
+        },
+        cache_key: None,
+    };
+    let cases = [
+        (
+            unfit(vec![Item::number(1.0).on("a:gone")], 0),
+            "`a:gone`, which is not an output handle",
+        ),
+        (
+            unfit(vec![Item::text("1").on("a:out")], 0),
+            "Text on output `a:out`",
+        ),
+        (
+            unfit(vec![Item::number(1.0).on("a:out")], 3),
+            "selectedOutputIndex 3 is out of range",
+        ),
+    ];
+    for (resumed, expected) in cases {
+        let options = RunOptions {
+            resumed: [("a".to_owned(), resumed)].into(),
+            ..Default::default()
+        };
+        let err = engine.run(wf.clone(), options).await.unwrap_err();
+        let gatewai_core::Error::Invalid(problems) = &err else {
+            panic!("{err}")
+        };
+        assert!(
+            problems.iter().all(|p| matches!(p,
+                ValidationError::InvalidResumedResult { node_id, message }
+                    if node_id == "a" && message.contains(expected))),
+            "{err}"
+        );
+        assert!(err.to_string().contains("resumed result"), "{err}");
+    }
+    assert_eq!(c.sum.load(Ordering::SeqCst), 0, "nothing ran");
+    // One that fits is used, and `a` does not run.
+    let options = RunOptions {
+        resumed: [(
+            "a".to_owned(),
+            unfit(vec![Item::number(4.0).on("a:out")], 0),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let outcome = engine.run(wf, options).await.unwrap();
+    assert_eq!(value_of(&outcome, "b"), Some(4.0));
+    assert_eq!(c.sum.load(Ordering::SeqCst), 1, "only b ran");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
     let c = Counters::default();
@@ -2686,6 +2746,27 @@ async fn a_run_with_an_unusable_id_is_refused_before_it_starts() {
         );
         assert!(err.to_string().contains(option), "{err}");
     }
+    // With an invalid document and a pin of a node it lacks, every problem comes at once.
+    let mut invalid = wf.clone();
+    invalid.nodes.push(WfNode::new("u", "Unknown"));
+    let options = RunOptions {
+        run_id: Some(String::new()),
+        pinned: [("ghost".to_owned(), NodeResult::default())].into(),
+        ..RunOptions::default()
+    };
+    let err = engine.run(invalid, options).await.unwrap_err();
+    let gatewai_core::Error::Invalid(problems) = &err else {
+        panic!("{err}")
+    };
+    let problems: Vec<_> = problems.iter().collect();
+    assert!(
+        matches!(problems.as_slice(), [
+            ValidationError::InvalidRunOption { option: "run_id", .. },
+            ValidationError::UnknownNodeType { node_id: u, .. },
+            ValidationError::NodeNotFound { node_id: ghost },
+        ] if u == "u" && ghost == "ghost"),
+        "{err}"
+    );
     assert_eq!(c.sum.load(Ordering::SeqCst), 0, "nothing ran");
 }
 

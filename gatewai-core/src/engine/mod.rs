@@ -518,12 +518,21 @@ impl Engine {
             Some(ValidationError::InvalidRunOption { option, reason })
         })
         .collect();
-        if !bad_ids.is_empty() {
-            return Err(Error::Invalid(ValidationErrors(bad_ids)));
-        }
-        let plan = self.plan_for(&workflow, &options)?;
+        // Every problem at once: the run's ids, the document's, then what the run brings.
         let mut workflow = workflow;
-        let runs = plan.prepare_run(&mut workflow, &options)?;
+        let prepared = self
+            .plan_for(&workflow, &options)
+            .and_then(|plan| Ok((plan.prepare_run(&mut workflow, &options)?, plan)));
+        let (runs, plan) = match prepared {
+            Ok(prepared) if bad_ids.is_empty() => prepared,
+            Ok(_) => return Err(Error::Invalid(ValidationErrors(bad_ids))),
+            Err(Error::Invalid(ValidationErrors(problems))) => {
+                let mut all = bad_ids;
+                all.extend(problems);
+                return Err(Error::Invalid(ValidationErrors(all)));
+            }
+            Err(e) => return Err(e),
+        };
         let run_id: Arc<str> = Arc::from(
             options
                 .run_id
@@ -566,26 +575,28 @@ impl Engine {
         if let Some(plan) = key.and_then(|k| plans.get(k)) {
             return Ok(plan);
         }
-        crate::validate::validate(workflow, &self.inner.registry)?;
-        let plan = match plan::Plan::build(&self.inner, workflow, options) {
-            Ok(plan) => Arc::new(plan),
-            // Every problem at once: what the run brings is checked too.
-            Err(Error::Invalid(mut problems)) => {
-                let ids: crate::FastSet<&str> =
-                    workflow.nodes.iter().map(|n| n.id.as_str()).collect();
-                problems
-                    .0
-                    .extend(plan::brought_problems(workflow, options, |id| {
-                        ids.contains(id)
-                    }));
-                return Err(Error::Invalid(problems));
+        let built = crate::validate::validate(workflow, &self.inner.registry)
+            .map_err(Error::Invalid)
+            .and_then(|()| plan::Plan::build(&self.inner, workflow, options));
+        let mut problems = match built {
+            Ok(plan) => {
+                let plan = Arc::new(plan);
+                if let Some(key) = key {
+                    plans.insert(key, plan.clone());
+                }
+                return Ok(plan);
             }
+            Err(Error::Invalid(problems)) => problems,
             Err(e) => return Err(e),
         };
-        if let Some(key) = key {
-            plans.insert(key, plan.clone());
-        }
-        Ok(plan)
+        // Every problem at once: what the run brings is checked too.
+        let ids: crate::FastSet<&str> = workflow.nodes.iter().map(|n| n.id.as_str()).collect();
+        problems
+            .0
+            .extend(plan::brought_problems(workflow, options, |id| {
+                ids.contains(id)
+            }));
+        Err(Error::Invalid(problems))
     }
 
     /// Runs a workflow to the end.

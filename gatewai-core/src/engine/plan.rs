@@ -733,18 +733,25 @@ impl<'a> ById<'a> {
 /// looked up, once each, so that a large pinned result is checked in linear time.
 type OutputsByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
 
-/// A pinned result comes from a client: every item must sit on an output handle of its node
-/// with a data type the handle carries and data of that type, and the selected index must be
-/// in range.
-fn check_pinned(
+/// A pinned result comes from a client, a resumed one from a record (of a node that may have
+/// changed since): every item must sit on an output handle of its node with a data type the
+/// handle carries and data of that type, and the selected index must be in range.
+fn check_brought(
     outputs: &OutputsByNode<'_>,
     node_id: &str,
     result: &NodeResult,
+    source: ResultSource,
 ) -> Vec<ValidationError> {
     let mut problems = Vec::new();
-    let problem = |message: String| ValidationError::InvalidPinnedResult {
-        node_id: node_id.to_owned(),
-        message,
+    let problem = |message: String| match source {
+        ResultSource::Resumed => ValidationError::InvalidResumedResult {
+            node_id: node_id.to_owned(),
+            message,
+        },
+        _ => ValidationError::InvalidPinnedResult {
+            node_id: node_id.to_owned(),
+            message,
+        },
     };
     if !result.outputs.is_empty() && result.selected_output_index >= result.outputs.len() {
         problems.push(problem(format!(
@@ -808,7 +815,7 @@ fn data_not_of_its_type(item: &OutputItem) -> Option<&'static str> {
 }
 
 /// What is wrong with what a run brings: ids (pinned, resumed, run inputs, forced nodes) that
-/// are not nodes of the document, and pinned results that do not fit their node.
+/// are not nodes of the document, and pinned or resumed results that do not fit their node.
 pub(crate) fn brought_problems(
     workflow: &Workflow,
     options: &RunOptions,
@@ -825,18 +832,30 @@ pub(crate) fn brought_problems(
             node_id: id.clone(),
         })
         .collect();
-    if options.pinned.is_empty() {
+    if options.pinned.is_empty() && options.resumed.is_empty() {
         return problems;
     }
     let outputs: OutputsByNode<'_> = workflow
         .handles
         .iter()
         .rev() // the first of duplicates wins
-        .filter(|h| h.handle_type == HandleType::Output && options.pinned.contains_key(&h.node_id))
+        .filter(|h| {
+            h.handle_type == HandleType::Output
+                && (options.pinned.contains_key(&h.node_id)
+                    || options.resumed.contains_key(&h.node_id))
+        })
         .map(|h| ((h.node_id.as_str(), h.id.as_str()), h))
         .collect();
     for (id, result) in &options.pinned {
-        problems.extend(check_pinned(&outputs, id, result));
+        problems.extend(check_brought(&outputs, id, result, ResultSource::Pinned));
+    }
+    for (id, resumed) in &options.resumed {
+        problems.extend(check_brought(
+            &outputs,
+            id,
+            &resumed.result,
+            ResultSource::Resumed,
+        ));
     }
     problems
 }
