@@ -1,6 +1,6 @@
 //! The **File** node (Gatewai's Import): the source of media in a canvas.
 
-use crate::fetch::{FetchPolicy, fetch};
+use crate::fetch::{FetchPolicy, fetch, redact_url};
 use crate::media_util::{data_type_for_mime, detect_mime, image_dimensions, store_media};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -243,7 +243,7 @@ impl Node for File {
             if !ok {
                 problems.push((
                     "url".to_owned(),
-                    format!("`{url}` is not an http(s) or data: URL"),
+                    format!("`{}` is not an http(s) or data: URL", redact_url(url)),
                 ));
             }
         }
