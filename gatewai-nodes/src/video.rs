@@ -113,7 +113,7 @@ impl FfmpegTools {
     }
 
     /// Describes a media file with ffprobe. A file ffprobe cannot read is an input error naming
-    /// `handle`.
+    /// `handle`; what ffprobe said is in it, with `path` shown as `input`.
     pub async fn probe(
         &self,
         ctx: Option<&NodeContext>,
@@ -135,7 +135,7 @@ impl FfmpegTools {
                 handle,
                 format!(
                     "not a readable video or audio file (ffprobe: {})",
-                    last_line(&output.stderr)
+                    last_line(&output.stderr, &[(path, "input")])
                 ),
             ));
         }
@@ -203,8 +203,14 @@ fn parse_rate(rate: &str) -> Option<f64> {
     (d > 0.0 && n > 0.0).then(|| n / d)
 }
 
-fn last_line(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
+/// The last line a program wrote to `stderr`, for an error message, with each of `files` (the
+/// temporary files the program was given) replaced by what it is (`input`, `output`): the user
+/// learns what went wrong with their media, not where the node kept it.
+fn last_line(stderr: &[u8], files: &[(&Path, &str)]) -> String {
+    let mut text = String::from_utf8_lossy(stderr).into_owned();
+    for (path, shown) in files {
+        text = text.replace(&*path.to_string_lossy(), shown);
+    }
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
@@ -234,7 +240,7 @@ async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     tokio::fs::write(path, bytes).await.map_err(|e| {
         NodeError::new(
             ErrorKind::Io,
-            format!("cannot write temporary file {}: {e}", path.display()),
+            format!("cannot write the media to a temporary file: {e}"),
         )
     })
 }
@@ -446,7 +452,7 @@ impl Node for ExtractFrame {
                 "video",
                 format!(
                     "ffmpeg could not decode a frame at {seconds} s: {}",
-                    last_line(&result.stderr)
+                    last_line(&result.stderr, &[(&input, "input"), (&output, "output")])
                 ),
             ));
         }
@@ -655,7 +661,7 @@ impl Node for MediaCut {
                 "media",
                 format!(
                     "ffmpeg could not cut the media: {}",
-                    last_line(&result.stderr)
+                    last_line(&result.stderr, &[(&input, "input"), (&output, "output")])
                 ),
             ));
         }
