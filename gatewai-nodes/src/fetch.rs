@@ -25,7 +25,8 @@ pub struct FetchPolicy {
     /// Non-public addresses allowed even when `allow_private` is off (a host's own media
     /// server, say).
     pub allowed_addresses: Vec<IpAddr>,
-    /// The largest body accepted, in bytes.
+    /// The largest body accepted, in bytes (100 MiB by default). The File node holds media
+    /// handed to it directly (run-input bytes, `data:` URLs, `base64`) to the same limit.
     pub max_bytes: u64,
     /// The longest a whole fetch (all redirects included) may take.
     pub timeout: Duration,

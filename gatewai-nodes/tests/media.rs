@@ -645,3 +645,44 @@ async fn file_refuses_what_is_not_media() {
     assert!(err.message().contains("not a public address"), "{err}");
     assert!(err.message().contains("`url`"), "{err}");
 }
+
+/// Bytes handed to the File node as a run input are held to the same limit as its downloads,
+/// `data:` URLs and base64 (the fetch policy's `max_bytes`): an input error naming the run
+/// input, and nothing stored.
+#[tokio::test]
+async fn file_run_input_bytes_over_the_size_limit_are_refused() {
+    let h = Harness::new();
+    let png = encode(&pattern(40, 40), ImageFormat::Png);
+    let limit = png.len() as u64 - 1;
+    let file = File::with_fetch_policy(gatewai_nodes::fetch::FetchPolicy {
+        max_bytes: limit,
+        ..Default::default()
+    });
+    let upload = |bytes: Vec<u8>| {
+        h.ctx("File", json!({})).with_run_input(RunInput::Bytes {
+            bytes: bytes.into(),
+            name: Some("big.png".into()),
+        })
+    };
+    let err = file
+        .execute(&upload(png.clone()), &Inputs::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("`run input`"), "{err}");
+    assert!(
+        err.message().contains(&format!("{limit}-byte limit")),
+        "{err}"
+    );
+    assert!(h.store.is_empty(), "nothing is stored");
+    // At the limit it is taken.
+    let file = File::with_fetch_policy(gatewai_nodes::fetch::FetchPolicy {
+        max_bytes: png.len() as u64,
+        ..Default::default()
+    });
+    let out = file
+        .execute(&upload(png), &Inputs::default())
+        .await
+        .unwrap();
+    assert_eq!(out.get("file").unwrap().data_type, DataType::Image);
+}
