@@ -245,6 +245,16 @@ async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     })
 }
 
+/// The latest time ffmpeg can seek to or cut at, in seconds: it counts time in 64-bit
+/// microseconds. A later time is a config error naming its field, whether or not the media's
+/// duration is known.
+pub const MAX_SECONDS: f64 = (i64::MAX / 1_000_000) as f64;
+
+/// The message for a time past [`MAX_SECONDS`].
+fn beyond_reach() -> String {
+    format!("a time beyond {MAX_SECONDS} s (about 292 000 years) is past what ffmpeg can seek to")
+}
+
 /// A point in a media file: seconds, or a percentage of its duration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Timestamp {
@@ -256,7 +266,8 @@ pub enum Timestamp {
 
 impl Timestamp {
     /// Parses `"12.5"`, `"00:01:02.5"`, `"01:02"` or `"50%"` (surrounding spaces allowed), or a
-    /// JSON number of seconds. A message saying what is wrong otherwise.
+    /// JSON number of seconds (at most [`MAX_SECONDS`]). A message saying what is wrong
+    /// otherwise.
     pub fn parse(value: &Value) -> Result<Timestamp, String> {
         let ts = match value {
             Value::Number(n) => Timestamp::Seconds(
@@ -275,6 +286,7 @@ impl Timestamp {
             Timestamp::Seconds(s) if !s.is_finite() || s < 0.0 => {
                 Err(format!("{s} seconds is not a time in the media"))
             }
+            Timestamp::Seconds(s) if s > MAX_SECONDS => Err(beyond_reach()),
             Timestamp::Percent(p) if !p.is_finite() || !(0.0..=100.0).contains(&p) => {
                 Err(format!("{p}% is outside 0–100%"))
             }
@@ -545,7 +557,8 @@ impl Default for MediaCut {
     }
 }
 
-/// `startSec`/`endSec` of a MediaCut config, checked.
+/// `startSec`/`endSec` of a MediaCut config, checked (a start past [`MAX_SECONDS`] is an error;
+/// an end past it cuts to the end).
 fn cut_range(config: &Value) -> Result<(f64, Option<f64>), FieldError> {
     let seconds = |field: &str| match number(config, field)? {
         Some(s) if s < 0.0 => Err((
@@ -555,6 +568,9 @@ fn cut_range(config: &Value) -> Result<(f64, Option<f64>), FieldError> {
         other => Ok(other),
     };
     let start = seconds("startSec")?.unwrap_or(0.0);
+    if start > MAX_SECONDS {
+        return Err(("startSec".to_owned(), beyond_reach()));
+    }
     let end = seconds("endSec")?;
     if let Some(end) = end
         && end <= start
@@ -634,8 +650,9 @@ impl Node for MediaCut {
             ));
         }
         // An end at or past the media's end cuts to the end (however far past: ffmpeg's `-t`
-        // cannot express every finite number).
-        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d));
+        // cannot express every finite number), and so does an end past what ffmpeg can express
+        // when the duration is unknown.
+        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d) && *e - start <= MAX_SECONDS);
         let ext = cut_extension(mime, data_type);
         let output = dir.path().join(format!("cut.{ext}"));
         let mut args: Vec<OsString> = vec![

@@ -458,3 +458,68 @@ async fn ffmpeg_errors_do_not_show_temporary_paths() {
     ];
     fails_without_temporary_paths(&h, nodes, &video, "No such file").await;
 }
+
+/// A time past what ffmpeg can seek to (its times are 64-bit microseconds) is the config
+/// field's fault, also when ffprobe cannot tell the media's duration to compare it with.
+#[tokio::test]
+async fn times_beyond_ffmpeg_s_range_name_their_field_when_the_duration_is_unknown() {
+    let h = Harness::new();
+    let bytes = colour_video_without_duration();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("piped.mkv");
+    std::fs::write(&path, &bytes).unwrap();
+    let info = FfmpegTools::default()
+        .probe(None, "video", &path)
+        .await
+        .unwrap();
+    assert!(info.has_video && info.duration.is_none(), "{info:?}");
+    let video = h.put("piped.mkv", "video/x-matroska", bytes).await;
+    let (extract, cut) = (ExtractFrame::new(), MediaCut::new());
+    let huge_timestamps = [
+        json!(1e300),
+        json!("1e308"),
+        json!("99999999999999999999:00"),
+        json!(1e13),
+    ];
+    let mut cases: Vec<(&dyn Node, &str, serde_json::Value, &str)> = huge_timestamps
+        .into_iter()
+        .map(|t| {
+            (
+                &extract as &dyn Node,
+                "video",
+                json!({ "timestamp": t }),
+                "timestamp",
+            )
+        })
+        .collect();
+    cases.push((&cut, "media", json!({ "startSec": 1e300 }), "startSec"));
+    for (node, handle, config, field) in cases {
+        assert_eq!(node.check_config(&config)[0].0, field, "{config}");
+        let err = h
+            .run(
+                node,
+                config.clone(),
+                handle,
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");
+        assert!(err.message().contains(&format!("`{field}`")), "{err}");
+    }
+    // A time within reach still works.
+    assert_eq!(frame_colour(&h, &video, "1.5").await, "green");
+    // An end out of reach cuts to the end, as an end past a known duration does.
+    let out = h
+        .run(
+            &cut,
+            json!({ "startSec": 2, "endSec": 1e300 }),
+            "media",
+            Item::file(DataType::Video, video),
+        )
+        .await
+        .unwrap();
+    let asset = out.get("result").unwrap().as_asset().unwrap();
+    let duration = asset.duration.unwrap();
+    assert!((duration - 1.0).abs() < 0.15, "{duration}");
+}
