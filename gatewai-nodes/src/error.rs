@@ -2,6 +2,9 @@
 
 /// Errors of the built-in nodes' helpers (fetching, decoding, providers). Nodes turn them into
 /// [`gatewai_core::NodeError`]s with the right kind.
+///
+/// The URLs the fetch errors hold are redacted (`fetch::redact_url`): no credentials, and no
+/// query or fragment values.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

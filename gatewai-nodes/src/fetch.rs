@@ -6,6 +6,9 @@
 //! to the checked address (so a second DNS answer cannot point it elsewhere), proxies are not
 //! used, and redirects are followed by hand with every hop checked the same way. Downloads are
 //! capped in size and time.
+//!
+//! The URLs in its errors and logs are shown through [`redact_url`]: without credentials, query
+//! or fragment, which often hold passwords, tokens and signatures.
 
 use crate::error::Error;
 use bytes::{Bytes, BytesMut};
@@ -22,7 +25,8 @@ pub struct FetchPolicy {
     /// Non-public addresses allowed even when `allow_private` is off (a host's own media
     /// server, say).
     pub allowed_addresses: Vec<IpAddr>,
-    /// The largest body accepted, in bytes.
+    /// The largest body accepted, in bytes (100 MiB by default). The File node holds media
+    /// handed to it directly (run-input bytes, `data:` URLs, `base64`) to the same limit.
     pub max_bytes: u64,
     /// The longest a whole fetch (all redirects included) may take.
     pub timeout: Duration,
@@ -71,7 +75,7 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Fetched, Error> {
     match tokio::time::timeout(policy.timeout, fetch_inner(url, policy)).await {
         Ok(result) => result,
         Err(_) => Err(Error::Timeout {
-            url: url.to_owned(),
+            url: redact_url(url),
             seconds: policy.timeout.as_secs_f64(),
         }),
     }
@@ -79,7 +83,7 @@ pub async fn fetch(url: &str, policy: &FetchPolicy) -> Result<Fetched, Error> {
 
 async fn fetch_inner(first: &str, policy: &FetchPolicy) -> Result<Fetched, Error> {
     let mut url = Url::parse(first).map_err(|e| Error::BadUrl {
-        url: first.to_owned(),
+        url: redact_url(first),
         reason: e.to_string(),
     })?;
     for _hop in 0..=policy.max_redirects {
@@ -90,12 +94,12 @@ async fn fetch_inner(first: &str, policy: &FetchPolicy) -> Result<Fetched, Error
         if let Some(Host::Domain(domain)) = url.host() {
             builder = builder.resolve(domain, addr);
         }
-        let client = builder.build().map_err(|e| network(&url, &e))?;
+        let client = builder.build().map_err(|e| network(&url, e))?;
         let mut response = client
             .get(url.clone())
             .send()
             .await
-            .map_err(|e| network(&url, &e))?;
+            .map_err(|e| network(&url, e))?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -103,24 +107,24 @@ async fn fetch_inner(first: &str, policy: &FetchPolicy) -> Result<Fetched, Error
                 .get(reqwest::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| Error::Network {
-                    url: url.to_string(),
+                    url: redact_url(url.as_str()),
                     message: format!("HTTP {} without a usable Location header", status.as_u16()),
                 })?;
             url = url.join(location).map_err(|e| Error::BadUrl {
-                url: location.to_owned(),
+                url: redact_url(location),
                 reason: e.to_string(),
             })?;
-            tracing::debug!(%url, "following redirect");
+            tracing::debug!(url = %redact_url(url.as_str()), "following redirect");
             continue;
         }
         if !status.is_success() {
             return Err(Error::HttpStatus {
-                url: url.to_string(),
+                url: redact_url(url.as_str()),
                 status: status.as_u16(),
             });
         }
         let too_large = || Error::TooLarge {
-            url: url.to_string(),
+            url: redact_url(url.as_str()),
             max_bytes: policy.max_bytes,
         };
         if response
@@ -135,7 +139,7 @@ async fn fetch_inner(first: &str, policy: &FetchPolicy) -> Result<Fetched, Error
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| network(&url, &e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| network(&url, e))? {
             if (body.len() + chunk.len()) as u64 > policy.max_bytes {
                 return Err(too_large());
             }
@@ -148,21 +152,23 @@ async fn fetch_inner(first: &str, policy: &FetchPolicy) -> Result<Fetched, Error
         });
     }
     Err(Error::TooManyRedirects {
-        url: first.to_owned(),
+        url: redact_url(first),
         max: policy.max_redirects,
     })
 }
 
-fn network(url: &Url, e: &reqwest::Error) -> Error {
+fn network(url: &Url, e: reqwest::Error) -> Error {
+    // reqwest's message repeats the whole URL; the error names it redacted instead.
+    let e = e.without_url();
     let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message.push_str(": ");
         message.push_str(&s.to_string());
         source = s.source();
     }
     Error::Network {
-        url: url.to_string(),
+        url: redact_url(url.as_str()),
         message,
     }
 }
@@ -171,7 +177,7 @@ fn network(url: &Url, e: &reqwest::Error) -> Error {
 async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, Error> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::BadUrl {
-            url: url.to_string(),
+            url: redact_url(url.as_str()),
             reason: format!(
                 "only http and https URLs are fetched, not `{}`",
                 url.scheme()
@@ -185,14 +191,14 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
         Some(Host::Domain(domain)) => tokio::net::lookup_host((domain, port))
             .await
             .map_err(|e| Error::Network {
-                url: url.to_string(),
+                url: redact_url(url.as_str()),
                 message: format!("cannot resolve `{domain}`: {e}"),
             })?
             .map(|a| a.ip())
             .collect(),
         None => {
             return Err(Error::BadUrl {
-                url: url.to_string(),
+                url: redact_url(url.as_str()),
                 reason: "the URL has no host".to_owned(),
             });
         }
@@ -203,7 +209,7 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
             .find(|ip| !is_public(**ip) && !policy.allowed_addresses.contains(ip))
     {
         return Err(Error::BlockedAddress {
-            url: url.to_string(),
+            url: redact_url(url.as_str()),
             ip: *ip,
         });
     }
@@ -211,9 +217,41 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
         .first()
         .map(|ip| SocketAddr::new(*ip, port))
         .ok_or_else(|| Error::Network {
-            url: url.to_string(),
+            url: redact_url(url.as_str()),
             message: "the host resolves to no address".to_owned(),
         })
+}
+
+/// `url` as it may be shown in an error message or a log: credentials (`user:password@`)
+/// become `***@`, and the query and fragment, which often hold tokens and signatures, become
+/// `?…` (or `#…`). Works on the text, so that a URL too broken to parse is cut the same way.
+///
+/// ```
+/// # use gatewai_nodes::fetch::redact_url;
+/// assert_eq!(
+///     redact_url("https://me:pw@cdn.example/a.png?sig=abc#x"),
+///     "https://***@cdn.example/a.png?…"
+/// );
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (head, tail) = match url.find(['?', '#']) {
+        Some(i) if url[i..].starts_with('?') => (&url[..i], "?…"),
+        Some(i) => (&url[..i], "#…"),
+        None => (url, ""),
+    };
+    // The authority starts after `scheme://` (or a leading `//`) and ends at the path.
+    let start = match head.find("://") {
+        Some(i) => i + 3,
+        None if head.starts_with("//") => 2,
+        None => return format!("{head}{tail}"),
+    };
+    let authority_len = head[start..]
+        .find(['/', '\\'])
+        .unwrap_or(head.len() - start);
+    match head[start..start + authority_len].rfind('@') {
+        Some(at) => format!("{}***{}{tail}", &head[..start], &head[start + at..]),
+        None => format!("{head}{tail}"),
+    }
 }
 
 /// Whether `ip` is a public unicast address (not private, loopback, link-local, unique-local,
@@ -297,6 +335,29 @@ mod tests {
             "::ffff:8.8.8.8",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn redacted_urls_keep_no_credentials_query_or_fragment() {
+        for (url, shown) in [
+            ("https://cdn.example/a.png", "https://cdn.example/a.png"),
+            (
+                "https://user:secret@cdn.example:8443/p/a.png?X-Sig=abc&t=1#f",
+                "https://***@cdn.example:8443/p/a.png?…",
+            ),
+            (
+                "http://token@[::1]:9/a.png#frag",
+                "http://***@[::1]:9/a.png#…",
+            ),
+            ("http://u:p@[::1", "http://***@[::1"),
+            ("//u:p@host/a@b.png", "//***@host/a@b.png"),
+            ("http://host/a@b.png", "http://host/a@b.png"),
+            ("http://a:b@c@host\\x", "http://***@host\\x"),
+            ("javascript:alert(1)", "javascript:alert(1)"),
+            ("not a url?key=1", "not a url?…"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
         }
     }
 

@@ -113,7 +113,7 @@ impl FfmpegTools {
     }
 
     /// Describes a media file with ffprobe. A file ffprobe cannot read is an input error naming
-    /// `handle`.
+    /// `handle`; what ffprobe said is in it, with `path` shown as `input`.
     pub async fn probe(
         &self,
         ctx: Option<&NodeContext>,
@@ -135,7 +135,7 @@ impl FfmpegTools {
                 handle,
                 format!(
                     "not a readable video or audio file (ffprobe: {})",
-                    last_line(&output.stderr)
+                    last_line(&output.stderr, &[(path, "input")])
                 ),
             ));
         }
@@ -203,8 +203,14 @@ fn parse_rate(rate: &str) -> Option<f64> {
     (d > 0.0 && n > 0.0).then(|| n / d)
 }
 
-fn last_line(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
+/// The last line a program wrote to `stderr`, for an error message, with each of `files` (the
+/// temporary files the program was given) replaced by what it is (`input`, `output`): the user
+/// learns what went wrong with their media, not where the node kept it.
+fn last_line(stderr: &[u8], files: &[(&Path, &str)]) -> String {
+    let mut text = String::from_utf8_lossy(stderr).into_owned();
+    for (path, shown) in files {
+        text = text.replace(&*path.to_string_lossy(), shown);
+    }
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
@@ -234,9 +240,19 @@ async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     tokio::fs::write(path, bytes).await.map_err(|e| {
         NodeError::new(
             ErrorKind::Io,
-            format!("cannot write temporary file {}: {e}", path.display()),
+            format!("cannot write the media to a temporary file: {e}"),
         )
     })
+}
+
+/// The latest time ffmpeg can seek to or cut at, in seconds: it counts time in 64-bit
+/// microseconds. A later time is a config error naming its field, whether or not the media's
+/// duration is known.
+pub const MAX_SECONDS: f64 = (i64::MAX / 1_000_000) as f64;
+
+/// The message for a time past [`MAX_SECONDS`].
+fn beyond_reach() -> String {
+    format!("a time beyond {MAX_SECONDS} s (about 292 000 years) is past what ffmpeg can seek to")
 }
 
 /// A point in a media file: seconds, or a percentage of its duration.
@@ -250,7 +266,8 @@ pub enum Timestamp {
 
 impl Timestamp {
     /// Parses `"12.5"`, `"00:01:02.5"`, `"01:02"` or `"50%"` (surrounding spaces allowed), or a
-    /// JSON number of seconds. A message saying what is wrong otherwise.
+    /// JSON number of seconds (at most [`MAX_SECONDS`]). A message saying what is wrong
+    /// otherwise.
     pub fn parse(value: &Value) -> Result<Timestamp, String> {
         let ts = match value {
             Value::Number(n) => Timestamp::Seconds(
@@ -269,6 +286,7 @@ impl Timestamp {
             Timestamp::Seconds(s) if !s.is_finite() || s < 0.0 => {
                 Err(format!("{s} seconds is not a time in the media"))
             }
+            Timestamp::Seconds(s) if s > MAX_SECONDS => Err(beyond_reach()),
             Timestamp::Percent(p) if !p.is_finite() || !(0.0..=100.0).contains(&p) => {
                 Err(format!("{p}% is outside 0–100%"))
             }
@@ -446,7 +464,7 @@ impl Node for ExtractFrame {
                 "video",
                 format!(
                     "ffmpeg could not decode a frame at {seconds} s: {}",
-                    last_line(&result.stderr)
+                    last_line(&result.stderr, &[(&input, "input"), (&output, "output")])
                 ),
             ));
         }
@@ -539,7 +557,8 @@ impl Default for MediaCut {
     }
 }
 
-/// `startSec`/`endSec` of a MediaCut config, checked.
+/// `startSec`/`endSec` of a MediaCut config, checked (a start past [`MAX_SECONDS`] is an error;
+/// an end past it cuts to the end).
 fn cut_range(config: &Value) -> Result<(f64, Option<f64>), FieldError> {
     let seconds = |field: &str| match number(config, field)? {
         Some(s) if s < 0.0 => Err((
@@ -549,6 +568,9 @@ fn cut_range(config: &Value) -> Result<(f64, Option<f64>), FieldError> {
         other => Ok(other),
     };
     let start = seconds("startSec")?.unwrap_or(0.0);
+    if start > MAX_SECONDS {
+        return Err(("startSec".to_owned(), beyond_reach()));
+    }
     let end = seconds("endSec")?;
     if let Some(end) = end
         && end <= start
@@ -628,8 +650,9 @@ impl Node for MediaCut {
             ));
         }
         // An end at or past the media's end cuts to the end (however far past: ffmpeg's `-t`
-        // cannot express every finite number).
-        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d));
+        // cannot express every finite number), and so does an end past what ffmpeg can express
+        // when the duration is unknown.
+        let end = end.filter(|e| info.duration.is_none_or(|d| *e < d) && *e - start <= MAX_SECONDS);
         let ext = cut_extension(mime, data_type);
         let output = dir.path().join(format!("cut.{ext}"));
         let mut args: Vec<OsString> = vec![
@@ -655,7 +678,7 @@ impl Node for MediaCut {
                 "media",
                 format!(
                     "ffmpeg could not cut the media: {}",
-                    last_line(&result.stderr)
+                    last_line(&result.stderr, &[(&input, "input"), (&output, "output")])
                 ),
             ));
         }

@@ -131,8 +131,10 @@ async fn a_redirect_to_a_private_address_is_refused() {
     assert!(fetched.url.as_str().ends_with("/secret.png"));
 }
 
-#[tokio::test]
-async fn size_time_redirect_and_status_limits() {
+/// A local server with a page for each way a fetch can fail: `/big` (10 000 bytes), `/slow`
+/// (3 s), `/loop` (redirects to itself), `/gone` (404), `/busy` (503), `/text` (not media),
+/// `/bad-hop` (redirects to a URL that does not parse).
+async fn troubled_server() -> MockServer {
     let server = MockServer::start().await;
     serve(
         &server,
@@ -162,6 +164,19 @@ async fn size_time_redirect_and_status_limits() {
         ResponseTemplate::new(200).set_body_string("<html>not an image</html>"),
     )
     .await;
+    serve(
+        &server,
+        "/bad-hop",
+        ResponseTemplate::new(302)
+            .insert_header("location", "http://user:secret@[::1?token=s3cr3t"),
+    )
+    .await;
+    server
+}
+
+#[tokio::test]
+async fn size_time_redirect_and_status_limits() {
+    let server = troubled_server().await;
     let base = server.uri();
     let policy = FetchPolicy {
         max_bytes: 1_000,
@@ -191,4 +206,76 @@ async fn size_time_redirect_and_status_limits() {
         err.message().contains("not an image, video or audio"),
         "{err}"
     );
+}
+
+/// Every kind of fetch error, for a URL carrying credentials, a token in its query and a
+/// fragment: the error shows the URL's host and path, never the credentials or the query.
+#[tokio::test]
+async fn fetch_errors_show_urls_without_credentials_or_query() {
+    let server = troubled_server().await;
+    let port = server.address().port();
+    let secret_url = |port: u16, at: &str| {
+        format!("http://user:secret@127.0.0.1:{port}{at}?token=s3cr3t&sig=s3cr3t#s3cr3t")
+    };
+    // A port nobody listens on, for a connection failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let policy = FetchPolicy {
+        max_bytes: 1_000,
+        timeout: Duration::from_millis(500),
+        max_redirects: 2,
+        ..FetchPolicy::allow_private()
+    };
+    let assert_redacted = |what: &str, message: &str| {
+        for leak in ["secret", "s3cr3t", "user:", "token="] {
+            assert!(!message.contains(leak), "{what}: `{leak}` in {message}");
+        }
+    };
+    let cases = [
+        ("status", secret_url(port, "/gone"), &policy),
+        ("too large", secret_url(port, "/big"), &policy),
+        ("timeout", secret_url(port, "/slow"), &policy),
+        ("redirects", secret_url(port, "/loop"), &policy),
+        ("bad redirect", secret_url(port, "/bad-hop"), &policy),
+        ("network", secret_url(closed, "/a.png"), &policy),
+        (
+            "blocked",
+            secret_url(port, "/gone"),
+            &FetchPolicy::default(),
+        ),
+        (
+            "bad url",
+            "http://user:secret@127.0.0.1:99999/?token=s3cr3t".to_owned(),
+            &policy,
+        ),
+    ];
+    for (what, url, policy) in cases {
+        let err = fetch(&url, policy).await.unwrap_err();
+        let message = err.to_string();
+        assert_redacted(what, &message);
+        assert!(message.contains("***@"), "{what}: {message}");
+        // Through the File node, from its config and as a run input.
+        let node = File::with_fetch_policy(policy.clone());
+        let h = Harness::new();
+        for (ctx, field) in [
+            (h.ctx("File", json!({ "url": url })), "`url`"),
+            (
+                h.ctx("File", json!({}))
+                    .with_run_input(RunInput::Url(url.clone())),
+                "`run input`",
+            ),
+        ] {
+            let err = node.execute(&ctx, &Inputs::default()).await.unwrap_err();
+            assert!(err.message().contains(field), "{what}: {err}");
+            assert_redacted(what, err.message());
+        }
+    }
+    // The File node's config check shows a URL it refuses redacted too.
+    let problems =
+        File::new().check_config(&json!({ "url": "ftp://user:secret@host/a?token=s3cr3t" }));
+    assert_eq!(problems.len(), 1);
+    assert_redacted("config check", &problems[0].1);
 }

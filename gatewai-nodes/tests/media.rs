@@ -645,3 +645,100 @@ async fn file_refuses_what_is_not_media() {
     assert!(err.message().contains("not a public address"), "{err}");
     assert!(err.message().contains("`url`"), "{err}");
 }
+
+/// Bytes handed to the File node as a run input are held to the same limit as its downloads,
+/// `data:` URLs and base64 (the fetch policy's `max_bytes`): an input error naming the run
+/// input, and nothing stored.
+#[tokio::test]
+async fn file_run_input_bytes_over_the_size_limit_are_refused() {
+    let h = Harness::new();
+    let png = encode(&pattern(40, 40), ImageFormat::Png);
+    let limit = png.len() as u64 - 1;
+    let file = File::with_fetch_policy(gatewai_nodes::fetch::FetchPolicy {
+        max_bytes: limit,
+        ..Default::default()
+    });
+    let upload = |bytes: Vec<u8>| {
+        h.ctx("File", json!({})).with_run_input(RunInput::Bytes {
+            bytes: bytes.into(),
+            name: Some("big.png".into()),
+        })
+    };
+    let err = file
+        .execute(&upload(png.clone()), &Inputs::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("`run input`"), "{err}");
+    assert!(
+        err.message().contains(&format!("{limit}-byte limit")),
+        "{err}"
+    );
+    assert!(h.store.is_empty(), "nothing is stored");
+    // At the limit it is taken.
+    let file = File::with_fetch_policy(gatewai_nodes::fetch::FetchPolicy {
+        max_bytes: png.len() as u64,
+        ..Default::default()
+    });
+    let out = file
+        .execute(&upload(png), &Inputs::default())
+        .await
+        .unwrap();
+    assert_eq!(out.get("file").unwrap().data_type, DataType::Image);
+}
+
+/// A canvas over the pixel limit is one config error naming the side that was set (both when
+/// both were), not an input error wrapped in a config error that always blames `width`.
+#[tokio::test]
+async fn compositor_canvas_over_the_limits_names_the_side_at_fault() {
+    let h = Harness::new();
+    // The default 1024×1024 canvas fits; 1024×1500 does not.
+    let small = Compositor::with_limits(ImageLimits {
+        max_pixels: 1_100_000,
+        max_side: 2_000,
+        ..ImageLimits::default()
+    });
+    let default = Compositor::new();
+    for (node, config, named, not_named) in [
+        (
+            &small,
+            json!({"height": 1500}),
+            "config field `height`:",
+            Some("`width`"),
+        ),
+        (
+            &small,
+            json!({"width": 1500, "height": null}),
+            "config field `width`:",
+            Some("`height`"),
+        ),
+        (
+            &small,
+            json!({"width": 1500, "height": 1500}),
+            "`width` and `height`",
+            None,
+        ),
+        (
+            &default,
+            json!({"width": 20000, "height": 20000}),
+            "`width` and `height`",
+            None,
+        ),
+    ] {
+        let ctx = h.ctx("Compositor", config.clone());
+        let err = node.execute(&ctx, &Inputs::default()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");
+        assert!(err.message().contains(named), "{config}: {err}");
+        if let Some(other) = not_named {
+            assert!(!err.message().contains(other), "{config}: {err}");
+        }
+        // One flat error: no input error inside, one field list.
+        assert!(!err.message().contains("input `"), "{config}: {err}");
+        assert_eq!(
+            err.message().matches("config field").count(),
+            1,
+            "{config}: {err}"
+        );
+        assert!(err.message().contains("too large"), "{config}: {err}");
+    }
+}

@@ -383,3 +383,143 @@ async fn media_cut_of_a_range_without_frames_is_an_error_and_stores_nothing() {
         assert_eq!(h.store.len(), before, "{config}: an asset was stored");
     }
 }
+
+/// Runs each (node, input handle, config) on the video `media`: each must fail naming its
+/// handle, with what ffprobe or ffmpeg `said`, and with no temporary path in the message.
+async fn fails_without_temporary_paths(
+    h: &Harness,
+    nodes: [(&dyn Node, &str, serde_json::Value); 2],
+    media: &gatewai_core::FileAsset,
+    said: &str,
+) {
+    let tmp = std::env::temp_dir().to_string_lossy().into_owned();
+    for (node, handle, config) in nodes {
+        let item = Item::file(DataType::Video, media.clone());
+        let err = h.run(node, config, handle, item).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.message().contains(&format!("`{handle}`")), "{err}");
+        assert!(err.message().contains(said), "{err}");
+        assert!(!err.message().contains(&tmp), "{err}");
+    }
+}
+
+/// ffprobe and ffmpeg name the temporary files the nodes hand them ("/tmp/…/input: Invalid
+/// data found when processing input"): errors say what is wrong with the input, never where
+/// the node kept it.
+#[tokio::test]
+async fn ffmpeg_errors_do_not_show_temporary_paths() {
+    let h = Harness::new();
+    let tmp = std::env::temp_dir().to_string_lossy().into_owned();
+    // An MP4 header and then garbage: detected as a video, refused by ffprobe.
+    let mut junk = b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2".to_vec();
+    junk.extend((0..5000u32).map(|i| (i * 7 % 251) as u8));
+    let fake = h.put("clip.mp4", "video/mp4", junk.clone()).await;
+    let nodes: [(&dyn Node, &str, serde_json::Value); 2] = [
+        (&ExtractFrame::new(), "video", json!({ "timestamp": "0" })),
+        (&MediaCut::new(), "media", json!({ "startSec": 0 })),
+    ];
+    fails_without_temporary_paths(&h, nodes, &fake, "Invalid data").await;
+    // The public probe of a file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    std::fs::write(&path, &junk).unwrap();
+    let err = FfmpegTools::default()
+        .probe(None, "video", &path)
+        .await
+        .unwrap_err();
+    assert!(!err.message().contains(&tmp), "{err}");
+    // ffmpeg's own failures: a stand-in ffmpeg that fails naming its arguments, as ffmpeg does
+    // when it cannot open a file.
+    let script = dir.path().join("ffmpeg");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho \"$*: No such file or directory\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Another test's process may briefly hold the new file open ("text file busy"): wait until
+    // it runs.
+    for _ in 0..50 {
+        match std::process::Command::new(&script).output() {
+            Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(Duration::from_millis(20)),
+            _ => break,
+        }
+    }
+    let tools = FfmpegTools {
+        ffmpeg: script,
+        ..FfmpegTools::default()
+    };
+    let video = video_asset(&h).await;
+    let extract = ExtractFrame::with_tools(tools.clone());
+    let cut = MediaCut::with_tools(tools);
+    let nodes: [(&dyn Node, &str, serde_json::Value); 2] = [
+        (&extract, "video", json!({ "timestamp": "1" })),
+        (&cut, "media", json!({ "startSec": 1 })),
+    ];
+    fails_without_temporary_paths(&h, nodes, &video, "No such file").await;
+}
+
+/// A time past what ffmpeg can seek to (its times are 64-bit microseconds) is the config
+/// field's fault, also when ffprobe cannot tell the media's duration to compare it with.
+#[tokio::test]
+async fn times_beyond_ffmpeg_s_range_name_their_field_when_the_duration_is_unknown() {
+    let h = Harness::new();
+    let bytes = colour_video_without_duration();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("piped.mkv");
+    std::fs::write(&path, &bytes).unwrap();
+    let info = FfmpegTools::default()
+        .probe(None, "video", &path)
+        .await
+        .unwrap();
+    assert!(info.has_video && info.duration.is_none(), "{info:?}");
+    let video = h.put("piped.mkv", "video/x-matroska", bytes).await;
+    let (extract, cut) = (ExtractFrame::new(), MediaCut::new());
+    let huge_timestamps = [
+        json!(1e300),
+        json!("1e308"),
+        json!("99999999999999999999:00"),
+        json!(1e13),
+    ];
+    let mut cases: Vec<(&dyn Node, &str, serde_json::Value, &str)> = huge_timestamps
+        .into_iter()
+        .map(|t| {
+            (
+                &extract as &dyn Node,
+                "video",
+                json!({ "timestamp": t }),
+                "timestamp",
+            )
+        })
+        .collect();
+    cases.push((&cut, "media", json!({ "startSec": 1e300 }), "startSec"));
+    for (node, handle, config, field) in cases {
+        assert_eq!(node.check_config(&config)[0].0, field, "{config}");
+        let err = h
+            .run(
+                node,
+                config.clone(),
+                handle,
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");
+        assert!(err.message().contains(&format!("`{field}`")), "{err}");
+    }
+    // A time within reach still works.
+    assert_eq!(frame_colour(&h, &video, "1.5").await, "green");
+    // An end out of reach cuts to the end, as an end past a known duration does.
+    let out = h
+        .run(
+            &cut,
+            json!({ "startSec": 2, "endSec": 1e300 }),
+            "media",
+            Item::file(DataType::Video, video),
+        )
+        .await
+        .unwrap();
+    let asset = out.get("result").unwrap().as_asset().unwrap();
+    let duration = asset.duration.unwrap();
+    assert!((duration - 1.0).abs() < 0.15, "{duration}");
+}

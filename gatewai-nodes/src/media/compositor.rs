@@ -1,7 +1,9 @@
 //! The **Compositor** node: image and text layers on a canvas.
 
 use super::blocking;
-use super::codec::{ImageLimits, OutputFormat, check_size, decode_image, encode_image};
+use super::codec::{
+    ImageLimits, OutputFormat, check_size, decode_image, encode_image, over_limits,
+};
 use super::config::{FieldError, field_error, number, number_in, pixels};
 use super::resize::resize_image;
 use crate::media_util::{read_asset, store_bytes};
@@ -9,7 +11,8 @@ use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use async_trait::async_trait;
 use bytes::Bytes;
 use gatewai_core::{
-    DataType, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError, NodeTemplate, Outputs,
+    DataType, ErrorKind, HandleTemplate, Inputs, Item, Node, NodeContext, NodeError, NodeTemplate,
+    Outputs,
 };
 use image::{DynamicImage, Rgba, RgbaImage};
 use serde_json::{Value, json};
@@ -446,6 +449,21 @@ fn composite(
     encode_image(&DynamicImage::ImageRgba8(canvas), OutputFormat::Png)
 }
 
+/// The config error for a canvas of `size` over the limits. It names the side that was set
+/// (the other is the default); both when both were, or neither (limits below the default).
+fn canvas_too_large(config: &Value, size: &str) -> NodeError {
+    let set = |field| matches!(number(config, field), Ok(Some(_)));
+    let message = format!("the canvas would be too large: {size}");
+    match (set("width"), set("height")) {
+        (true, false) => NodeError::config("width", message),
+        (false, true) => NodeError::config("height", message),
+        _ => NodeError::new(
+            ErrorKind::InvalidConfig,
+            format!("config fields `width` and `height`: {message}"),
+        ),
+    }
+}
+
 /// The **Compositor** node: a `width`×`height` canvas (default 1024×1024, transparent or
 /// `backgroundColor`) with every connected input drawn on it as a layer, in `zIndex` order
 /// (then handle order). Image inputs are image layers; Text inputs are drawn with DejaVu Sans.
@@ -502,8 +520,9 @@ impl Node for Compositor {
     async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let config = CompositorConfig::parse(ctx.raw_config(), self.limits.max_side)
             .map_err(|mut p| field_error(p.remove(0)))?;
-        check_size("width", config.width, config.height, &self.limits)
-            .map_err(|e| NodeError::config("width", e.message()))?;
+        if let Some(size) = over_limits(config.width, config.height, &self.limits) {
+            return Err(canvas_too_large(ctx.raw_config(), &size));
+        }
         let mut layers = Vec::new();
         for slot in inputs.slots() {
             let mut keys: Vec<&str> = vec![&slot.handle_id];

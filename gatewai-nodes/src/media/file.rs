@@ -1,6 +1,6 @@
 //! The **File** node (Gatewai's Import): the source of media in a canvas.
 
-use crate::fetch::{FetchPolicy, fetch};
+use crate::fetch::{FetchPolicy, fetch, redact_url};
 use crate::media_util::{data_type_for_mime, detect_mime, image_dimensions, store_media};
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -23,6 +23,10 @@ use serde_json::Value;
 ///
 /// The mime type is detected from the bytes; the asset gets its size, width/height (images) and
 /// fps/duration (video, with the `video` feature).
+///
+/// Media is held to the fetch policy's [`FetchPolicy::max_bytes`] (100 MiB by default) however
+/// it comes: downloaded, decoded from a `data:` URL or `base64`, or handed in as run-input
+/// bytes. Larger media is an input error naming the field (`run input`, `url`, `base64`).
 #[derive(Debug)]
 pub struct File {
     template: NodeTemplate,
@@ -148,15 +152,21 @@ fn decode_data_url(field: &str, url: &str, max_bytes: u64) -> Result<Bytes, Node
     decode_base64(field, payload, max_bytes)
 }
 
-/// Decodes base64 (standard or URL-safe, padding optional, whitespace ignored).
-fn decode_base64(field: &str, text: &str, max_bytes: u64) -> Result<Bytes, NodeError> {
-    let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    if (clean.len() as u64 / 4) * 3 > max_bytes {
+/// An input error naming `field` when `len` bytes are over the `max_bytes` limit.
+fn within_limit(field: &str, len: u64, max_bytes: u64) -> Result<(), NodeError> {
+    if len > max_bytes {
         return Err(NodeError::input(
             field,
             format!("the data is larger than the {max_bytes}-byte limit"),
         ));
     }
+    Ok(())
+}
+
+/// Decodes base64 (standard or URL-safe, padding optional, whitespace ignored).
+fn decode_base64(field: &str, text: &str, max_bytes: u64) -> Result<Bytes, NodeError> {
+    let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    within_limit(field, (clean.len() as u64 / 4) * 3, max_bytes)?;
     let trimmed = clean.trim_end_matches('=');
     let decoded = if trimmed.contains(['-', '_']) {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed)
@@ -243,7 +253,7 @@ impl Node for File {
             if !ok {
                 problems.push((
                     "url".to_owned(),
-                    format!("`{url}` is not an http(s) or data: URL"),
+                    format!("`{}` is not an http(s) or data: URL", redact_url(url)),
                 ));
             }
         }
@@ -262,6 +272,7 @@ impl Node for File {
         if let Some(input) = ctx.run_input() {
             return match input {
                 RunInput::Bytes { bytes, name } => {
+                    within_limit("run input", bytes.len() as u64, self.policy.max_bytes)?;
                     stored(
                         ctx,
                         "run input",

@@ -104,8 +104,8 @@ pub fn image_item(asset: FileAsset) -> Item {
     Item::file(DataType::Image, asset)
 }
 
-/// Runs a program with arguments and panics with its stderr when it fails.
-pub fn run_program(program: &str, args: &[&str]) {
+/// Runs a program with arguments and panics with its stderr when it fails; its output.
+pub fn run_program(program: &str, args: &[&str]) -> std::process::Output {
     let out = std::process::Command::new(program)
         .args(args)
         .output()
@@ -115,34 +115,42 @@ pub fn run_program(program: &str, args: &[&str]) {
         "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
 }
 
-/// A 3-second 64×48 MP4 at 10 fps: red for the first second, green for the second, blue for the
-/// third (made with ffmpeg's lavfi colour sources).
-pub fn colour_video(dir: &Path) -> Vec<u8> {
-    let path = dir.join("colours.mp4");
+/// ffmpeg making a 3-second 64×48 H.264 video at 10 fps: red for the first second, green for
+/// the second, blue for the third (ffmpeg's lavfi colour sources), written as `output` says.
+fn make_colour_video(output: &[&str]) -> std::process::Output {
     let graph = "color=c=red:s=64x48:r=10:d=1[a];color=c=lime:s=64x48:r=10:d=1[b];\
                  color=c=blue:s=64x48:r=10:d=1[c];[a][b][c]concat=n=3:v=1:a=0[v]";
-    run_program(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-y",
-            "-filter_complex",
-            graph,
-            "-map",
-            "[v]",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            path.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        "-v",
+        "error",
+        "-y",
+        "-filter_complex",
+        graph,
+        "-map",
+        "[v]",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+    ];
+    args.extend_from_slice(output);
+    run_program("ffmpeg", &args)
+}
+
+/// The colour video as an MP4 (index first).
+pub fn colour_video(dir: &Path) -> Vec<u8> {
+    let path = dir.join("colours.mp4");
+    make_colour_video(&["-movflags", "+faststart", path.to_str().unwrap()]);
     std::fs::read(path).unwrap()
+}
+
+/// The colour video as Matroska written to a pipe: a container without a duration, so ffprobe
+/// cannot tell how long the video is.
+pub fn colour_video_without_duration() -> Vec<u8> {
+    make_colour_video(&["-f", "matroska", "pipe:1"]).stdout
 }
 
 /// A 3-second mono 440 Hz sine WAV.
