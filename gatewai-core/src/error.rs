@@ -457,9 +457,11 @@ pub enum ValidationError {
         /// What does not fit.
         message: String,
     },
-    /// A resumed result handed in for a run ([`crate::RunOptions::resumed`]) does not fit its
-    /// node: the node or its handles changed since the result was recorded without a key, or
-    /// the record was altered. Leaving it out executes the node again.
+    /// A resumed result handed in without a key ([`crate::RunOptions::resumed`]) does not fit
+    /// its node: what it passes on (its selected generation) sits on a handle the node lacks,
+    /// or is of a type its output does not carry; or its selection is out of range. The node
+    /// changed since the result was recorded, or the record was altered. Leaving it out
+    /// executes the node again. (A result with its key is used only while the key matches.)
     #[error("node `{node_id}`: resumed result: {message}")]
     InvalidResumedResult {
         /// The node.

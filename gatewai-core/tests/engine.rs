@@ -2012,7 +2012,7 @@ async fn a_resumed_result_that_does_not_fit_its_node_is_rejected() {
     let cases = [
         (
             unfit(vec![Item::number(1.0).on("a:gone")], 0),
-            "`a:gone`, which is not an output handle",
+            "`a:gone`, which is not a handle of the node",
         ),
         (
             unfit(vec![Item::text("1").on("a:out")], 0),
@@ -2041,18 +2041,56 @@ async fn a_resumed_result_that_does_not_fit_its_node_is_rejected() {
         assert!(err.to_string().contains("resumed result"), "{err}");
     }
     assert_eq!(c.sum.load(Ordering::SeqCst), 0, "nothing ran");
-    // One that fits is used, and `a` does not run.
+    // One that fits is used, and `a` does not run; only what flows on is checked (an older
+    // generation on a handle renamed since is history).
+    let mut fits = unfit(vec![Item::number(4.0).on("a:out")], 1);
+    fits.result.outputs.insert(
+        0,
+        gatewai_core::Generation {
+            items: vec![Item::number(3.0).on("a:renamed")],
+        },
+    );
     let options = RunOptions {
-        resumed: [(
-            "a".to_owned(),
-            unfit(vec![Item::number(4.0).on("a:out")], 0),
-        )]
-        .into(),
+        resumed: [("a".to_owned(), fits)].into(),
+        ..Default::default()
+    };
+    let outcome = engine.run(wf.clone(), options).await.unwrap();
+    assert_eq!(value_of(&outcome, "b"), Some(4.0));
+    assert_eq!(c.sum.load(Ordering::SeqCst), 1, "only b ran");
+    // A result resumed with its key is not refused: it is used only while the node's key
+    // (which covers its handles) is unchanged, and otherwise the node executes again.
+    let keyed = Resumed {
+        cache_key: Some(gatewai_core::CacheKey([7; 32])),
+        ..unfit(vec![Item::number(1.0).on("a:gone")], 0)
+    };
+    let options = RunOptions {
+        resumed: [("a".to_owned(), keyed)].into(),
         ..Default::default()
     };
     let outcome = engine.run(wf, options).await.unwrap();
-    assert_eq!(value_of(&outcome, "b"), Some(4.0));
-    assert_eq!(c.sum.load(Ordering::SeqCst), 1, "only b ran");
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(value_of(&outcome, "b"), Some(1.0));
+    assert_eq!(c.sum.load(Ordering::SeqCst), 3, "a executed again, and b");
+    // An output node's result sits on its input handle, as the node mapped it: resumable.
+    let x = workflow(
+        engine.registry(),
+        &[("a", "Sum", json!({"add": 1})), ("x", "Export", json!({}))],
+        &[("a", "out", "x")],
+    );
+    let options = RunOptions {
+        resumed: [
+            (
+                "a".to_owned(),
+                unfit(vec![Item::number(1.0).on("a:out")], 0),
+            ),
+            ("x".to_owned(), unfit(vec![Item::number(1.0).on("x:in")], 0)),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let outcome = engine.run(x, options).await.unwrap();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    assert_eq!(outcome.exports["x"], vec![Item::number(1.0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

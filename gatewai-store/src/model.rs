@@ -184,8 +184,8 @@ pub struct RunHistoryEntry {
 ///
 /// A result recorded without a key is reused as it is, even for a node edited since: a
 /// pinned result (handed in by a client, never hashed), or a record made before keys were
-/// recorded. One that no longer fits its node (an item on a handle the node lost, or of a
-/// type its output no longer carries) is refused by [`gatewai_core::Engine::start`] as
+/// recorded. One whose selected generation no longer fits its node (an item on a handle
+/// the node lost, or of a type its output no longer carries) is refused by [`gatewai_core::Engine::start`] as
 /// [`gatewai_core::ValidationError::InvalidResumedResult`] naming the node: leave it out of
 /// `options.resumed` and that node executes again.
 #[derive(Debug, Clone)]

@@ -729,20 +729,28 @@ impl<'a> ById<'a> {
     }
 }
 
-/// Output handles by (node id, handle id), the first of each pair: where pinned items are
-/// looked up, once each, so that a large pinned result is checked in linear time.
-type OutputsByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
+/// Handles by (node id, handle id), the first of each pair: where the items of pinned and
+/// resumed results are looked up, once each, so that a large result is checked in linear
+/// time.
+type HandlesByNode<'a> = HashMap<(&'a str, &'a str), &'a Handle>;
 
-/// A pinned result comes from a client, a resumed one from a record (of a node that may have
-/// changed since): every item must sit on an output handle of its node with a data type the
-/// handle carries and data of that type, and the selected index must be in range.
+/// A pinned result comes from a client: every item must sit on an output handle of its node
+/// with a data type the handle carries and data of that type, and the selected index must be
+/// in range.
+///
+/// A resumed result recorded without a key comes from a record of a node that may have
+/// changed since: only what flows on is checked, its selected generation, whose items may sit
+/// on any handle of the node (an output node's result sits on its input, as the node mapped
+/// it). A result resumed with its key is not checked here: it is used only when the node's
+/// key, which covers its handles, is unchanged.
 fn check_brought(
-    outputs: &OutputsByNode<'_>,
+    handles: &HandlesByNode<'_>,
     node_id: &str,
     result: &NodeResult,
     source: ResultSource,
 ) -> Vec<ValidationError> {
     let mut problems = Vec::new();
+    let resumed = source == ResultSource::Resumed;
     let problem = |message: String| match source {
         ResultSource::Resumed => ValidationError::InvalidResumedResult {
             node_id: node_id.to_owned(),
@@ -760,16 +768,31 @@ fn check_brought(
             result.outputs.len()
         )));
     }
-    for generation in &result.outputs {
+    let generations = if resumed {
+        result
+            .selected()
+            .map(std::slice::from_ref)
+            .unwrap_or_default()
+    } else {
+        &result.outputs
+    };
+    for generation in generations {
         for item in &generation.items {
-            let handle = outputs.get(&(node_id, &*item.output_handle_id));
+            let handle = handles
+                .get(&(node_id, &*item.output_handle_id))
+                .filter(|h| resumed || h.handle_type == HandleType::Output);
             match handle {
+                None if resumed => problems.push(problem(format!(
+                    "item on `{}`, which is not a handle of the node",
+                    item.output_handle_id
+                ))),
                 None => problems.push(problem(format!(
                     "item on `{}`, which is not an output handle of the node",
                     item.output_handle_id
                 ))),
                 Some(h)
-                    if !h.data_types.is_empty()
+                    if h.handle_type == HandleType::Output
+                        && !h.data_types.is_empty()
                         && !h
                             .type_set()
                             .intersects(crate::model::DataTypeSet::of(&[item.data_type])) =>
@@ -832,26 +855,28 @@ pub(crate) fn brought_problems(
             node_id: id.clone(),
         })
         .collect();
-    if options.pinned.is_empty() && options.resumed.is_empty() {
+    let unkeyed = |id: &str| {
+        options
+            .resumed
+            .get(id)
+            .is_some_and(|r| r.cache_key.is_none())
+    };
+    if options.pinned.is_empty() && !options.resumed.keys().any(|id| unkeyed(id)) {
         return problems;
     }
-    let outputs: OutputsByNode<'_> = workflow
+    let handles: HandlesByNode<'_> = workflow
         .handles
         .iter()
         .rev() // the first of duplicates wins
-        .filter(|h| {
-            h.handle_type == HandleType::Output
-                && (options.pinned.contains_key(&h.node_id)
-                    || options.resumed.contains_key(&h.node_id))
-        })
+        .filter(|h| options.pinned.contains_key(&h.node_id) || unkeyed(&h.node_id))
         .map(|h| ((h.node_id.as_str(), h.id.as_str()), h))
         .collect();
     for (id, result) in &options.pinned {
-        problems.extend(check_brought(&outputs, id, result, ResultSource::Pinned));
+        problems.extend(check_brought(&handles, id, result, ResultSource::Pinned));
     }
-    for (id, resumed) in &options.resumed {
+    for (id, resumed) in options.resumed.iter().filter(|(id, _)| unkeyed(id)) {
         problems.extend(check_brought(
-            &outputs,
+            &handles,
             id,
             &resumed.result,
             ResultSource::Resumed,
