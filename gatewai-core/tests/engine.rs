@@ -717,6 +717,34 @@ async fn a_node_lacking_an_output_its_type_declares_still_runs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_handle_with_a_stale_template_id_fails_its_node_rather_than_carry_nothing() {
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let mut wf = a_feeds_b(&engine);
+        // a's one output names a template output its type does not have (renamed since):
+        // it is the handle meant, and its edge must not quietly carry nothing.
+        let handle = wf.handles.iter_mut().find(|h| h.id == "a:out").unwrap();
+        handle.template_handle_id = Some("result".to_owned());
+        handle.label = "Result".to_owned();
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Failed, "{kind:?}");
+        assert_eq!(status_of(&outcome, "a"), ExecutionStatus::Failed);
+        let a = outcome
+            .executions
+            .iter()
+            .find(|e| &*e.node_id == "a")
+            .unwrap();
+        assert!(
+            a.error.as_deref().unwrap().contains("unknown handle `out`"),
+            "{:?}",
+            a.error
+        );
+        assert_eq!(status_of(&outcome, "b"), ExecutionStatus::Skipped);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_router_skips_the_branch_not_taken_without_failing() {
     for kind in EXECUTORS {
         let c = Counters::default();
@@ -2164,16 +2192,40 @@ async fn a_node_with_many_handles_is_planned_in_linear_time() {
     // 40,000 more outputs on `a`, and 40,000 more inputs on `b`, each fed by a's first
     // output: a canvas is untrusted input, and a node's variable handles are not bounded.
     let n = 40_000;
+    let (a_out, b_in) = (
+        wf.handle("a:out").unwrap().clone(),
+        wf.handle("b:in").unwrap().clone(),
+    );
     for i in 0..n {
-        let mut output = wf.handle("a:out").unwrap().clone();
+        let mut output = a_out.clone();
         output.id = format!("a:out{i}");
-        let mut input = wf.handle("b:in").unwrap().clone();
+        let mut input = b_in.clone();
         input.id = format!("b:in{i}");
         let mut edge = wf.edges[0].clone();
         edge.id = format!("many{i}");
         edge.target_handle_id = input.id.clone();
         wf.handles.push(output);
         wf.handles.push(input);
+        wf.edges.push(edge);
+    }
+    // And `c`: one input, fed by each of a's outputs, beside 40,000 outputs of its own.
+    wf.nodes.push(WfNode::new("c", "Sum"));
+    for template in ["in", "out"] {
+        let mut handle = wf.handle(&format!("b:{template}")).unwrap().clone();
+        handle.id = format!("c:{template}");
+        handle.node_id = "c".to_owned();
+        wf.handles.push(handle);
+    }
+    let c_out = wf.handle("c:out").unwrap().clone();
+    for i in 0..n {
+        let mut output = c_out.clone();
+        output.id = format!("c:out{i}");
+        wf.handles.push(output);
+        let mut edge = wf.edges[0].clone();
+        edge.id = format!("to-c{i}");
+        edge.source_handle_id = format!("a:out{i}");
+        edge.target = "c".to_owned();
+        edge.target_handle_id = "c:in".to_owned();
         wf.edges.push(edge);
     }
     let started = std::time::Instant::now();
@@ -2190,6 +2242,8 @@ async fn a_node_with_many_handles_is_planned_in_linear_time() {
     let inputs = b.input.as_ref().unwrap().to_json();
     let fed = inputs.as_object().unwrap().values();
     assert_eq!(fed.filter(|v| **v == json!([1.0])).count(), n + 1);
+    // c's one input had n edges, from outputs `a` left empty: nothing arrived, not taken.
+    assert_eq!(status_of(&outcome, "c"), ExecutionStatus::Skipped);
     assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
 }
 

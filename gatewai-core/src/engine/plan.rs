@@ -59,6 +59,10 @@ pub(crate) struct PlanNode {
     pub(crate) key_prefix: [u8; 32],
     /// Where output keys are found, for a node with many handles.
     pub(crate) keys: Option<Box<KeyIndex>>,
+    /// Whether every output handle of the node names an output its type declares: then an
+    /// output key the type declares that no handle answers to is an output the node lacks
+    /// (rather than one a stale handle was meant for).
+    pub(crate) outputs_declared: bool,
 }
 
 impl PlanNode {
@@ -538,9 +542,10 @@ impl Plan {
                         continue;
                     }
                     let edge = &workflow.edges[e as usize];
+                    // The scan walks the slots (inputs only), not every handle.
                     let Some(slot) = slot_by_id.find(
                         &edge.target_handle_id,
-                        handle_ids.iter().filter(is_input).map(id_of),
+                        slots.iter().map(|slot| &*slot.handle_id),
                     ) else {
                         continue;
                     };
@@ -572,8 +577,15 @@ impl Plan {
             } else {
                 [0; 32]
             };
+            let outputs_declared = handles.iter().filter(|h| h.is_output).all(|h| {
+                h.template_handle_id
+                    .as_deref()
+                    .and_then(|t| template.handle_template(t))
+                    .is_some_and(|t| t.handle_type == HandleType::Output)
+            });
             nodes.push(PlanNode {
                 key_prefix,
+                outputs_declared,
                 keys: KeyIndex::new(&handles),
                 wf_index: i as u32,
                 id: Arc::from(node.id.as_str()),

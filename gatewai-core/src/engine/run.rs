@@ -1320,12 +1320,16 @@ fn map_outputs(
             let Some(handle) = node.handle_for_key(&key) else {
                 // An output the node's type declares but this instance lacks (a document
                 // from before the type gained it): no edge can leave it, and a result item
-                // must name a handle of the node, so the value has nowhere to go.
-                let declared = node
-                    .node
-                    .template()
-                    .handle_template(&key)
-                    .is_some_and(|t| t.handle_type == HandleType::Output);
+                // must name a handle of the node, so the value has nowhere to go. Only when
+                // every output handle the node has is one its type declares: otherwise a
+                // handle with a stale template id may be the one meant, and its edges would
+                // silently carry nothing.
+                let declared = node.outputs_declared
+                    && node
+                        .node
+                        .template()
+                        .handle_template(&key)
+                        .is_some_and(|t| t.handle_type == HandleType::Output);
                 if declared {
                     tracing::warn!(
                         node_id = %node.id,
