@@ -166,8 +166,11 @@ fn within_limit(field: &str, len: u64, max_bytes: u64) -> Result<(), NodeError> 
 /// Decodes base64 (standard or URL-safe, padding optional, whitespace ignored).
 fn decode_base64(field: &str, text: &str, max_bytes: u64) -> Result<Bytes, NodeError> {
     let clean: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    within_limit(field, (clean.len() as u64 / 4) * 3, max_bytes)?;
     let trimmed = clean.trim_end_matches('=');
+    // The decoded length, exactly, before anything is decoded: 3 bytes per 4 characters, and
+    // 1 or 2 for a last group of 2 or 3 (a group of 1 is invalid, refused by the decoder).
+    let len = trimmed.len() as u64;
+    within_limit(field, len / 4 * 3 + (len % 4).saturating_sub(1), max_bytes)?;
     let decoded = if trimmed.contains(['-', '_']) {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed)
     } else {
@@ -374,6 +377,29 @@ mod tests {
             decode_data_url("f", "data:image/png;base64,//79", 100).unwrap(),
             expected
         );
+    }
+
+    /// The limit holds for the decoded length exactly, padded or not.
+    #[test]
+    fn base64_is_held_to_its_limit_exactly() {
+        use base64::Engine as _;
+        for len in 0..=12usize {
+            let bytes = vec![0xFFu8; len]; // `/` in standard base64, `_` in URL-safe
+            let padded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            let unpadded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+            for text in [&padded, &unpadded] {
+                let at = decode_base64("f", text, len as u64).map(|b| b.to_vec());
+                assert_eq!(at.ok(), Some(bytes.clone()), "{len} bytes as {text:?}");
+                if len > 0 {
+                    let under = decode_base64("f", text, len as u64 - 1);
+                    assert!(
+                        under.is_err(),
+                        "{len} bytes as {text:?} under a limit of {}",
+                        len - 1
+                    );
+                }
+            }
+        }
     }
 
     #[test]
