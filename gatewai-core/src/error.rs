@@ -331,6 +331,20 @@ pub enum ValidationError {
         /// The id.
         handle_id: String,
     },
+    /// A second handle of one node names the same handle of the node's template: which of
+    /// the two a value on that template handle belongs to is undecidable (a variable handle,
+    /// which the user adds, names none).
+    #[error(
+        "node `{node_id}`: handle `{handle_id}` is a second instance of template handle `{template_handle_id}`"
+    )]
+    DuplicateTemplateHandle {
+        /// The node.
+        node_id: String,
+        /// The second handle naming the template handle.
+        handle_id: String,
+        /// The template handle both name.
+        template_handle_id: String,
+    },
     /// Two edges share an id.
     #[error("edge id `{edge_id}` is used by more than one edge")]
     DuplicateEdgeId {

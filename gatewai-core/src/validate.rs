@@ -16,7 +16,8 @@ use std::collections::hash_map::Entry;
 /// Validates a workflow against node templates; returns every problem found.
 ///
 /// Checks: unknown node types, duplicate node / handle / edge ids, duplicate edges between the
-/// same pair of handles, handles of missing nodes, edges to missing nodes or handles (or to a
+/// same pair of handles, handles of missing nodes, two handles of a node naming the same
+/// template handle, edges to missing nodes or handles (or to a
 /// handle that is not on the named node), edges leaving an input or entering an output,
 /// incompatible data types, several edges into a single-edge input, cycles (naming the nodes on
 /// each), required inputs left unconnected, and configs the node type rejects
@@ -331,12 +332,26 @@ fn check<T: TemplateSource + ?Sized>(
         })
         .collect();
 
+    let mut template_handles: crate::FastSet<(usize, &str)> = crate::FastSet::default();
     for (h, handle) in workflow.handles.iter().enumerate() {
-        if index.node_of_handle(h).is_none() {
-            problems.push(ValidationError::OrphanHandle {
+        match index.node_of_handle(h) {
+            None => problems.push(ValidationError::OrphanHandle {
                 handle_id: handle.id.clone(),
                 node_id: handle.node_id.clone(),
-            });
+            }),
+            Some(node) => {
+                // A repeated handle id is reported as such, not again here.
+                if let Some(t) = handle.template_handle_id.as_deref()
+                    && index.is_first_handle(h)
+                    && !template_handles.insert((node, t))
+                {
+                    problems.push(ValidationError::DuplicateTemplateHandle {
+                        node_id: handle.node_id.clone(),
+                        handle_id: handle.id.clone(),
+                        template_handle_id: t.to_owned(),
+                    });
+                }
+            }
         }
     }
 

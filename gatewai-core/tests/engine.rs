@@ -2162,6 +2162,7 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
         .map(|i| {
             let mut handle = wf.handle("b:out").unwrap().clone();
             handle.id = format!("b:out{i}");
+            handle.template_handle_id = None; // variable outputs
             handle
         })
         .collect();
@@ -2192,10 +2193,13 @@ async fn a_node_with_many_handles_is_planned_in_linear_time() {
     // 40,000 more outputs on `a`, and 40,000 more inputs on `b`, each fed by a's first
     // output: a canvas is untrusted input, and a node's variable handles are not bounded.
     let n = 40_000;
-    let (a_out, b_in) = (
-        wf.handle("a:out").unwrap().clone(),
-        wf.handle("b:in").unwrap().clone(),
-    );
+    let variable = |wf: &Workflow, id: &str| {
+        let mut handle = wf.handle(id).unwrap().clone();
+        handle.template_handle_id = None;
+        handle.multiple = Some(true);
+        handle
+    };
+    let (a_out, b_in) = (variable(&wf, "a:out"), variable(&wf, "b:in"));
     for i in 0..n {
         let mut output = a_out.clone();
         output.id = format!("a:out{i}");
@@ -2216,7 +2220,7 @@ async fn a_node_with_many_handles_is_planned_in_linear_time() {
         handle.node_id = "c".to_owned();
         wf.handles.push(handle);
     }
-    let c_out = wf.handle("c:out").unwrap().clone();
+    let c_out = variable(&wf, "c:out");
     for i in 0..n {
         let mut output = c_out.clone();
         output.id = format!("c:out{i}");

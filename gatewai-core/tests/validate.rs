@@ -117,6 +117,30 @@ fn duplicate_handle_id() {
 }
 
 #[test]
+fn two_handles_naming_one_template_handle() {
+    let mut w = base().build();
+    // The second of two: which one a value on `file` belongs to is undecidable.
+    let mut second = w.handles[0].clone();
+    second.id = "photo:file2".into();
+    w.handles.push(second.clone());
+    assert_single(
+        &w,
+        ValidationError::DuplicateTemplateHandle {
+            node_id: "photo".into(),
+            handle_id: "photo:file2".into(),
+            template_handle_id: "file".into(),
+        },
+        &["photo", "photo:file2", "`file`"],
+    );
+    // A variable handle names no template handle: any number of them is fine.
+    second.template_handle_id = None;
+    *w.handles.last_mut().unwrap() = second.clone();
+    second.id = "photo:file3".into();
+    w.handles.push(second);
+    assert_eq!(problems(&w), vec![]);
+}
+
+#[test]
 fn duplicate_edge_id() {
     let mut w = base().build();
     w.edges[1].id = "e1".into();
