@@ -345,6 +345,21 @@ pub enum ValidationError {
         /// The template handle both name.
         template_handle_id: String,
     },
+    /// A handle names a template handle of the other kind (an input naming an output of the
+    /// node's type, or the reverse): values would land on the wrong side of the node.
+    #[error(
+        "node `{node_id}`: handle `{handle_id}` is an {handle_type:?} but names template handle `{template_handle_id}`, which is not"
+    )]
+    TemplateHandleOfOtherKind {
+        /// The node.
+        node_id: String,
+        /// The handle.
+        handle_id: String,
+        /// Whether the handle is an input or an output.
+        handle_type: crate::model::HandleType,
+        /// The template handle it names.
+        template_handle_id: String,
+    },
     /// Two edges share an id.
     #[error("edge id `{edge_id}` is used by more than one edge")]
     DuplicateEdgeId {

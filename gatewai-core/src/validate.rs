@@ -17,7 +17,7 @@ use std::collections::hash_map::Entry;
 ///
 /// Checks: unknown node types, duplicate node / handle / edge ids, duplicate edges between the
 /// same pair of handles, handles of missing nodes, two handles of a node naming the same
-/// template handle, edges to missing nodes or handles (or to a
+/// template handle, a handle naming a template handle of the other kind (input or output), edges to missing nodes or handles (or to a
 /// handle that is not on the named node), edges leaving an input or entering an output,
 /// incompatible data types, several edges into a single-edge input, cycles (naming the nodes on
 /// each), required inputs left unconnected, and configs the node type rejects
@@ -340,6 +340,19 @@ fn check<T: TemplateSource + ?Sized>(
                 node_id: handle.node_id.clone(),
             }),
             Some(node) => {
+                let named = handle.template_handle_id.as_deref().and_then(|t| {
+                    node_templates[node].and_then(|template| template.handle_template(t))
+                });
+                if let Some(named) = named
+                    && named.handle_type != handle.handle_type
+                {
+                    problems.push(ValidationError::TemplateHandleOfOtherKind {
+                        node_id: handle.node_id.clone(),
+                        handle_id: handle.id.clone(),
+                        handle_type: handle.handle_type,
+                        template_handle_id: named.id.clone(),
+                    });
+                }
                 // A repeated handle id is reported as such, not again here.
                 if let Some(t) = handle.template_handle_id.as_deref()
                     && index.is_first_handle(h)

@@ -141,6 +141,37 @@ fn two_handles_naming_one_template_handle() {
 }
 
 #[test]
+fn a_handle_naming_a_template_handle_of_the_other_kind() {
+    let mut w = base().build();
+    // Crop's output `result` is named by an input the node has beside its image input:
+    // a value for `result` would land on the input side of the node.
+    let mut input = w
+        .handles
+        .iter()
+        .find(|h| h.id == "crop:image")
+        .unwrap()
+        .clone();
+    input.id = "crop:extra".into();
+    input.template_handle_id = Some("result".into());
+    input.required = false;
+    w.handles.retain(|h| h.id != "crop:result");
+    w.edges.retain(|e| e.id != "e2");
+    w.nodes.retain(|n| n.id != "view");
+    w.handles.retain(|h| h.node_id != "view");
+    w.handles.push(input);
+    assert_single(
+        &w,
+        ValidationError::TemplateHandleOfOtherKind {
+            node_id: "crop".into(),
+            handle_id: "crop:extra".into(),
+            handle_type: HandleType::Input,
+            template_handle_id: "result".into(),
+        },
+        &["crop", "crop:extra", "`result`"],
+    );
+}
+
+#[test]
 fn duplicate_edge_id() {
     let mut w = base().build();
     w.edges[1].id = "e1".into();
