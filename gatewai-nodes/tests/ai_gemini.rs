@@ -665,31 +665,37 @@ async fn variable_image_inputs_follow_the_image_input_in_handle_order() {
     assert_eq!(parts.as_array().unwrap().len(), 3);
 }
 
+/// TextToSpeech on a provider streaming one inline part of `data` as `mime`: the node's
+/// error, and the asset store it ran with.
+async fn text_to_speech_failure(
+    mime: &str,
+    data: &[u8],
+) -> (gatewai_core::NodeError, Arc<MemoryAssetStore>) {
+    let server = MockServer::start().await;
+    mount_stream(
+        &server,
+        &[gemini_inline(mime, &BASE64.encode(data), Some("STOP"))],
+    )
+    .await;
+    let store = assets();
+    let node = TextToSpeechNode::new(providers(&server));
+    let inputs = Inputs::default().with("prompt", Item::text("hello"));
+    let e = node
+        .execute(
+            &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
+            &inputs,
+        )
+        .await
+        .unwrap_err();
+    (e, store)
+}
+
 #[tokio::test]
 async fn text_to_speech_refuses_audio_that_is_not_audio() {
     // Bytes no player can read, under a mime type that is not raw PCM (or raw PCM whose
     // parameters make no sense): an error, not an Audio output of unknown bytes.
     for mime in ["audio/mpeg", "audio/L16;rate=0", "audio/ogg"] {
-        let server = MockServer::start().await;
-        mount_stream(
-            &server,
-            &[gemini_inline(
-                mime,
-                &BASE64.encode(b"not audio at all"),
-                Some("STOP"),
-            )],
-        )
-        .await;
-        let store = assets();
-        let node = TextToSpeechNode::new(providers(&server));
-        let inputs = Inputs::default().with("prompt", Item::text("hello"));
-        let e = node
-            .execute(
-                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
-                &inputs,
-            )
-            .await
-            .unwrap_err();
+        let (e, store) = text_to_speech_failure(mime, b"not audio at all").await;
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
         assert!(e.message().contains("not audio"), "{mime}: {e}");
         assert!(store.is_empty(), "{mime}: nothing is stored");
@@ -705,26 +711,7 @@ async fn text_to_speech_refuses_pcm_formats_a_wav_header_cannot_hold() {
         "audio/L16;rate=24000;channels=65535",
         "audio/pcm;rate=2147483648;channels=2",
     ] {
-        let server = MockServer::start().await;
-        mount_stream(
-            &server,
-            &[gemini_inline(
-                mime,
-                &BASE64.encode([1u8, 0, 2, 0]),
-                Some("STOP"),
-            )],
-        )
-        .await;
-        let store = assets();
-        let node = TextToSpeechNode::new(providers(&server));
-        let inputs = Inputs::default().with("prompt", Item::text("hello"));
-        let e = node
-            .execute(
-                &ctx("TextToSpeech", json!({"model": "gemini-test"}), &store),
-                &inputs,
-            )
-            .await
-            .unwrap_err();
+        let (e, store) = text_to_speech_failure(mime, &[1, 0, 2, 0]).await;
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{mime}: {e}");
         assert!(e.message().contains(mime), "{mime}: {e}");
         assert!(store.is_empty(), "{mime}: nothing is stored");
