@@ -13,7 +13,11 @@
 //! and checked on every run. Each ready node is then settled by a drive loop: resolve inputs,
 //! look the cache up, execute with retries and timeouts (directly, or through a host's
 //! [`NodeDispatcher`]), settle, then release dependents; one newly ready dependent continues
-//! on the same task, the others are spawned. A node's settlement is compact (how it ended,
+//! on the same task, the others go to the run's ready queue. A run has at most one free drive
+//! loop per worker thread, each taking queued nodes in turn, so no task is spawned per node; a
+//! node that has to wait (an external call, a concurrency slot) keeps its loop, which stops
+//! counting as free, and another loop is started for the queue meanwhile: waiting nodes never
+//! hold back ready ones. A node's settlement is compact (how it ended,
 //! two monotonic clock readings); its [`NodeExecution`] record and its events are built from
 //! it off the node's task. Nodes queue small messages (node index, attempt, clock reading; a
 //! settled node's inputs move with its message) on a channel; the run's dispatcher task builds
@@ -136,8 +140,9 @@ pub struct NodePolicy {
 /// Which executor runs node futures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExecutorKind {
-    /// Nodes run as tokio tasks on the runtime's worker threads; a lone ready node continues
-    /// on the thread that made it ready (the default).
+    /// Nodes run on the runtime's worker threads, one drive loop per worker taking ready
+    /// nodes from the run's queue (a node that waits gets its own task); a lone ready node
+    /// continues on the thread that made it ready (the default).
     #[default]
     MultiThreaded,
     /// Every node future of a run is polled by one task: concurrency without parallelism of

@@ -248,6 +248,12 @@ pub(crate) struct RunState {
     engine: Arc<EngineInner>,
     run_id: Arc<str>,
     spawner: Spawner,
+    /// Ready nodes no driver has taken yet.
+    ready: std::sync::Mutex<Vec<u32>>,
+    /// Drivers free to take a queued node (not waiting inside one).
+    drivers: AtomicUsize,
+    /// The most free drivers: one per worker thread of the executor.
+    max_drivers: usize,
     span: tracing::Span,
     fail_fast: bool,
     /// The run's asset store (its own, or the engine's).
@@ -369,6 +375,13 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
             (Spawner::Local(tx), Some(rx))
         }
     };
+    let max_drivers = match spawner {
+        Spawner::Tokio => tokio::runtime::Handle::current()
+            .metrics()
+            .num_workers()
+            .max(1),
+        Spawner::Local(_) => 1,
+    };
     let remaining = plan.indegree.iter().map(|&d| AtomicU32::new(d)).collect();
     let roots: Vec<u32> = (0..count as u32)
         .filter(|&i| plan.indegree[i as usize] == 0)
@@ -391,6 +404,9 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         engine: engine.clone(),
         run_id: run_id.clone(),
         spawner: spawner.clone(),
+        ready: std::sync::Mutex::new(Vec::new()),
+        drivers: AtomicUsize::new(0),
+        max_drivers,
         span: span.clone(),
         fail_fast: options.fail_fast,
         assets: options
@@ -401,9 +417,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     });
 
     if count > 0 {
-        for root in roots {
-            state.spawn(root);
-        }
+        state.enqueue(roots);
         wait_for_settlement(&state, &mut local_rx, engine.cancel_grace).await;
     }
     drop(local_rx);
@@ -724,36 +738,112 @@ enum Resolution {
 }
 
 impl RunState {
-    fn spawn(self: &Arc<Self>, idx: u32) {
+    /// Starts a driver task (the caller has counted it in `drivers`), beginning with `first`
+    /// when given.
+    fn spawn_driver(self: &Arc<Self>, first: Option<u32>) {
         let state = self.clone();
         match &self.spawner {
             // Spawned as it is: tokio allocates the task, no second box for the future.
             Spawner::Tokio => {
-                tokio::spawn(async move { state.drive(idx).await });
+                tokio::spawn(async move { state.drive(first).await });
             }
             Spawner::Local(tx) => {
-                let _ = tx.send(async move { state.drive(idx).await }.boxed());
+                let _ = tx.send(async move { state.drive(first).await }.boxed());
             }
         }
     }
 
-    /// Settles `idx`, then keeps going with one newly ready dependent on this task and hands
-    /// the others to the spawner: a lone ready node never pays a cross-thread hop.
-    async fn drive(self: Arc<Self>, mut idx: u32) {
+    /// Queues ready nodes for the run's drivers, and starts drivers while fewer than the
+    /// executor's workers are free to take them.
+    fn enqueue(self: &Arc<Self>, nodes: impl IntoIterator<Item = u32>) {
+        let queued = {
+            let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+            ready.extend(nodes);
+            ready.len()
+        };
+        self.add_drivers(queued);
+    }
+
+    /// Starts drivers for up to `queued` nodes while fewer than `max_drivers` are free.
+    fn add_drivers(self: &Arc<Self>, mut queued: usize) {
+        while queued > 0 && self.try_join_drivers() {
+            self.spawn_driver(None);
+            queued -= 1;
+        }
+    }
+
+    /// How many ready nodes are queued.
+    fn queued(&self) -> usize {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Counts one more free driver, unless `max_drivers` already are.
+    fn try_join_drivers(&self) -> bool {
+        self.drivers
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_drivers).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// A queued ready node, if any.
+    fn next_ready(&self) -> Option<u32> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// A free driver with nothing to do stops counting itself; it stays (returns `false`)
+    /// when work was queued meanwhile and it can count itself again. (A node queued before the
+    /// count dropped was either seen here or saw the lower count and started a driver: the
+    /// queue's lock orders the two.)
+    fn retire(&self) -> bool {
+        self.drivers.fetch_sub(1, Ordering::AcqRel);
+        self.queued() == 0 || !self.try_join_drivers()
+    }
+
+    /// A driver: settles nodes one after another, taking a newly ready dependent of the node
+    /// it just settled first (a lone ready node never pays a cross-thread hop), then queued
+    /// ones, and leaves the others to the queue. At most `max_drivers` drivers are free at a
+    /// time (one per worker thread): no task is spawned per node. A node that has to wait (an
+    /// external call, a concurrency slot, a slow cache) keeps its driver, which stops counting
+    /// as free so that another takes the queue meanwhile.
+    async fn drive(self: Arc<Self>, first: Option<u32>) {
+        let mut next = first;
         loop {
+            let idx = match next.take().or_else(|| self.next_ready()) {
+                Some(idx) => idx,
+                None if self.retire() => return,
+                None => continue,
+            };
             // Whatever goes wrong while settling a node (a panicking cache or a bug) fails that
             // node; it never leaves the run waiting for a node that will not settle.
-            if let Err(panic) = AssertUnwindSafe(self.process(idx as usize))
-                .catch_unwind()
-                .await
-            {
+            let mut settling =
+                std::pin::pin!(AssertUnwindSafe(self.process(idx as usize)).catch_unwind());
+            let mut waited = false;
+            let settled = std::future::poll_fn(|cx| {
+                let poll = settling.as_mut().poll(cx);
+                if poll.is_pending() && !waited {
+                    waited = true;
+                    self.drivers.fetch_sub(1, Ordering::AcqRel);
+                    self.add_drivers(self.queued());
+                }
+                poll
+            })
+            .await;
+            if let Err(panic) = settled {
                 self.settle_after_panic(idx as usize, &panic_message(&*panic));
             }
-            let next = self.release_dependents(idx as usize);
+            let mut ready = self.ready_dependents(idx as usize);
+            if waited && !self.try_join_drivers() {
+                // Enough drivers are free: they take what this node made ready.
+                self.enqueue(ready);
+                return;
+            }
+            next = ready.next();
+            if ready.len() > 0 {
+                self.enqueue(ready);
+            }
             // A long chain of instant nodes must not hold a worker thread forever.
             tokio::task::consume_budget().await;
-            let Some(next) = next else { return };
-            idx = next;
         }
     }
 
@@ -772,19 +862,15 @@ impl RunState {
         self.settle(idx, Settled::now(end, Instant::now()), None);
     }
 
-    /// Counts `idx` as settled for each dependent; the first dependent that becomes ready is
-    /// returned (to continue on this task), the others are spawned.
-    fn release_dependents(self: &Arc<Self>, idx: usize) -> Option<u32> {
-        let mut next = None;
+    /// Counts `idx` as settled for each dependent; yields the dependents that became ready.
+    fn ready_dependents(&self, idx: usize) -> smallvec::IntoIter<[u32; 4]> {
+        let mut ready = smallvec::SmallVec::new();
         for &d in self.plan.dependents_of(idx) {
             if self.remaining[d as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
-                match next {
-                    None => next = Some(d),
-                    Some(_) => self.spawn(d),
-                }
+                ready.push(d);
             }
         }
-        next
+        ready.into_iter()
     }
 
     fn emit(&self, kind: EventKind) {
