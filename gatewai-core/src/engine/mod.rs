@@ -17,7 +17,8 @@
 //! loop per worker thread, each taking queued nodes in turn, so no task is spawned per node; a
 //! node that has to wait (an external call, a concurrency slot) keeps its loop, which stops
 //! counting as free, and another loop is started for the queue meanwhile: waiting nodes never
-//! hold back ready ones. A node's settlement is compact (how it ended,
+//! hold back ready ones (a node that blocks its thread, e.g. in `block_in_place`, instead of
+//! waiting does: use `spawn_blocking`). A node's settlement is compact (how it ended,
 //! two monotonic clock readings); its [`NodeExecution`] record and its events are built from
 //! it off the node's task. Nodes queue small messages (node index, attempt, clock reading; a
 //! settled node's inputs move with its message) on a channel; the run's dispatcher task builds
@@ -140,9 +141,9 @@ pub struct NodePolicy {
 /// Which executor runs node futures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ExecutorKind {
-    /// Nodes run on the runtime's worker threads, one drive loop per worker taking ready
-    /// nodes from the run's queue (a node that waits gets its own task); a lone ready node
-    /// continues on the thread that made it ready (the default).
+    /// Nodes run on the runtime's worker threads, at most one free drive loop per worker
+    /// taking ready nodes from the run's queue (a node that waits gets its own task); a lone
+    /// ready node continues on the thread that made it ready (the default).
     #[default]
     MultiThreaded,
     /// Every node future of a run is polled by one task: concurrency without parallelism of

@@ -478,8 +478,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         tracing::error!(parent: &span, error = %e, "the run's dispatcher died; its records are rebuilt without inputs");
         Collector::new(count)
     });
-    // Take the run state back from the node tasks (they end right after settling their
-    // last node), so results move into the document instead of being shared.
+    // Take the run state back from the drivers (they end once nothing is queued), so results move into the document instead of being shared.
     let mut state = state;
     let mut tries = 0;
     let (plan, runs, mut settled) = loop {
@@ -801,11 +800,14 @@ impl RunState {
     }
 
     /// A driver: settles nodes one after another, taking a newly ready dependent of the node
-    /// it just settled first (a lone ready node never pays a cross-thread hop), then queued
-    /// ones, and leaves the others to the queue. At most `max_drivers` drivers are free at a
-    /// time (one per worker thread): no task is spawned per node. A node that has to wait (an
-    /// external call, a concurrency slot, a slow cache) keeps its driver, which stops counting
-    /// as free so that another takes the queue meanwhile.
+    /// it just settled first (no cross-thread hop; after a node that waited, only when the
+    /// driver can count itself free again), then queued ones, and leaves the others to the
+    /// queue. At most `max_drivers` drivers are free at a time (one per worker thread): no task
+    /// is spawned per node that does not wait. A node that has to wait (an external call, a
+    /// concurrency slot, a slow cache) keeps its driver, which stops counting as free so that
+    /// another takes the queue meanwhile. Only a `Pending` poll tells: a node that blocks its
+    /// thread instead (`block_in_place`, blocking I/O) keeps counting as free, and queued nodes
+    /// wait for it.
     async fn drive(self: Arc<Self>, first: Option<u32>) {
         let mut next = first;
         loop {
@@ -1168,7 +1170,7 @@ impl RunState {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
             // for its type never holds a global slot.
-            // (Waits that only some nodes make are boxed: every spawned node's task holds the
+            // (Waits that only some nodes make are boxed: every driver's task holds the
             // drive loop's future, which stays small enough for the allocator's fast path.)
             let _type_permit = match &node.type_limit {
                 Some(limit) => match Box::pin(self.permit(limit)).await {
