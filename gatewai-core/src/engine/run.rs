@@ -478,7 +478,8 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         tracing::error!(parent: &span, error = %e, "the run's dispatcher died; its records are rebuilt without inputs");
         Collector::new(count)
     });
-    // Take the run state back from the drivers (they end once nothing is queued), so results move into the document instead of being shared.
+    // Take the run state back from the drivers (they end once nothing is queued), so results
+    // move into the document instead of being shared.
     let mut state = state;
     let mut tries = 0;
     let (plan, runs, mut settled) = loop {
@@ -737,17 +738,16 @@ enum Resolution {
 }
 
 impl RunState {
-    /// Starts a driver task (the caller has counted it in `drivers`), beginning with `first`
-    /// when given.
-    fn spawn_driver(self: &Arc<Self>, first: Option<u32>) {
+    /// Starts a driver task (the caller has counted it in `drivers`).
+    fn spawn_driver(self: &Arc<Self>) {
         let state = self.clone();
         match &self.spawner {
             // Spawned as it is: tokio allocates the task, no second box for the future.
             Spawner::Tokio => {
-                tokio::spawn(async move { state.drive(first).await });
+                tokio::spawn(async move { state.drive().await });
             }
             Spawner::Local(tx) => {
-                let _ = tx.send(async move { state.drive(first).await }.boxed());
+                let _ = tx.send(async move { state.drive().await }.boxed());
             }
         }
     }
@@ -766,7 +766,7 @@ impl RunState {
     /// Starts drivers for up to `queued` nodes while fewer than `max_drivers` are free.
     fn add_drivers(self: &Arc<Self>, mut queued: usize) {
         while queued > 0 && self.try_join_drivers() {
-            self.spawn_driver(None);
+            self.spawn_driver();
             queued -= 1;
         }
     }
@@ -808,8 +808,8 @@ impl RunState {
     /// another takes the queue meanwhile. Only a `Pending` poll tells: a node that blocks its
     /// thread instead (`block_in_place`, blocking I/O) keeps counting as free, and queued nodes
     /// wait for it.
-    async fn drive(self: Arc<Self>, first: Option<u32>) {
-        let mut next = first;
+    async fn drive(self: Arc<Self>) {
+        let mut next = None;
         loop {
             let idx = match next.take().or_else(|| self.next_ready()) {
                 Some(idx) => idx,
