@@ -31,6 +31,12 @@ use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The most queued nodes a driver takes at once.
+const DRIVER_BATCH: usize = 16;
+
+/// Queued nodes a driver took.
+type Batch = smallvec::SmallVec<[u32; DRIVER_BATCH]>;
+
 /// How a node ended.
 pub(crate) enum End {
     Completed {
@@ -785,9 +791,14 @@ impl RunState {
             .is_ok()
     }
 
-    /// A queued ready node, if any.
-    fn next_ready(&self) -> Option<u32> {
-        self.ready.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    /// Moves queued ready nodes into a driver's own batch: its share of the queue (the queue
+    /// split between the free drivers), at most [`DRIVER_BATCH`], so that drivers take the
+    /// queue's lock once per batch rather than once per node.
+    fn take_ready(&self, batch: &mut Batch) {
+        let mut ready = self.ready.lock().unwrap_or_else(|p| p.into_inner());
+        let share = ready.len().div_ceil(self.max_drivers).min(DRIVER_BATCH);
+        let from = ready.len() - share;
+        batch.extend(ready.drain(from..));
     }
 
     /// A free driver with nothing to do stops counting itself; it stays (returns `false`)
@@ -810,8 +821,13 @@ impl RunState {
     /// wait for it.
     async fn drive(self: Arc<Self>) {
         let mut next = None;
+        // Queued nodes this driver took; given back to the queue when a node has to wait.
+        let mut batch = Batch::new();
         loop {
-            let idx = match next.take().or_else(|| self.next_ready()) {
+            if next.is_none() && batch.is_empty() {
+                self.take_ready(&mut batch);
+            }
+            let idx = match next.take().or_else(|| batch.pop()) {
                 Some(idx) => idx,
                 None if self.retire() => return,
                 None => continue,
@@ -826,7 +842,11 @@ impl RunState {
                 if poll.is_pending() && !waited {
                     waited = true;
                     self.drivers.fetch_sub(1, Ordering::AcqRel);
-                    self.add_drivers(self.queued());
+                    if batch.is_empty() {
+                        self.add_drivers(self.queued());
+                    } else {
+                        self.enqueue(batch.drain(..));
+                    }
                 }
                 poll
             })
