@@ -818,7 +818,7 @@ impl RunState {
     /// concurrency slot, a slow cache) keeps its driver, which stops counting as free so that
     /// another takes the queue meanwhile. Only a `Pending` poll tells: a node that blocks its
     /// thread instead (`block_in_place`, blocking I/O) keeps counting as free, and queued nodes
-    /// wait for it.
+    /// wait for it (the few its driver took first among them).
     async fn drive(self: Arc<Self>) {
         let mut next = None;
         // Queued nodes this driver took; given back to the queue when a node has to wait.
