@@ -17,11 +17,11 @@ use std::collections::hash_map::Entry;
 ///
 /// Checks: unknown node types, duplicate node / handle / edge ids, duplicate edges between the
 /// same pair of handles, handles of missing nodes, two handles of a node naming the same
-/// template handle, a handle naming a template handle of the other kind (input or output), edges to missing nodes or handles (or to a
-/// handle that is not on the named node), edges leaving an input or entering an output,
-/// incompatible data types, several edges into a single-edge input, cycles (naming the nodes on
-/// each), required inputs left unconnected, and configs the node type rejects
-/// ([`TemplateSource::check_config`]).
+/// template handle, a handle naming a template handle of the other kind (input or output),
+/// edges to missing nodes or handles (or to a handle that is not on the named node), edges
+/// leaving an input or entering an output, incompatible data types, several edges into a
+/// single-edge input, cycles (naming the nodes on each), required inputs left unconnected, and
+/// configs the node type rejects ([`TemplateSource::check_config`]).
 pub fn validate<T: TemplateSource + ?Sized>(
     workflow: &Workflow,
     templates: &T,

@@ -820,14 +820,14 @@ impl RunState {
     /// thread instead (`block_in_place`, blocking I/O) keeps counting as free, and queued nodes
     /// wait for it (the few its driver took first among them).
     async fn drive(self: Arc<Self>) {
-        let mut next = None;
-        // Queued nodes this driver took; given back to the queue when a node has to wait.
+        // The nodes this driver holds, the next one last: a dependent of the node it just
+        // settled, or its share of the queue. Given back to the queue when a node has to wait.
         let mut batch = Batch::new();
         loop {
-            if next.is_none() && batch.is_empty() {
+            if batch.is_empty() {
                 self.take_ready(&mut batch);
             }
-            let idx = match next.take().or_else(|| batch.pop()) {
+            let idx = match batch.pop() {
                 Some(idx) => idx,
                 None if self.retire() => return,
                 None => continue,
@@ -842,11 +842,7 @@ impl RunState {
                 if poll.is_pending() && !waited {
                     waited = true;
                     self.drivers.fetch_sub(1, Ordering::AcqRel);
-                    if batch.is_empty() {
-                        self.add_drivers(self.queued());
-                    } else {
-                        self.enqueue(batch.drain(..));
-                    }
+                    self.enqueue(batch.drain(..));
                 }
                 poll
             })
@@ -860,7 +856,7 @@ impl RunState {
                 self.enqueue(ready);
                 return;
             }
-            next = ready.next();
+            batch.extend(ready.next());
             if ready.len() > 0 {
                 self.enqueue(ready);
             }
