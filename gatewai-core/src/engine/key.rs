@@ -7,7 +7,7 @@
 
 use super::plan::{HandlePlan, NodeRun, SlotPlan};
 use crate::cache::CacheKey;
-use crate::model::{Data, FileAsset};
+use crate::model::{Data, DataType, FileAsset};
 use crate::node::{Inputs, RunInput};
 
 /// The hash of what the plan decides about a node's cache key: its type and version, its
@@ -22,17 +22,20 @@ pub(crate) fn key_prefix(
     handles: &[HandlePlan],
 ) -> [u8; 32] {
     let mut h = KeyHasher::new();
+    h.write(FORMAT);
     h.field(node_type.as_bytes());
-    h.field(&version.to_le_bytes());
+    h.num(u64::from(version));
     h.json(config);
-    h.field(&(slots.len() as u64).to_le_bytes());
+    h.num(slots.len() as u64);
     for slot in slots {
         h.field(slot.handle_id.as_bytes());
         h.field(slot.template_handle_id.as_deref().unwrap_or("").as_bytes());
         h.field(slot.label.as_bytes());
-        h.field(&[slot.multiple as u8]);
+        h.tag(slot.multiple as u8);
     }
-    for handle in handles.iter().filter(|h| h.is_output) {
+    let outputs = handles.iter().filter(|h| h.is_output);
+    h.num(outputs.clone().count() as u64);
+    for handle in outputs {
         h.field(handle.id.as_bytes());
         h.field(
             handle
@@ -45,16 +48,20 @@ pub(crate) fn key_prefix(
         let carries = handle
             .data_types
             .iter()
-            .fold(0u8, |bits, t| bits | 1 << (t as u8));
-        h.field(&[carries]);
+            .fold(0u8, |bits, t| bits | 1 << type_tag(t));
+        h.tag(carries);
     }
     h.finish()
 }
 
+/// The version of the bytes keys are hashed from, hashed first into every prefix: a change
+/// of the encoding changes every key, so a store never serves a result under a key that
+/// meant something else.
+const FORMAT: &[u8] = b"gatewai-key-2";
+
 /// The cache key of one execution: the plan's prefix, the run's cache scope (when it has
 /// one), then the input values slot by slot (the slots are the plan's, in its order) and the
-/// run input. A scope is written as two length-prefixed fields where an unscoped key has the
-/// slot count (8 bytes) first, so no scoped key equals an unscoped one.
+/// run input. The common key (a few numbers or short texts) fits in one BLAKE3 block.
 pub(crate) fn cache_key(
     prefix: [u8; 32],
     scope: Option<&str>,
@@ -63,42 +70,79 @@ pub(crate) fn cache_key(
 ) -> CacheKey {
     let mut h = KeyHasher::new();
     h.write(&prefix);
-    if let Some(scope) = scope {
-        h.field(b"scope");
-        h.field(scope.as_bytes());
+    match scope {
+        None => h.tag(0),
+        Some(scope) => {
+            h.tag(1);
+            h.field(scope.as_bytes());
+        }
     }
-    h.field(&(inputs.slots().len() as u64).to_le_bytes());
+    h.num(inputs.slots().len() as u64);
     for slot in inputs.slots() {
-        h.field(&(slot.values.len() as u64).to_le_bytes());
+        h.num(slot.values.len() as u64);
         for value in &slot.values {
-            h.field(value.data_type.as_str().as_bytes());
+            h.tag(type_tag(value.data_type));
             h.data(&value.data);
         }
     }
     match run.run_input.as_deref() {
-        None => h.field(b"none"),
+        None => h.tag(0),
         Some(RunInput::Text(t)) => {
-            h.field(b"text");
+            h.tag(1);
             h.field(t.as_bytes());
         }
         Some(RunInput::Bytes { bytes, name }) => {
-            h.field(b"bytes");
+            h.tag(2);
             h.field(bytes);
             h.field(name.as_deref().unwrap_or("").as_bytes());
         }
         Some(RunInput::Url(u)) => {
-            h.field(b"url");
+            h.tag(3);
             h.field(u.as_bytes());
         }
         Some(RunInput::Asset(a)) => {
-            h.field(b"asset");
+            h.tag(4);
             h.json(&serde_json::to_value(a).unwrap_or_default());
         }
     }
     CacheKey(h.finish())
 }
 
-/// Writes fields into one buffer, each prefixed by its length; the buffer is hashed once.
+/// The most bytes [`leb128`] writes.
+pub(crate) const LEB128_MAX: usize = 10;
+
+/// Writes `n` as LEB128 (seven bits per byte, low bits first, the high bit set on all but the
+/// last) to the start of `out` (at least [`LEB128_MAX`] bytes) and returns how many bytes it
+/// wrote. A prefix-free code: fields still cannot run together, and the lengths, counts and
+/// tags that make up most fields cost one byte instead of eight.
+pub(crate) fn leb128(mut n: u64, out: &mut [u8]) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        out[i] = n as u8 | 0x80;
+        n >>= 7;
+        i += 1;
+    }
+    out[i] = n as u8;
+    i + 1
+}
+
+/// A data type's tag in keys, fixed here (not the enum's declaration order, which may change).
+fn type_tag(data_type: DataType) -> u8 {
+    match data_type {
+        DataType::Text => 0,
+        DataType::Number => 1,
+        DataType::Boolean => 2,
+        DataType::Image => 3,
+        DataType::Video => 4,
+        DataType::Audio => 5,
+        DataType::File => 6,
+    }
+}
+
+/// Writes fields into one buffer and hashes it once. Every variable-length field is prefixed
+/// with its length, and every choice (a kind of value, a variant) is written as a tag byte
+/// before what it chooses, so the bytes read back in one way only: different inputs cannot
+/// run together into the same bytes. Lengths and counts are LEB128 (one byte below 128).
 struct KeyHasher {
     /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation
     /// (how the bytes are split between updates does not change the hash).
@@ -134,78 +178,103 @@ impl KeyHasher {
         *self.hasher.finalize().as_bytes()
     }
 
+    fn tag(&mut self, tag: u8) {
+        self.write(&[tag]);
+    }
+
+    fn num(&mut self, n: u64) {
+        let mut bytes = [0u8; LEB128_MAX];
+        let len = leb128(n, &mut bytes);
+        self.write(&bytes[..len]);
+    }
+
     fn field(&mut self, bytes: &[u8]) {
-        self.write(&(bytes.len() as u64).to_le_bytes());
+        self.num(bytes.len() as u64);
         self.write(bytes);
     }
 
     fn data(&mut self, data: &Data) {
         match data {
             Data::Text(t) => {
-                self.field(b"t");
+                self.tag(b't');
                 self.field(t.as_bytes());
             }
             Data::Number(n) => {
-                self.field(b"n");
+                self.tag(b'n');
                 self.number(n);
             }
             Data::Boolean(b) => {
-                self.field(b"b");
-                self.field(&[*b as u8]);
+                self.tag(b'b');
+                self.tag(*b as u8);
             }
             Data::File(f) => {
-                self.field(b"f");
+                self.tag(b'f');
                 // A file with a content hash is keyed by its content, so re-importing the same
                 // bytes (a new asset id) still hits the cache downstream.
                 match f.entity.as_ref().and_then(content_hash) {
                     Some((hash, asset)) => {
-                        self.field(b"content");
+                        self.tag(b'c');
                         self.field(hash.as_bytes());
                         self.field(asset.mime_type.as_bytes());
                     }
-                    None => self.json(&serde_json::to_value(f).unwrap_or_default()),
+                    None => {
+                        self.tag(b'j');
+                        self.json(&serde_json::to_value(f).unwrap_or_default());
+                    }
                 }
             }
         }
     }
 
-    /// A number as its decimal text (as serde_json writes it), written on the stack: numbers
-    /// flow by the thousand, and each used to cost an allocation.
+    /// A number: an integer as its value under its sign's tag, anything else as its decimal
+    /// text (as serde_json writes it, exact whatever serde_json's features), written on the
+    /// stack: numbers flow by the thousand, and each used to cost an allocation. `1` and
+    /// `1.0` stay different values, as their texts are.
     fn number(&mut self, n: &serde_json::Number) {
         use std::fmt::Write as _;
-        let mut text = StackText::default();
-        if write!(text, "{n}").is_ok() {
-            self.field(text.as_bytes());
+        if let Some(u) = n.as_u64() {
+            self.tag(b'u');
+            self.num(u);
+        } else if let Some(i) = n.as_i64() {
+            // Negative: as its two's-complement bits.
+            self.tag(b'i');
+            self.num(i as u64);
         } else {
-            // Longer than any `f64` or integer is written: an arbitrary-precision number.
-            self.field(n.to_string().as_bytes());
+            self.tag(b's');
+            let mut text = StackText::default();
+            if write!(text, "{n}").is_ok() {
+                self.field(text.as_bytes());
+            } else {
+                // Longer than any `f64` is written: an arbitrary-precision number.
+                self.field(n.to_string().as_bytes());
+            }
         }
     }
 
-    /// Canonical JSON: object keys in sorted order, each token length-prefixed.
+    /// Canonical JSON: object keys in sorted order, each value behind its kind's tag.
     fn json(&mut self, value: &serde_json::Value) {
         use serde_json::Value;
         match value {
-            Value::Null => self.field(b"null"),
-            Value::Bool(b) => self.field(if *b { b"true" } else { b"false" }),
+            Value::Null => self.tag(0),
+            Value::Bool(b) => self.tag(1 + *b as u8),
             Value::Number(n) => {
-                self.field(b"num");
+                self.tag(3);
                 self.number(n);
             }
             Value::String(s) => {
-                self.field(b"str");
+                self.tag(4);
                 self.field(s.as_bytes());
             }
             Value::Array(items) => {
-                self.field(b"arr");
-                self.field(&(items.len() as u64).to_le_bytes());
+                self.tag(5);
+                self.num(items.len() as u64);
                 for item in items {
                     self.json(item);
                 }
             }
             Value::Object(map) => {
-                self.field(b"obj");
-                self.field(&(map.len() as u64).to_le_bytes());
+                self.tag(6);
+                self.num(map.len() as u64);
                 let mut keys: Vec<&String> = map.keys().collect();
                 keys.sort_unstable();
                 for key in keys {
@@ -266,20 +335,71 @@ mod tests {
     use super::*;
     use std::fmt::Write as _;
 
+    /// Integers hash as their value under their sign's tag, other numbers as their text
+    /// (written on the stack, or allocated when too long for it), and no two differ in kind
+    /// or value yet hash alike.
     #[test]
-    fn numbers_written_on_the_stack_hash_as_their_text() {
+    fn numbers_hash_by_kind_and_value() {
         let numbers: Vec<serde_json::Number> = serde_json::from_str(
-            "[0, 7, -42, 18446744073709551615, -9223372036854775808, 1.5, -0.25, 1e300, \
-             2.2250738585072014e-308, 123456789.123456789]",
+            "[0, 7, -42, 1, 1.0, 18446744073709551615, -9223372036854775808, 1.5, -0.25, \
+             1e300, 2.2250738585072014e-308, 123456789.123456789]",
         )
         .unwrap();
+        let mut seen = std::collections::HashSet::new();
         for n in &numbers {
             let mut on_stack = KeyHasher::new();
             on_stack.number(n);
-            let mut as_text = KeyHasher::new();
-            as_text.field(n.to_string().as_bytes());
-            assert_eq!(on_stack.finish(), as_text.finish(), "{n}");
+            let mut expected = KeyHasher::new();
+            match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => {
+                    expected.tag(b'u');
+                    expected.num(u);
+                }
+                (None, Some(i)) => {
+                    expected.tag(b'i');
+                    expected.num(i as u64);
+                }
+                (None, None) => {
+                    expected.tag(b's');
+                    expected.field(n.to_string().as_bytes());
+                }
+            }
+            let hash = on_stack.finish();
+            assert_eq!(hash, expected.finish(), "{n}");
+            assert!(seen.insert(hash), "{n} hashes like another number");
         }
+    }
+
+    /// LEB128 writes seven bits per byte, low bits first, and one byte below 128.
+    #[test]
+    fn counts_are_written_as_leb128() {
+        for (n, bytes) in [
+            (0u64, vec![0u8]),
+            (127, vec![0x7f]),
+            (128, vec![0x80, 0x01]),
+            (300, vec![0xac, 0x02]),
+            (u64::MAX, [vec![0xff; 9], vec![0x01]].concat()),
+        ] {
+            let mut h = KeyHasher::new();
+            h.num(n);
+            assert_eq!(&h.buf[..h.len], &bytes[..], "{n}");
+        }
+    }
+
+    /// A typical bench key (a prefix and three numbers) fits in one 64-byte BLAKE3 block.
+    #[test]
+    fn a_key_of_a_few_numbers_fits_in_one_block() {
+        let mut h = KeyHasher::new();
+        h.write(&[0; 32]);
+        h.tag(0);
+        h.num(1);
+        h.num(3);
+        for n in [123_456u64, 7, 99_999] {
+            h.tag(type_tag(crate::model::DataType::Number));
+            h.data(&Data::Number(n.into()));
+        }
+        h.tag(0);
+        assert!(h.len <= 64, "{} bytes", h.len);
     }
 
     #[test]

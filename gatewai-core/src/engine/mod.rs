@@ -4,7 +4,7 @@
 //! ## How a run goes
 //! [`Engine::start`] fingerprints the document (nodes, handles, edges, configs, the run target
 //! and which nodes the run brings results for: 128 bits of keyed BLAKE3, the key drawn at random
-//! per engine). A document seen
+//! per engine; a large document's two halves on two threads). A document seen
 //! before reuses its kept plan; a new one is validated and compiled into a plan of flat arrays
 //! (nodes in topological order, input sources as node indices, dependents in one CSR array,
 //! in-degree counters, and each node's part of its cache key), which the engine keeps

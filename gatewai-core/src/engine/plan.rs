@@ -978,51 +978,146 @@ impl PlanCache {
     }
 
     /// A 128-bit fingerprint of what decides the plan: BLAKE3 in keyed mode (a key drawn at
-    /// random per engine), over every field in order, each text prefixed with its length.
+    /// random per engine), over every field in order, each text prefixed with its length
+    /// (numbers, lengths and tags written as LEB128, as in result-cache keys).
     /// Fields are gathered into a buffer and hashed 64 KiB at a time, so BLAKE3 hashes many
-    /// chunks at once (SIMD) and small fields cost a copy, not a compression each. A keyed
+    /// chunks at once (SIMD) and small fields cost a copy, not a compression each. The nodes
+    /// and handles, and the edges and run options, are hashed apart and the two hashes hashed
+    /// together: a large document's halves on two threads (a scoped thread, joined before this
+    /// returns), which takes a kept plan's start about a third shorter. A keyed
     /// cryptographic hash: no document can be crafted to collide with another, and chance
     /// collisions are out of reach (2^-128 per pair).
     pub(crate) fn fingerprint(&self, workflow: &Workflow, options: &RunOptions) -> u128 {
-        let mut print = Fingerprint {
-            hasher: blake3::Hasher::new_keyed(&self.key),
-            buf: Vec::with_capacity(FINGERPRINT_BUFFER),
+        let large = workflow.handles.len() + workflow.edges.len() >= PARALLEL_FINGERPRINT_FROM;
+        self.fingerprint_on(workflow, options, large)
+    }
+
+    /// The fingerprint, its two halves hashed on two threads when `two_threads` (the same
+    /// value either way).
+    fn fingerprint_on(&self, workflow: &Workflow, options: &RunOptions, two_threads: bool) -> u128 {
+        let half = |first: bool| {
+            let mut print = Fingerprint::new(&self.key);
+            print.num(u64::from(first));
+            if first {
+                print.nodes_and_handles(workflow);
+            } else {
+                print.edges_and_options(workflow, options);
+            }
+            print.finish()
         };
-        print.structure(workflow, options);
-        print.hasher.update(&print.buf);
-        let hash = print.hasher.finalize();
+        // A large document's halves are hashed on two threads (each half is mostly memory
+        // reads of scattered strings); a thread that cannot be started leaves it to this one.
+        let (first, second) = std::thread::scope(|scope| {
+            let other = two_threads
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("gatewai-fingerprint".into())
+                        .spawn_scoped(scope, || half(false))
+                        .ok()
+                })
+                .flatten();
+            let first = half(true);
+            let second = other
+                .and_then(|t| t.join().ok())
+                .unwrap_or_else(|| half(false));
+            (first, second)
+        });
+        let mut print = Fingerprint::new(&self.key);
+        print.bytes(first.as_bytes());
+        print.bytes(second.as_bytes());
+        let hash = print.finish();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&hash.as_bytes()[..16]);
         u128::from_le_bytes(bytes)
     }
 }
 
+/// Documents with at least this many handles and edges are fingerprinted on two threads.
+const PARALLEL_FINGERPRINT_FROM: usize = 8192;
+
 /// Bytes of fields gathered before they are hashed.
 const FINGERPRINT_BUFFER: usize = 64 * 1024;
+
+/// Room kept free at the buffer's end: a number or a short field is written without a
+/// bounds check of its own, and a field longer than this is hashed where it lies.
+const FIELD_ROOM: usize = 64;
+
+/// Copies `from` (at most [`FIELD_ROOM`] bytes) to the start of `to` ([`FIELD_ROOM`] bytes)
+/// with a few fixed-size moves rather than a call to `memcpy`: ids and labels are short, and
+/// a document has hundreds of thousands of them. Two moves of the same size, one from each
+/// end of `from`, cover every length between that size and twice it.
+fn copy_short(from: &[u8], to: &mut [u8]) {
+    fn two<const N: usize>(from: &[u8], to: &mut [u8]) {
+        let n = from.len();
+        let (head, tail) = (&from[..N], &from[n - N..]);
+        to[..N].copy_from_slice(head);
+        to[n - N..n].copy_from_slice(tail);
+    }
+    match from.len() {
+        0 => {}
+        1..=3 => {
+            let n = from.len();
+            to[0] = from[0];
+            to[n / 2] = from[n / 2];
+            to[n - 1] = from[n - 1];
+        }
+        4..=7 => two::<4>(from, to),
+        8..=15 => two::<8>(from, to),
+        16..=31 => two::<16>(from, to),
+        _ => two::<32>(from, to),
+    }
+}
 
 /// Gathers fields for the keyed hash.
 struct Fingerprint {
     hasher: blake3::Hasher,
-    buf: Vec<u8>,
+    buf: Box<[u8]>,
+    len: usize,
 }
 
 impl Fingerprint {
+    fn new(key: &[u8; 32]) -> Self {
+        Fingerprint {
+            hasher: blake3::Hasher::new_keyed(key),
+            buf: vec![0; FINGERPRINT_BUFFER + FIELD_ROOM].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
     fn bytes(&mut self, bytes: &[u8]) {
         self.num(bytes.len() as u64);
-        self.buf.extend_from_slice(bytes);
+        if bytes.len() > FIELD_ROOM {
+            self.flush();
+            self.hasher.update(bytes);
+            return;
+        }
+        let room = &mut self.buf[self.len..self.len + FIELD_ROOM];
+        copy_short(bytes, room);
+        self.len += bytes.len();
         self.flush_if_full();
     }
 
+    /// A number (a length, a count, a tag) as LEB128.
     fn num(&mut self, n: u64) {
-        self.buf.extend_from_slice(&n.to_le_bytes());
+        let room = &mut self.buf[self.len..self.len + super::key::LEB128_MAX];
+        self.len += super::key::leb128(n, room);
         self.flush_if_full();
     }
 
     fn flush_if_full(&mut self) {
-        if self.buf.len() >= FINGERPRINT_BUFFER {
-            self.hasher.update(&self.buf);
-            self.buf.clear();
+        if self.len >= FINGERPRINT_BUFFER {
+            self.flush();
         }
+    }
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn finish(mut self) -> blake3::Hash {
+        self.flush();
+        self.hasher.finalize()
     }
 
     fn opt(&mut self, s: Option<&str>) {
@@ -1082,7 +1177,8 @@ impl Fingerprint {
         }
     }
 
-    fn structure(&mut self, workflow: &Workflow, options: &RunOptions) {
+    /// The nodes and handles: one half of the fingerprint.
+    fn nodes_and_handles(&mut self, workflow: &Workflow) {
         self.num(workflow.nodes.len() as u64);
         for node in &workflow.nodes {
             self.bytes(node.id.as_bytes());
@@ -1114,6 +1210,10 @@ impl Fingerprint {
                 Some(true) => 2,
             });
         }
+    }
+
+    /// The edges and what the run options decide: the other half.
+    fn edges_and_options(&mut self, workflow: &Workflow, options: &RunOptions) {
         self.num(workflow.edges.len() as u64);
         for edge in &workflow.edges {
             self.bytes(edge.id.as_bytes());
@@ -1170,6 +1270,97 @@ mod tests {
             data_types: crate::model::DataTypeSet::default(),
             is_output,
         }
+    }
+
+    /// Every length a short field can have is copied whole, and nothing past it is written.
+    #[test]
+    fn short_fields_are_copied_whole() {
+        let from: Vec<u8> = (1..=FIELD_ROOM as u8).collect();
+        for n in 0..=FIELD_ROOM {
+            let mut to = [0u8; FIELD_ROOM];
+            copy_short(&from[..n], &mut to);
+            assert_eq!(&to[..n], &from[..n], "{n}");
+            assert!(to[n..].iter().all(|&b| b == 0), "{n}");
+        }
+    }
+
+    /// A document large enough to be fingerprinted on two threads: the fingerprint is the
+    /// one a single thread computes, is the same for the same document, and changes with any
+    /// field of either half (a node's config, a handle's label, an edge's id or target, a
+    /// long id hashed where it lies, the run's target).
+    #[test]
+    fn a_large_document_has_one_fingerprint_and_every_change_shows() {
+        use crate::model::{Edge, Handle, Node as DocNode};
+        let n = PARALLEL_FINGERPRINT_FROM / 3 + 1;
+        let mut wf = Workflow::default();
+        for i in 0..n {
+            let id = format!("n{i}");
+            for (h, handle_type) in [("in", HandleType::Input), ("out", HandleType::Output)] {
+                wf.handles.push(Handle {
+                    id: format!("{id}:{h}"),
+                    handle_type,
+                    data_types: vec![DataType::Number],
+                    label: h.to_owned(),
+                    order: 0,
+                    required: false,
+                    template_handle_id: Some(h.to_owned()),
+                    node_id: id.clone(),
+                    description: None,
+                    multiple: None,
+                    extra: Default::default(),
+                });
+            }
+            wf.nodes.push(DocNode::new(id, "Sum"));
+        }
+        for i in 1..n {
+            wf.edges.push(Edge {
+                id: format!("e{i}"),
+                source: format!("n{}", i - 1),
+                target: format!("n{i}"),
+                source_handle_id: format!("n{}:out", i - 1),
+                target_handle_id: format!("n{i}:in"),
+                extra: Default::default(),
+            });
+        }
+        assert!(wf.handles.len() + wf.edges.len() >= PARALLEL_FINGERPRINT_FROM);
+        let plans = PlanCache::new(1);
+        let options = RunOptions::default();
+        let print = plans.fingerprint(&wf, &options);
+        assert_eq!(print, plans.fingerprint_on(&wf, &options, false));
+        assert_eq!(print, plans.fingerprint(&wf.clone(), &options));
+        type Change = (&'static str, fn(&mut Workflow));
+        let changes: [Change; 5] = [
+            ("config", |wf| {
+                wf.nodes[7].config = serde_json::json!({ "add": 1 })
+            }),
+            ("label", |wf| wf.handles[3].label = "In".to_owned()),
+            ("edge id", |wf| {
+                wf.edges.last_mut().unwrap().id = "e0".to_owned()
+            }),
+            ("edge target", |wf| {
+                wf.edges[5].target_handle_id = "n6:out".to_owned()
+            }),
+            ("long id", |wf| {
+                wf.nodes[0].name = "x".repeat(FIELD_ROOM + 1)
+            }),
+        ];
+        let mut seen = std::collections::HashSet::from([print]);
+        for (what, change) in changes {
+            let mut changed = wf.clone();
+            change(&mut changed);
+            let print = plans.fingerprint(&changed, &options);
+            assert_eq!(
+                print,
+                plans.fingerprint_on(&changed, &options, false),
+                "{what}"
+            );
+            assert!(seen.insert(print), "{what} left the fingerprint as it was");
+        }
+        let partial = RunOptions {
+            target: RunTarget::Nodes(vec!["n3".to_owned()]),
+            ..RunOptions::default()
+        };
+        assert!(seen.insert(plans.fingerprint(&wf, &partial)), "run target");
     }
 
     /// The index finds, for every key, the very handle a scan finds: the first whose template
