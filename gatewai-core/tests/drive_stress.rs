@@ -417,3 +417,96 @@ async fn nodes_blocking_their_thread_all_complete_one_per_worker() {
     let peak = peaks.free.1.load(Ordering::SeqCst);
     assert!((1..=2).contains(&peak), "peak {peak}");
 }
+
+/// Records the tokio task each execution ran on.
+struct OnTask {
+    template: NodeTemplate,
+    tasks: Arc<std::sync::Mutex<std::collections::HashSet<tokio::task::Id>>>,
+}
+
+#[async_trait]
+impl Node for OnTask {
+    fn template(&self) -> &NodeTemplate {
+        &self.template
+    }
+    fn cache_policy(&self) -> CachePolicy {
+        CachePolicy::Volatile
+    }
+    async fn execute(&self, _ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        if let Some(id) = tokio::task::try_id() {
+            self.tasks.lock().unwrap().insert(id);
+        }
+        Ok(Outputs::one("out", Item::number(1.0)))
+    }
+}
+
+/// The tasks a chain of 1,000 instant nodes and a fan-out of 1,000 ran on.
+async fn tasks_of_instant_nodes(kind: ExecutorKind) -> (usize, usize) {
+    let tasks = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+    let mut r = NodeRegistry::new();
+    r.register(OnTask {
+        template: template("OnTask"),
+        tasks: tasks.clone(),
+    })
+    .unwrap();
+    let engine = Engine::builder()
+        .registry(r)
+        .executor(kind)
+        .no_cache()
+        .build()
+        .unwrap();
+    let shape = |fan: bool| {
+        let mut wf = Workflow::default();
+        for i in 0..1000 {
+            let id = format!("n{i}");
+            wf.nodes.push(WfNode::new(id.clone(), "OnTask"));
+            for h in ["in", "out"] {
+                let t = template("OnTask");
+                let ht = t.template_handles.iter().find(|t| t.id == h).unwrap();
+                wf.handles.push(ht.instantiate(&id, format!("{id}:{h}")));
+            }
+            if i > 0 {
+                let from = if fan { 0 } else { i - 1 };
+                wf.edges.push(Edge {
+                    id: format!("e{i}"),
+                    source: format!("n{from}"),
+                    target: id.clone(),
+                    source_handle_id: format!("n{from}:out"),
+                    target_handle_id: format!("{id}:in"),
+                    extra: Default::default(),
+                });
+            }
+        }
+        wf
+    };
+    let mut counts = [0; 2];
+    for (fan, count) in [false, true].into_iter().zip(&mut counts) {
+        tasks.lock().unwrap().clear();
+        let outcome = engine.run(shape(fan), RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed);
+        *count = tasks.lock().unwrap().len();
+    }
+    (counts[0], counts[1])
+}
+
+/// Nodes that never wait never start another driver: a chain of 1,000 instant nodes runs on
+/// one task from start to end (its driver yields every so often, as tokio's budget asks, and
+/// goes on: a yield is not a wait), and a fan-out on at most one task per worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instant_nodes_run_on_one_driver_per_worker() {
+    for kind in EXECUTORS {
+        let (chain, fan) = tasks_of_instant_nodes(kind).await;
+        assert_eq!(chain, 1, "{kind:?}: the chain ran on {chain} tasks");
+        assert!(
+            (1..=2).contains(&fan),
+            "{kind:?}: the fan ran on {fan} tasks"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn instant_nodes_run_on_one_driver_current_thread() {
+    for kind in EXECUTORS {
+        assert_eq!(tasks_of_instant_nodes(kind).await, (1, 1), "{kind:?}");
+    }
+}

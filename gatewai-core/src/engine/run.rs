@@ -860,8 +860,16 @@ impl RunState {
             if ready.len() > 0 {
                 self.enqueue(ready);
             }
-            // A long chain of instant nodes must not hold a worker thread forever.
-            tokio::task::consume_budget().await;
+            // A long chain of instant nodes must not hold a worker thread forever: each node
+            // spends a unit of the task's budget, and the driver yields once it is spent,
+            // before the next node. A node never starts on a spent budget: its first
+            // budget-aware await (`select!` checks the budget) would return `Pending` for a mere
+            // yield, and the driver would take that for a wait (stop counting as free, start
+            // another driver, hand its batch back).
+            tokio::task::coop::consume_budget().await;
+            if !tokio::task::coop::has_budget_remaining() {
+                tokio::task::yield_now().await;
+            }
         }
     }
 
