@@ -671,7 +671,7 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
             &[("a", "out", "good"), ("a", "out", "bad")],
         );
         wf.node_mut("bad").unwrap().on_error = Some(OnError::Continue);
-        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        let outcome = engine.run(wf.clone(), RunOptions::default()).await.unwrap();
         assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
         assert_eq!(outcome.exports["good"], vec![Item::number(3.0)]);
         // The error is the node's record, not the run's output.
@@ -692,6 +692,37 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
             result.outputs.iter().all(|g| g.items.is_empty()),
             "{result:?}"
         );
+        // Resumed from its records (as a store resumes an interrupted run), with and
+        // without the keys: the same exports and the same error in the record.
+        for keyed in [true, false] {
+            let resumed = outcome
+                .executions
+                .iter()
+                .filter(|e| e.status == ExecutionStatus::Completed)
+                .map(|e| {
+                    let resumed = Resumed {
+                        result: (**e.output.as_ref().unwrap()).clone(),
+                        cache_key: e.cache_key.filter(|_| keyed),
+                        error: e.error.clone(),
+                    };
+                    (e.node_id.to_string(), resumed)
+                })
+                .collect();
+            let options = RunOptions {
+                resumed,
+                ..RunOptions::default()
+            };
+            let again = engine.run(wf.clone(), options).await.unwrap();
+            assert_eq!(again.run.status, RunStatus::Completed, "{kind:?}");
+            assert_eq!(again.exports, outcome.exports, "{kind:?}, keyed {keyed}");
+            let record = again
+                .executions
+                .iter()
+                .find(|e| &*e.node_id == "bad")
+                .unwrap();
+            assert!(record.cached, "{kind:?}: resumed, not executed");
+            assert!(record.error.as_deref().unwrap().contains("refused"));
+        }
     }
 }
 
@@ -2036,6 +2067,7 @@ async fn a_resumed_result_that_does_not_fit_its_node_is_rejected() {
             outputs: vec![gatewai_core::Generation { items }],
         },
         cache_key: None,
+        error: None,
     };
     let cases = [
         (

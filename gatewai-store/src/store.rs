@@ -175,6 +175,8 @@ impl Store {
                 let resumed = Resumed {
                     result: Arc::unwrap_or_clone(e.output?),
                     cache_key: e.cache_key,
+                    // A completed node's error: the one it continued with.
+                    error: e.error,
                 };
                 Some((e.node_id.to_string(), resumed))
             })

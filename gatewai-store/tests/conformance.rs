@@ -61,6 +61,7 @@ conformance!(
     json_with_nul_characters_round_trips,
     text_with_nul_characters_is_stored_and_ids_with_them_are_refused,
     run_history_lists_each_run_with_its_own_executions,
+    a_resumed_node_keeps_the_error_it_continued_with,
 );
 
 fn doc(label: &str) -> gatewai_core::Workflow {
@@ -2025,4 +2026,40 @@ async fn sqlite_in_memory_and_bad_urls() {
         Store::open("memory://").await.unwrap().kind(),
         BackendKind::Memory
     );
+}
+
+/// A node that continued on error completed with the error as its record's: resuming its run
+/// hands the error back with the result (an Export that continued on error stays out of the
+/// resumed run's exports, as in a run never interrupted), and a failed node is not reused.
+async fn a_resumed_node_keeps_the_error_it_continued_with(target: &Target) {
+    let store = target.open().await;
+    store.save_run(&run_record("r", None, 1)).await.unwrap();
+    let ok = execution("r", "ok", 1.0);
+    let continued = NodeExecution {
+        error: Some("the destination refused the file".to_owned()),
+        ..execution("r", "continued", 2.0)
+    };
+    let failed = NodeExecution {
+        status: ExecutionStatus::Failed,
+        output: None,
+        error: Some("boom".to_owned()),
+        ..execution("r", "failed", 3.0)
+    };
+    for e in [&ok, &continued, &failed] {
+        store.save_node_execution(e).await.unwrap();
+    }
+    let plan = store.resume_plan("r").await.unwrap();
+    let resumed = &plan.options.resumed;
+    assert_eq!(resumed.len(), 2, "{:?}", resumed.keys());
+    assert_eq!(resumed["ok"].error, None);
+    assert_eq!(resumed["ok"].cache_key, ok.cache_key);
+    assert_eq!(
+        resumed["continued"].error.as_deref(),
+        Some("the destination refused the file")
+    );
+    assert_eq!(
+        Some(&resumed["continued"].result),
+        continued.output.as_deref()
+    );
+    store.close().await;
 }

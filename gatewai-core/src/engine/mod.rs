@@ -207,6 +207,11 @@ pub struct Resumed {
     pub result: NodeResult,
     /// The key the node ran with, when it was recorded.
     pub cache_key: Option<CacheKey>,
+    /// The error the node turned into its output when it continued on error (its record's
+    /// error). The resumed node completes with it as the interrupted attempt did: its record
+    /// keeps the error, and an output node is left out of the run's exports, as in a run
+    /// that was never interrupted.
+    pub error: Option<String>,
 }
 
 impl Resumed {
@@ -215,6 +220,7 @@ impl Resumed {
         Resumed {
             result,
             cache_key: Some(cache_key),
+            error: None,
         }
     }
 }
@@ -225,6 +231,7 @@ impl From<NodeResult> for Resumed {
         Resumed {
             result,
             cache_key: None,
+            error: None,
         }
     }
 }

@@ -125,6 +125,16 @@ impl KeyIndex {
     }
 }
 
+/// A result handed in for a node: pinned by the client, or resumed from an interrupted
+/// attempt.
+#[derive(Clone)]
+pub(crate) struct Preset {
+    pub(crate) result: Arc<NodeResult>,
+    pub(crate) source: ResultSource,
+    /// The error a resumed node that continued on error had turned into its output.
+    pub(crate) error: Option<Arc<str>>,
+}
+
 /// What one run brings for a planned node.
 #[derive(Clone)]
 pub(crate) struct NodeRun {
@@ -133,7 +143,7 @@ pub(crate) struct NodeRun {
     /// The node's result before the run, moved out of the document likewise.
     pub(crate) previous: Option<Arc<NodeResult>>,
     /// A pinned or resumed result the run uses instead of executing the node.
-    pub(crate) preset: Option<(Arc<NodeResult>, ResultSource)>,
+    pub(crate) preset: Option<Preset>,
     /// The key a resumed result was recorded with: the preset is used only if the node's
     /// key, once its inputs are resolved, is the same (the plan settles its upstream).
     pub(crate) resume_key: Option<CacheKey>,
@@ -223,8 +233,14 @@ impl Plan {
         let mut resume_keys = Vec::new();
         for (id, resumed) in &options.resumed {
             if let Some(p) = planned(id) {
-                let result = Arc::new(resumed.result.clone());
-                presets.push((p, result, ResultSource::Resumed));
+                presets.push((
+                    p,
+                    Preset {
+                        result: Arc::new(resumed.result.clone()),
+                        source: ResultSource::Resumed,
+                        error: resumed.error.as_deref().map(Arc::from),
+                    },
+                ));
                 if let Some(key) = resumed.cache_key {
                     resume_keys.push((p, key));
                 }
@@ -235,7 +251,14 @@ impl Plan {
                 if self.nodes[p].terminal {
                     tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
                 } else if !options.resumed.contains_key(id) {
-                    presets.push((p, Arc::new(result.clone()), ResultSource::Pinned));
+                    presets.push((
+                        p,
+                        Preset {
+                            result: Arc::new(result.clone()),
+                            source: ResultSource::Pinned,
+                            error: None,
+                        },
+                    ));
                 }
             }
         }
@@ -246,8 +269,8 @@ impl Plan {
             }
         }
         let forced: Vec<usize> = options.force.iter().filter_map(|id| planned(id)).collect();
-        for (p, result, source) in presets {
-            runs[p].preset = Some((result, source));
+        for (p, preset) in presets {
+            runs[p].preset = Some(preset);
         }
         for (p, key) in resume_keys {
             runs[p].resume_key = Some(key);

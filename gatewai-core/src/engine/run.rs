@@ -978,11 +978,11 @@ impl RunState {
         let run = &self.runs[idx];
         let started = Instant::now();
         // A result resumed with its key waits for the node's inputs (below).
-        if let (Some((result, source)), None) = (&run.preset, run.resume_key) {
+        if let (Some(preset), None) = (&run.preset, run.resume_key) {
             let end = End::Completed {
-                result: result.clone(),
-                source: *source,
-                error: None,
+                result: preset.result.clone(),
+                source: preset.source,
+                error: preset.error.clone(),
             };
             let mut settled = Settled::now(end, started);
             settled.duration_ms = Some(0);
@@ -1012,12 +1012,12 @@ impl RunState {
             (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys).then(|| {
                 super::key::cache_key(node.key_prefix, self.cache_scope.as_deref(), run, &inputs)
             });
-        if let (Some((result, _)), Some(recorded)) = (&run.preset, run.resume_key) {
+        if let (Some(preset), Some(recorded)) = (&run.preset, run.resume_key) {
             if key == Some(recorded) {
                 let end = End::Completed {
-                    result: result.clone(),
+                    result: preset.result.clone(),
                     source: ResultSource::Resumed,
-                    error: None,
+                    error: preset.error.clone(),
                 };
                 let mut settled = Settled::now(end, started);
                 settled.duration_ms = Some(0);
