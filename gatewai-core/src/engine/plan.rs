@@ -22,8 +22,8 @@ pub(crate) struct SlotPlan {
     pub(crate) label: Arc<str>,
     pub(crate) multiple: bool,
     pub(crate) required: bool,
-    /// (source node index, source output handle id), in edge order.
-    pub(crate) sources: Vec<(u32, Arc<str>)>,
+    /// Where its sources are in [`Plan::sources`].
+    pub(crate) sources: std::ops::Range<u32>,
 }
 
 /// A handle a node's output key may name.
@@ -43,7 +43,8 @@ pub(crate) struct PlanNode {
     pub(crate) node_type: Arc<str>,
     pub(crate) label: Arc<str>,
     pub(crate) node: Arc<dyn Node>,
-    pub(crate) slots: Vec<SlotPlan>,
+    /// Where its input slots are in [`Plan::slots`].
+    pub(crate) slots: std::ops::Range<u32>,
     pub(crate) handles: Vec<HandlePlan>,
     pub(crate) transient: bool,
     pub(crate) on_error: OnError,
@@ -162,6 +163,13 @@ pub(crate) struct Plan {
     pub(crate) dependents: Vec<u32>,
     /// Number of edges into each node from nodes of the run.
     pub(crate) indegree: Vec<u32>,
+    /// Every node's input slots, node after node in the plan's order: a run reads a node's
+    /// slots and their sources where the previous node's end, not behind two pointers of
+    /// the node's own.
+    pub(crate) slots: Vec<SlotPlan>,
+    /// Every slot's sources, slot after slot: (source node index, source output handle id),
+    /// in edge order.
+    pub(crate) sources: Vec<(u32, Arc<str>)>,
     /// Number of nodes in the document.
     doc_nodes: usize,
     /// Document node id → (document index, plan index or `u32::MAX`), built on first need
@@ -305,6 +313,16 @@ impl Plan {
 
     pub(crate) fn dependents_of(&self, i: usize) -> &[u32] {
         &self.dependents[self.dep_offsets[i] as usize..self.dep_offsets[i + 1] as usize]
+    }
+
+    /// A node's input slots.
+    pub(crate) fn slots_of(&self, node: &PlanNode) -> &[SlotPlan] {
+        &self.slots[node.slots.start as usize..node.slots.end as usize]
+    }
+
+    /// A slot's sources: (source node index, source output handle id), in edge order.
+    pub(crate) fn sources_of(&self, slot: &SlotPlan) -> &[(u32, Arc<str>)] {
+        &self.sources[slot.sources.start as usize..slot.sources.end as usize]
     }
 
     /// Compiles a validated workflow for a run: linear in nodes + handles + edges, with one
@@ -508,6 +526,8 @@ impl Plan {
         // source handle here rather than by a scan, so planning stays linear in one node's
         // handles).
         let mut handles_by_id: Vec<ById<'_>> = Vec::with_capacity(order.len());
+        let mut all_slots: Vec<SlotPlan> = Vec::with_capacity(order.len());
+        let mut all_sources: Vec<(u32, Arc<str>)> = Vec::with_capacity(workflow.edges.len());
         for &i in &order {
             let i = i as usize;
             let node = &workflow.nodes[i];
@@ -547,7 +567,7 @@ impl Plan {
                         label: label.clone(),
                         multiple,
                         required: handle.required,
-                        sources: Vec::new(),
+                        sources: 0..0,
                     });
                 }
                 handles.push(HandlePlan {
@@ -558,6 +578,8 @@ impl Plan {
                     is_output,
                 });
             }
+            // (slot, source node, source handle), in edge order.
+            let mut fed: Vec<(u32, u32, Arc<str>)> = Vec::new();
             if !preset[i] {
                 let slot_by_id = ById::new(handle_ids.iter().filter(is_input).map(id_of));
                 for &(s, e) in incoming_of(i) {
@@ -584,8 +606,18 @@ impl Plan {
                     }) else {
                         continue;
                     };
-                    slots[slot as usize].sources.push((src as u32, src_handle));
+                    fed.push((slot, src as u32, src_handle));
                 }
+            }
+            // Each slot's sources after the previous slot's, in edge order (a stable sort).
+            fed.sort_by_key(|&(slot, _, _)| slot);
+            let mut fed = fed.into_iter().peekable();
+            for (k, slot) in slots.iter_mut().enumerate() {
+                let start = all_sources.len() as u32;
+                while let Some((_, src, handle)) = fed.next_if(|&(s, _, _)| s as usize == k) {
+                    all_sources.push((src, handle));
+                }
+                slot.sources = start..all_sources.len() as u32;
             }
             handles_by_id.push(ById::new(handle_ids.iter().map(id_of)));
             let hashed = (info.cacheable && engine.cache.is_some()) || engine.records_keys;
@@ -619,7 +651,11 @@ impl Plan {
                     intern.get(&node.name)
                 },
                 node: info.imp.clone(),
-                slots,
+                slots: {
+                    let start = all_slots.len() as u32;
+                    all_slots.extend(slots);
+                    start..all_slots.len() as u32
+                },
                 handles,
                 transient: info.transient,
                 on_error: node.on_error.unwrap_or_default(),
@@ -635,20 +671,17 @@ impl Plan {
         // Dependents (CSR), once per edge, from the slot sources.
         let count = nodes.len();
         let mut dep_counts = vec![0u32; count + 1];
-        for node in &nodes {
-            for slot in &node.slots {
-                for (s, _) in &slot.sources {
-                    dep_counts[*s as usize] += 1;
-                }
-            }
+        for (s, _) in &all_sources {
+            dep_counts[*s as usize] += 1;
         }
         let dep_offsets = prefix_sums(&dep_counts);
         let mut fill = dep_offsets.clone();
         let mut dependents = vec![0u32; dep_offsets[count] as usize];
         let mut indegree = vec![0u32; count];
         for (t, node) in nodes.iter().enumerate() {
-            for slot in &node.slots {
-                for (s, _) in &slot.sources {
+            for slot in &all_slots[node.slots.start as usize..node.slots.end as usize] {
+                let sources = slot.sources.start as usize..slot.sources.end as usize;
+                for (s, _) in &all_sources[sources] {
                     let at = &mut fill[*s as usize];
                     dependents[*at as usize] = t as u32;
                     *at += 1;
@@ -661,6 +694,8 @@ impl Plan {
             dep_offsets,
             dependents,
             indegree,
+            slots: all_slots,
+            sources: all_sources,
             doc_nodes: n,
             lookup: OnceLock::new(),
         })

@@ -917,14 +917,16 @@ impl RunState {
     }
 
     fn resolve(&self, node: &PlanNode) -> Resolution {
-        let mut slots = smallvec::SmallVec::with_capacity(node.slots.len());
+        let slot_plans = self.plan.slots_of(node);
+        let mut slots = smallvec::SmallVec::with_capacity(slot_plans.len());
         let mut not_taken: Option<Arc<str>> = None;
         let mut required_missing = false;
         let mut edges = 0usize;
         let mut delivered = 0usize;
-        for slot in &node.slots {
-            let mut values = Vec::with_capacity(slot.sources.len());
-            for (src, handle) in &slot.sources {
+        for slot in slot_plans {
+            let sources = self.plan.sources_of(slot);
+            let mut values = Vec::with_capacity(sources.len());
+            for (src, handle) in sources {
                 edges += 1;
                 let upstream = &self.plan.nodes[*src as usize];
                 match self.settled[*src as usize].get().map(|s| &s.end) {
@@ -954,7 +956,7 @@ impl RunState {
             delivered += values.len();
             // A required input no edge feeds is stood in for by the node's config (validation
             // checked that): only one whose edges delivered nothing is missing.
-            if slot.required && values.is_empty() && !slot.sources.is_empty() {
+            if slot.required && values.is_empty() && !sources.is_empty() {
                 required_missing = true;
             }
             slots.push(InputSlot {
