@@ -231,7 +231,6 @@ impl KeyHasher {
     /// stack: numbers flow by the thousand, and each used to cost an allocation. `1` and
     /// `1.0` stay different values, as their texts are.
     fn number(&mut self, n: &serde_json::Number) {
-        use std::fmt::Write as _;
         if let Some(u) = n.as_u64() {
             self.tag(b'u');
             self.num(u);
@@ -241,13 +240,7 @@ impl KeyHasher {
             self.num(i as u64);
         } else {
             self.tag(b's');
-            let mut text = StackText::default();
-            if write!(text, "{n}").is_ok() {
-                self.field(text.as_bytes());
-            } else {
-                // Longer than any `f64` is written: an arbitrary-precision number.
-                self.field(n.to_string().as_bytes());
-            }
+            with_number_text(n, |text| self.field(text));
         }
     }
 
@@ -285,6 +278,20 @@ impl KeyHasher {
                 }
             }
         }
+    }
+}
+
+/// Calls `f` with a number's decimal text as serde_json writes it: the text it was parsed
+/// from under `arbitrary_precision` (which another crate of a build may enable), else the
+/// shortest text that reads back as the same value. Different numbers have different texts
+/// either way. Written on the stack unless longer than any `f64` is written.
+pub(crate) fn with_number_text<R>(n: &serde_json::Number, f: impl FnOnce(&[u8]) -> R) -> R {
+    use std::fmt::Write as _;
+    let mut text = StackText::default();
+    if write!(text, "{n}").is_ok() {
+        f(text.as_bytes())
+    } else {
+        f(n.to_string().as_bytes())
     }
 }
 

@@ -1136,23 +1136,22 @@ impl Fingerprint {
             Value::Null => self.num(0),
             Value::Bool(b) => self.num(1 + u64::from(*b)),
             // Each kind of number under its own tag: `0` and `0.0`, or `1.0` and the integer
-            // with the same bits, are different configs.
-            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => {
+            // with the same bits, are different configs. Other numbers by their text, not as
+            // an `f64`: under serde_json's `arbitrary_precision` (another crate of a build may
+            // enable it) `0.1` and `0.10000000000000000001` are different configs with the same
+            // `f64`, and a kept plan holds key prefixes hashed from the config's text.
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => {
                     self.num(3);
                     self.num(u);
                 }
-                (_, Some(i), _) => {
+                (_, Some(i)) => {
                     self.num(7);
                     self.num(i as u64);
                 }
-                (_, _, Some(f)) => {
-                    self.num(8);
-                    self.num(f.to_bits());
-                }
                 _ => {
-                    self.num(9);
-                    self.bytes(n.to_string().as_bytes());
+                    self.num(8);
+                    super::key::with_number_text(n, |text| self.bytes(text));
                 }
             },
             Value::String(s) => {
@@ -1269,6 +1268,54 @@ mod tests {
             label: Arc::from(label),
             data_types: crate::model::DataTypeSet::default(),
             is_output,
+        }
+    }
+
+    /// Configs that differ in a number (as serde_json compares them) have different
+    /// fingerprints, like the key prefixes a kept plan holds: also under serde_json's
+    /// `arbitrary_precision`, where numbers keep their text and different ones can read as the
+    /// same `f64` (`cargo test -p gatewai-core --features serde_json/arbitrary_precision`).
+    #[test]
+    fn configs_with_different_numbers_have_different_fingerprints() {
+        let texts = [
+            "0",
+            "-0",
+            "0.0",
+            "-0.0",
+            "1",
+            "1.0",
+            "1.00",
+            "1e0",
+            "10e-1",
+            "0.1",
+            "0.10000000000000000001",
+            "-1",
+            "-1.0",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "1e300",
+            "1e400",
+        ];
+        let configs: Vec<serde_json::Value> = texts
+            .iter()
+            .filter_map(|t| serde_json::from_str(&format!("{{\"k\":{t}}}")).ok())
+            .collect();
+        let plans = PlanCache::new(1);
+        let options = RunOptions::default();
+        let print = |config: &serde_json::Value| {
+            let mut wf = Workflow::default();
+            let mut node = crate::model::Node::new("n", "Sum");
+            node.config = config.clone();
+            wf.nodes.push(node);
+            plans.fingerprint(&wf, &options)
+        };
+        for (i, a) in configs.iter().enumerate() {
+            for b in &configs[..i] {
+                // (`0.0` and `-0.0` compare equal yet are different texts: apart is fine.)
+                assert!(a == b || print(a) != print(b), "{a} against {b}");
+            }
         }
     }
 
