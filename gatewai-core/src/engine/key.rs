@@ -439,6 +439,9 @@ mod tests {
             json!({ "a": 2, "b": 1 }),
             json!({ "a": [1, 2] }),
             json!({ "a": [1], "b": [2] }),
+            // Would run together were keys not length-prefixed.
+            json!({ "a": { "b": null } }),
+            json!({ "a\u{6}\u{1}b": null }),
         ];
         let mut seen = std::collections::HashSet::new();
         for config in &configs {
@@ -466,6 +469,10 @@ mod tests {
             vec![vec![text("ab")]],
             vec![vec![text("a"), text("b")]],
             vec![vec![text("a")], vec![text("b")]],
+            vec![vec![text("a"), text("b")], vec![]],
+            // Would run together were texts not length-prefixed.
+            vec![vec![text("a\u{0}tb"), text("c")]],
+            vec![vec![text("a"), text("b\u{0}tc")]],
             vec![vec![item(DataType::Boolean, Data::Boolean(true))]],
             vec![vec![item(DataType::Boolean, Data::Boolean(false))]],
             vec![vec![item(DataType::Number, Data::Number(1.into()))]],
