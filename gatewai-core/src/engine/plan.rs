@@ -1319,6 +1319,52 @@ mod tests {
         }
     }
 
+    /// What the buffer hashes is exactly the fields' encoding (LEB128 numbers, each field
+    /// behind its length, long fields hashed where they lie), whatever offset of the buffer a
+    /// field or number lands on: ending a byte or a whole field before the buffer is full, or
+    /// right on it, neither panics nor drops a byte.
+    #[test]
+    fn fields_hash_as_their_encoding_at_every_offset_of_the_buffer() {
+        use super::super::key::{LEB128_MAX, leb128};
+        let key = [7u8; 32];
+        let field: Vec<u8> = (0..=255u8).cycle().take(4 * FIELD_ROOM).collect();
+        let filler = &field[..FIELD_ROOM - 1];
+        let mut print = Fingerprint::new(&key);
+        let mut expected = Vec::new();
+        let num = |print: &mut Fingerprint, expected: &mut Vec<u8>, n: u64| {
+            print.num(n);
+            let mut bytes = [0u8; LEB128_MAX];
+            let len = leb128(n, &mut bytes);
+            expected.extend_from_slice(&bytes[..len]);
+        };
+        let bytes = |print: &mut Fingerprint, expected: &mut Vec<u8>, b: &[u8]| {
+            print.bytes(b);
+            let mut len = [0u8; LEB128_MAX];
+            let n = leb128(b.len() as u64, &mut len);
+            expected.extend_from_slice(&len[..n]);
+            expected.extend_from_slice(b);
+        };
+        for short in 0..=2 * FIELD_ROOM + 1 {
+            // Up to `short` bytes before the buffer is full, then fields and numbers of every
+            // size across its end.
+            let start = print.len;
+            let target = (FINGERPRINT_BUFFER - short).max(start);
+            for _ in 0..(target - start) / FIELD_ROOM {
+                bytes(&mut print, &mut expected, filler);
+            }
+            for _ in 0..(target - start) % FIELD_ROOM {
+                num(&mut print, &mut expected, 0);
+            }
+            assert_eq!(print.len, target % FINGERPRINT_BUFFER, "{short}");
+            bytes(&mut print, &mut expected, &field[short..short + FIELD_ROOM]);
+            num(&mut print, &mut expected, u64::MAX);
+            bytes(&mut print, &mut expected, &field[..FIELD_ROOM + 1 + short]);
+            bytes(&mut print, &mut expected, &field[short..short + short % 17]);
+            num(&mut print, &mut expected, 300);
+        }
+        assert_eq!(print.finish(), blake3::keyed_hash(&key, &expected));
+    }
+
     /// Every length a short field can have is copied whole, and nothing past it is written.
     #[test]
     fn short_fields_are_copied_whole() {
