@@ -980,8 +980,9 @@ impl PlanCache {
     /// A 128-bit fingerprint of what decides the plan: BLAKE3 in keyed mode (a key drawn at
     /// random per engine), over every field in order, each text prefixed with its length
     /// (numbers, lengths and tags written as LEB128, as in result-cache keys).
-    /// Fields are gathered into a buffer and hashed 64 KiB at a time, so BLAKE3 hashes many
-    /// chunks at once (SIMD) and small fields cost a copy, not a compression each. The nodes
+    /// Fields are gathered into a buffer and hashed 64 KiB at a time (a small document's in
+    /// one go), so BLAKE3 hashes many chunks at once (SIMD) and small fields cost a copy, not
+    /// a compression each. The nodes
     /// and handles, and the edges and run options, are hashed apart and the two hashes hashed
     /// together: a large document's halves on two threads (a scoped thread, joined before this
     /// returns), which takes a kept plan's start about a third shorter. A keyed
@@ -996,7 +997,15 @@ impl PlanCache {
     /// value either way).
     fn fingerprint_on(&self, workflow: &Workflow, options: &RunOptions, two_threads: bool) -> u128 {
         let half = |first: bool| {
-            let mut print = Fingerprint::new(&self.key);
+            // A buffer of about the half's size (a small document's fingerprint zeroes a
+            // kibibyte, not 64 KiB: how the bytes are split between updates does not change
+            // the hash).
+            let fields = if first {
+                workflow.nodes.len() + workflow.handles.len()
+            } else {
+                workflow.edges.len() + options.pinned.len() + options.resumed.len() + 1
+            };
+            let mut print = Fingerprint::new(&self.key, fields.saturating_mul(BYTES_PER_ITEM));
             print.num(u64::from(first));
             if first {
                 print.nodes_and_handles(workflow);
@@ -1007,25 +1016,26 @@ impl PlanCache {
         };
         // A large document's halves are hashed on two threads (each half is mostly memory
         // reads of scattered strings); a thread that cannot be started leaves it to this one.
-        let (first, second) = std::thread::scope(|scope| {
-            let other = two_threads
-                .then(|| {
-                    std::thread::Builder::new()
-                        .name("gatewai-fingerprint".into())
-                        .spawn_scoped(scope, || half(false))
-                        .ok()
-                })
-                .flatten();
-            let first = half(true);
-            let second = other
-                .and_then(|t| t.join().ok())
-                .unwrap_or_else(|| half(false));
-            (first, second)
-        });
-        let mut print = Fingerprint::new(&self.key);
-        print.bytes(first.as_bytes());
-        print.bytes(second.as_bytes());
-        let hash = print.finish();
+        let (first, second) = if two_threads {
+            std::thread::scope(|scope| {
+                let other = std::thread::Builder::new()
+                    .name("gatewai-fingerprint".into())
+                    .spawn_scoped(scope, || half(false))
+                    .ok();
+                let first = half(true);
+                let second = other
+                    .and_then(|t| t.join().ok())
+                    .unwrap_or_else(|| half(false));
+                (first, second)
+            })
+        } else {
+            (half(true), half(false))
+        };
+        // Two hashes of fixed size, in order: no lengths needed.
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        hasher.update(first.as_bytes());
+        hasher.update(second.as_bytes());
+        let hash = hasher.finalize();
         let mut bytes = [0u8; 16];
         bytes.copy_from_slice(&hash.as_bytes()[..16]);
         u128::from_le_bytes(bytes)
@@ -1035,8 +1045,14 @@ impl PlanCache {
 /// Documents with at least this many handles and edges are fingerprinted on two threads.
 const PARALLEL_FINGERPRINT_FROM: usize = 8192;
 
-/// Bytes of fields gathered before they are hashed.
+/// Bytes of fields gathered before they are hashed, at most.
 const FINGERPRINT_BUFFER: usize = 64 * 1024;
+
+/// ... and at least.
+const MIN_FINGERPRINT_BUFFER: usize = 1024;
+
+/// About how many bytes of fields a node, handle or edge makes: sizes the buffer.
+const BYTES_PER_ITEM: usize = 64;
 
 /// Room kept free at the buffer's end: a number or a short field is written without a
 /// bounds check of its own, and a field longer than this is hashed where it lies.
@@ -1076,10 +1092,13 @@ struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn new(key: &[u8; 32]) -> Self {
+    /// A fingerprint that gathers about `expected` bytes (within [`MIN_FINGERPRINT_BUFFER`]
+    /// and [`FINGERPRINT_BUFFER`]) before it hashes them.
+    fn new(key: &[u8; 32], expected: usize) -> Self {
+        let gather = expected.clamp(MIN_FINGERPRINT_BUFFER, FINGERPRINT_BUFFER);
         Fingerprint {
             hasher: blake3::Hasher::new_keyed(key),
-            buf: vec![0; FINGERPRINT_BUFFER + FIELD_ROOM].into_boxed_slice(),
+            buf: vec![0; gather + FIELD_ROOM].into_boxed_slice(),
             len: 0,
         }
     }
@@ -1104,8 +1123,10 @@ impl Fingerprint {
         self.flush_if_full();
     }
 
+    /// Hashes what was gathered once less than [`FIELD_ROOM`] bytes are left: every write
+    /// starts with that much room.
     fn flush_if_full(&mut self) {
-        if self.len >= FINGERPRINT_BUFFER {
+        if self.len + FIELD_ROOM >= self.buf.len() {
             self.flush();
         }
     }
@@ -1329,40 +1350,48 @@ mod tests {
         let key = [7u8; 32];
         let field: Vec<u8> = (0..=255u8).cycle().take(4 * FIELD_ROOM).collect();
         let filler = &field[..FIELD_ROOM - 1];
-        let mut print = Fingerprint::new(&key);
-        let mut expected = Vec::new();
-        let num = |print: &mut Fingerprint, expected: &mut Vec<u8>, n: u64| {
-            print.num(n);
-            let mut bytes = [0u8; LEB128_MAX];
-            let len = leb128(n, &mut bytes);
-            expected.extend_from_slice(&bytes[..len]);
-        };
-        let bytes = |print: &mut Fingerprint, expected: &mut Vec<u8>, b: &[u8]| {
-            print.bytes(b);
-            let mut len = [0u8; LEB128_MAX];
-            let n = leb128(b.len() as u64, &mut len);
-            expected.extend_from_slice(&len[..n]);
-            expected.extend_from_slice(b);
-        };
-        for short in 0..=2 * FIELD_ROOM + 1 {
-            // Up to `short` bytes before the buffer is full, then fields and numbers of every
-            // size across its end.
-            let start = print.len;
-            let target = (FINGERPRINT_BUFFER - short).max(start);
-            for _ in 0..(target - start) / FIELD_ROOM {
-                bytes(&mut print, &mut expected, filler);
+        for gather in [FINGERPRINT_BUFFER, MIN_FINGERPRINT_BUFFER] {
+            let mut print = Fingerprint::new(&key, gather);
+            let full = print.buf.len() - FIELD_ROOM;
+            assert_eq!(full, gather);
+            let mut expected = Vec::new();
+            let num = |print: &mut Fingerprint, expected: &mut Vec<u8>, n: u64| {
+                print.num(n);
+                let mut bytes = [0u8; LEB128_MAX];
+                let len = leb128(n, &mut bytes);
+                expected.extend_from_slice(&bytes[..len]);
+            };
+            let bytes = |print: &mut Fingerprint, expected: &mut Vec<u8>, b: &[u8]| {
+                print.bytes(b);
+                let mut len = [0u8; LEB128_MAX];
+                let n = leb128(b.len() as u64, &mut len);
+                expected.extend_from_slice(&len[..n]);
+                expected.extend_from_slice(b);
+            };
+            for short in 0..=2 * FIELD_ROOM + 1 {
+                // Up to `short` bytes before the buffer is full, then fields and numbers of every
+                // size across its end.
+                let start = print.len;
+                let target = (full - short).max(start);
+                for _ in 0..(target - start) / FIELD_ROOM {
+                    bytes(&mut print, &mut expected, filler);
+                }
+                for _ in 0..(target - start) % FIELD_ROOM {
+                    num(&mut print, &mut expected, 0);
+                }
+                assert_eq!(print.len, target % full, "{short}");
+                bytes(&mut print, &mut expected, &field[short..short + FIELD_ROOM]);
+                num(&mut print, &mut expected, u64::MAX);
+                bytes(&mut print, &mut expected, &field[..FIELD_ROOM + 1 + short]);
+                bytes(&mut print, &mut expected, &field[short..short + short % 17]);
+                num(&mut print, &mut expected, 300);
             }
-            for _ in 0..(target - start) % FIELD_ROOM {
-                num(&mut print, &mut expected, 0);
-            }
-            assert_eq!(print.len, target % FINGERPRINT_BUFFER, "{short}");
-            bytes(&mut print, &mut expected, &field[short..short + FIELD_ROOM]);
-            num(&mut print, &mut expected, u64::MAX);
-            bytes(&mut print, &mut expected, &field[..FIELD_ROOM + 1 + short]);
-            bytes(&mut print, &mut expected, &field[short..short + short % 17]);
-            num(&mut print, &mut expected, 300);
+            assert_eq!(
+                print.finish(),
+                blake3::keyed_hash(&key, &expected),
+                "{gather}"
+            );
         }
-        assert_eq!(print.finish(), blake3::keyed_hash(&key, &expected));
     }
 
     /// Every length a short field can have is copied whole, and nothing past it is written.
