@@ -231,7 +231,6 @@ impl KeyHasher {
     /// stack: numbers flow by the thousand, and each used to cost an allocation. `1` and
     /// `1.0` stay different values, as their texts are.
     fn number(&mut self, n: &serde_json::Number) {
-        use std::fmt::Write as _;
         if let Some(u) = n.as_u64() {
             self.tag(b'u');
             self.num(u);
@@ -241,13 +240,7 @@ impl KeyHasher {
             self.num(i as u64);
         } else {
             self.tag(b's');
-            let mut text = StackText::default();
-            if write!(text, "{n}").is_ok() {
-                self.field(text.as_bytes());
-            } else {
-                // Longer than any `f64` is written: an arbitrary-precision number.
-                self.field(n.to_string().as_bytes());
-            }
+            with_number_text(n, |text| self.field(text));
         }
     }
 
@@ -285,6 +278,20 @@ impl KeyHasher {
                 }
             }
         }
+    }
+}
+
+/// Calls `f` with a number's decimal text as serde_json writes it: the text it was parsed
+/// from under `arbitrary_precision` (which another crate of a build may enable), else the
+/// shortest text that reads back as the same value. Different numbers have different texts
+/// either way. Written on the stack unless longer than any `f64` is written.
+pub(crate) fn with_number_text<R>(n: &serde_json::Number, f: impl FnOnce(&[u8]) -> R) -> R {
+    use std::fmt::Write as _;
+    let mut text = StackText::default();
+    if write!(text, "{n}").is_ok() {
+        f(text.as_bytes())
+    } else {
+        f(n.to_string().as_bytes())
     }
 }
 
@@ -400,6 +407,141 @@ mod tests {
         }
         h.tag(0);
         assert!(h.len <= 64, "{} bytes", h.len);
+    }
+
+    /// Every input a key is made of, changed in turn (including changes whose fields would
+    /// run together were they not length-prefixed or tagged), gives a key of its own: config
+    /// values of every JSON kind, input values of every `Data` kind, the scope (none against an
+    /// empty one), the run input and the slots' values.
+    #[test]
+    fn different_inputs_make_different_keys() {
+        use crate::model::{FileData, Item};
+        use crate::node::InputSlot;
+        use serde_json::json;
+        use std::sync::Arc;
+
+        let configs = [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-1),
+            json!(0.5),
+            json!(""),
+            json!("0"),
+            json!([]),
+            json!([[]]),
+            json!([null]),
+            json!({}),
+            json!({ "a": "bc" }),
+            json!({ "ab": "c" }),
+            json!({ "a": 1, "b": 2 }),
+            json!({ "a": 2, "b": 1 }),
+            json!({ "a": [1, 2] }),
+            json!({ "a": [1], "b": [2] }),
+            // Would run together were keys not length-prefixed.
+            json!({ "a": { "b": null } }),
+            json!({ "a\u{6}\u{1}b": null }),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for config in &configs {
+            let prefix = key_prefix("Node", 1, config, &[], &[]);
+            assert!(seen.insert(prefix), "config {config}");
+        }
+
+        let file = |hash: Option<&str>, mime: &str, id: &str| {
+            Data::File(Box::new(FileData {
+                entity: Some(FileAsset {
+                    id: id.to_owned(),
+                    mime_type: mime.to_owned(),
+                    metadata: hash.map(|h| json!({ "contentHash": h })),
+                    ..FileAsset::default()
+                }),
+                ..FileData::default()
+            }))
+        };
+        let item = |data_type: DataType, data: Data| Item { data_type, data };
+        let text = |t: &str| item(DataType::Text, Data::Text(t.to_owned()));
+        let values: Vec<Vec<Vec<Item>>> = vec![
+            vec![vec![]],
+            vec![vec![], vec![]],
+            vec![vec![text("")]],
+            vec![vec![text("ab")]],
+            vec![vec![text("a"), text("b")]],
+            vec![vec![text("a")], vec![text("b")]],
+            vec![vec![text("a"), text("b")], vec![]],
+            // Would run together were texts not length-prefixed.
+            vec![vec![text("a\u{0}tb"), text("c")]],
+            vec![vec![text("a"), text("b\u{0}tc")]],
+            vec![vec![item(DataType::Boolean, Data::Boolean(true))]],
+            vec![vec![item(DataType::Boolean, Data::Boolean(false))]],
+            vec![vec![item(DataType::Number, Data::Number(1.into()))]],
+            vec![vec![item(DataType::Number, Data::Number((-1).into()))]],
+            vec![vec![item(DataType::Text, Data::Number(1.into()))]],
+            vec![vec![item(
+                DataType::Image,
+                file(Some("h1"), "image/png", "a"),
+            )]],
+            vec![vec![item(
+                DataType::Image,
+                file(Some("h2"), "image/png", "a"),
+            )]],
+            vec![vec![item(
+                DataType::Image,
+                file(Some("h1"), "image/jpeg", "a"),
+            )]],
+            vec![vec![item(DataType::Image, file(None, "image/png", "a"))]],
+            vec![vec![item(DataType::Image, file(None, "image/png", "b"))]],
+            vec![vec![item(DataType::File, file(None, "image/png", "b"))]],
+        ];
+        let runs = [
+            None,
+            Some(RunInput::Text(String::new())),
+            Some(RunInput::Text("a".to_owned())),
+            Some(RunInput::Url("a".to_owned())),
+            Some(RunInput::Bytes {
+                bytes: b"a".to_vec().into(),
+                name: None,
+            }),
+            Some(RunInput::Bytes {
+                bytes: b"".to_vec().into(),
+                name: Some("a".to_owned()),
+            }),
+            Some(RunInput::Asset(FileAsset::default())),
+        ];
+        let prefix = key_prefix("Node", 1, &json!(null), &[], &[]);
+        let mut seen = std::collections::HashSet::new();
+        for scope in [None, Some(""), Some("a")] {
+            for slots in &values {
+                let inputs = Inputs::new(
+                    slots
+                        .iter()
+                        .map(|values| InputSlot {
+                            handle_id: Arc::from("in"),
+                            template_handle_id: None,
+                            label: Arc::from("in"),
+                            multiple: true,
+                            values: values.clone(),
+                        })
+                        .collect(),
+                );
+                for run_input in &runs {
+                    let run = NodeRun {
+                        config: json!(null),
+                        previous: None,
+                        preset: None,
+                        resume_key: None,
+                        run_input: run_input.clone().map(Arc::new),
+                        force: false,
+                    };
+                    let key = cache_key(prefix, scope, &run, &inputs).0;
+                    assert!(
+                        seen.insert(key),
+                        "{scope:?} {slots:?} {run_input:?} keys like another"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
