@@ -68,6 +68,11 @@ pub(crate) fn cache_key(
     run: &NodeRun,
     inputs: &Inputs,
 ) -> CacheKey {
+    CacheKey(key_fields(prefix, scope, run, inputs).finish())
+}
+
+/// The fields of [`cache_key`], written and not yet hashed.
+fn key_fields(prefix: [u8; 32], scope: Option<&str>, run: &NodeRun, inputs: &Inputs) -> KeyHasher {
     let mut h = KeyHasher::new();
     h.write(&prefix);
     match scope {
@@ -105,7 +110,7 @@ pub(crate) fn cache_key(
             h.json(&serde_json::to_value(a).unwrap_or_default());
         }
     }
-    CacheKey(h.finish())
+    h
 }
 
 /// The most bytes [`leb128`] writes.
@@ -226,11 +231,14 @@ impl KeyHasher {
         }
     }
 
-    /// A number: an integer as its value under its sign's tag, anything else as its decimal
-    /// text (as serde_json writes it, exact whatever serde_json's features), written on the
-    /// stack: numbers flow by the thousand, and each used to cost an allocation. `1` and
-    /// `1.0` stay different values, as their texts are.
+    /// A number by its kind and value, each kind under its own tag (`1` and `1.0` stay
+    /// different values, as their texts are): an integer as its value; a float as its value
+    /// when it is a whole number below 2^53 (what nodes that count produce), else as its bits;
+    /// a number serde_json holds as text of its own (its `arbitrary_precision` feature) that no
+    /// `f64` is exactly, as that text. Nothing is allocated: numbers flow by the thousand.
     fn number(&mut self, n: &serde_json::Number) {
+        /// Whole floats from here on are written as their bits.
+        const WHOLE_BELOW: f64 = (1u64 << 53) as f64;
         if let Some(u) = n.as_u64() {
             self.tag(b'u');
             self.num(u);
@@ -238,6 +246,17 @@ impl KeyHasher {
             // Negative: as its two's-complement bits.
             self.tag(b'i');
             self.num(i as u64);
+        } else if let Some(f) = n
+            .as_f64()
+            .filter(|&f| serde_json::Number::from_f64(f).as_ref() == Some(n))
+        {
+            if f.fract() == 0.0 && f.is_sign_positive() && f < WHOLE_BELOW {
+                self.tag(b'w');
+                self.num(f as u64);
+            } else {
+                self.tag(b'f');
+                self.write(&f.to_bits().to_le_bytes());
+            }
         } else {
             self.tag(b's');
             with_number_text(n, |text| self.field(text));
@@ -342,14 +361,15 @@ mod tests {
     use super::*;
     use std::fmt::Write as _;
 
-    /// Integers hash as their value under their sign's tag, other numbers as their text
-    /// (written on the stack, or allocated when too long for it), and no two differ in kind
-    /// or value yet hash alike.
+    /// Integers hash as their value under their sign's tag, whole floats below 2^53 as their
+    /// value under a tag of their own, other floats as their bits, and no two numbers that
+    /// differ in kind or value (`1` and `1.0`, `0.0` and `-0.0`) hash alike.
     #[test]
     fn numbers_hash_by_kind_and_value() {
         let numbers: Vec<serde_json::Number> = serde_json::from_str(
-            "[0, 7, -42, 1, 1.0, 18446744073709551615, -9223372036854775808, 1.5, -0.25, \
-             1e300, 2.2250738585072014e-308, 123456789.123456789]",
+            "[0, 7, -42, 1, 1.0, 2.0, -0.0, 0.0, 9007199254740992.0, 9007199254740991.0, \
+             18446744073709551615, -9223372036854775808, 1.5, -0.25, 1e300, \
+             2.2250738585072014e-308, 123456789.123456789]",
         )
         .unwrap();
         let mut seen = std::collections::HashSet::new();
@@ -357,16 +377,31 @@ mod tests {
             let mut on_stack = KeyHasher::new();
             on_stack.number(n);
             let mut expected = KeyHasher::new();
-            match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => {
+            match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => {
                     expected.tag(b'u');
                     expected.num(u);
                 }
-                (None, Some(i)) => {
+                (None, Some(i), _) => {
                     expected.tag(b'i');
                     expected.num(i as u64);
                 }
-                (None, None) => {
+                (None, None, Some(f))
+                    if n.to_string() == serde_json::Number::from_f64(f).unwrap().to_string() =>
+                {
+                    if f >= 0.0
+                        && f.fract() == 0.0
+                        && f < 9007199254740992.0
+                        && !(f == 0.0 && f.is_sign_negative())
+                    {
+                        expected.tag(b'w');
+                        expected.num(f as u64);
+                    } else {
+                        expected.tag(b'f');
+                        expected.write(&f.to_bits().to_le_bytes());
+                    }
+                }
+                _ => {
                     expected.tag(b's');
                     expected.field(n.to_string().as_bytes());
                 }
@@ -396,16 +431,29 @@ mod tests {
     /// A typical bench key (a prefix and three numbers) fits in one 64-byte BLAKE3 block.
     #[test]
     fn a_key_of_a_few_numbers_fits_in_one_block() {
-        let mut h = KeyHasher::new();
-        h.write(&[0; 32]);
-        h.tag(0);
-        h.num(1);
-        h.num(3);
-        for n in [123_456u64, 7, 99_999] {
-            h.tag(type_tag(crate::model::DataType::Number));
-            h.data(&Data::Number(n.into()));
-        }
-        h.tag(0);
+        use crate::node::InputSlot;
+        use std::sync::Arc;
+        let slot = InputSlot {
+            handle_id: Arc::from("in"),
+            template_handle_id: Some(Arc::from("in")),
+            label: Arc::from("in"),
+            multiple: true,
+            // As a node that counts produces them: whole floats, and integers.
+            values: vec![
+                crate::model::Item::number(123_456.0),
+                crate::model::Item::number(7.0),
+                crate::model::Item::integer(99_999),
+            ],
+        };
+        let run = NodeRun {
+            config: serde_json::Value::Null,
+            previous: None,
+            preset: None,
+            resume_key: None,
+            run_input: None,
+            force: false,
+        };
+        let h = key_fields([0; 32], None, &run, &Inputs::new(vec![slot]));
         assert!(h.len <= 64, "{} bytes", h.len);
     }
 
