@@ -225,6 +225,8 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
 /// `url` as it may be shown in an error message or a log: credentials (`user:password@`)
 /// become `***@`, and the query and fragment, which often hold tokens and signatures, become
 /// `?…` (or `#…`). Works on the text, so that a URL too broken to parse is cut the same way.
+/// At most [`MAX_SHOWN`](crate::error::MAX_SHOWN) characters are shown (then `…`): a URL can be
+/// megabytes of untrusted input.
 ///
 /// ```
 /// # use gatewai_nodes::fetch::redact_url;
@@ -234,6 +236,11 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
 /// );
 /// ```
 pub fn redact_url(url: &str) -> String {
+    crate::error::shown(&redacted(url))
+}
+
+/// The URL without credentials, query or fragment values, whatever its length.
+fn redacted(url: &str) -> String {
     let (head, tail) = match url.find(['?', '#']) {
         Some(i) if url[i..].starts_with('?') => (&url[..i], "?…"),
         Some(i) => (&url[..i], "#…"),
@@ -359,6 +366,15 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
         }
+        // A long URL is cut after the limit, its credentials redacted first.
+        let long = format!(
+            "https://user:secret@cdn.example/{}.png?sig=1",
+            "a".repeat(100_000)
+        );
+        let shown = redact_url(&long);
+        assert_eq!(shown.chars().count(), crate::error::MAX_SHOWN + 1);
+        assert!(shown.starts_with("https://***@cdn.example/aaa"), "{shown}");
+        assert!(shown.ends_with("a…"), "{shown}");
     }
 
     #[tokio::test]

@@ -278,7 +278,8 @@ impl Timestamp {
             Value::Null => Timestamp::Seconds(0.0),
             other => {
                 return Err(format!(
-                    "expected seconds (\"12.5\"), a clock time (\"00:01:02.5\") or a percentage (\"50%\"), got {other}"
+                    "expected seconds (\"12.5\"), a clock time (\"00:01:02.5\") or a percentage (\"50%\"), got {}",
+                    crate::error::shown(other)
                 ));
             }
         };

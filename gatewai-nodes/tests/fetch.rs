@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use gatewai_core::{DataType, ErrorKind, Inputs, Node, RunInput};
 use gatewai_nodes::Error;
+use gatewai_nodes::error::shown;
 use gatewai_nodes::fetch::{FetchPolicy, fetch};
 use gatewai_nodes::media::File;
 use image::ImageFormat;
@@ -271,6 +272,29 @@ async fn fetch_errors_show_urls_without_credentials_or_query() {
             let err = node.execute(&ctx, &Inputs::default()).await.unwrap_err();
             assert!(err.message().contains(field), "{what}: {err}");
             assert_redacted(what, err.message());
+        }
+    }
+    // A huge URL or config value is quoted only in part: the message stays short.
+    let huge_url = format!("ftp://host/{}", "a".repeat(1_000_000));
+    let huge_array = serde_json::Value::Array(vec![json!(1234567); 100_000]);
+    let h = Harness::new();
+    for (config, quoted) in [
+        (json!({ "url": huge_url }), true),
+        (json!({ "url": huge_array }), true),
+        (json!({ "base64": huge_array }), true),
+        (json!({ "file": huge_array }), false),
+        (json!({ "image": huge_array }), false),
+    ] {
+        let node = File::new();
+        let err = node
+            .execute(&h.ctx("File", config.clone()), &Inputs::default())
+            .await
+            .unwrap_err();
+        let what = shown(&config);
+        assert!(err.message().len() < 500, "{what}: {err}");
+        assert_eq!(err.message().contains('…'), quoted, "{what}: {err}");
+        for (field, problem) in node.check_config(&config) {
+            assert!(problem.len() < 500, "{what}: {field}: {problem}");
         }
     }
     // The File node's config check shows a URL it refuses redacted too.

@@ -249,10 +249,7 @@ pub(crate) fn api_error_detail(error: Option<&Value>, body: &[u8]) -> String {
 }
 
 fn truncate(text: &str) -> String {
-    match text.char_indices().nth(MAX_QUOTED) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
+    crate::error::shown_up_to(&text, MAX_QUOTED)
 }
 
 /// Replaces the API key, should it appear, by `***`.

@@ -275,7 +275,10 @@ impl Node for LlmNode {
             Some(Value::Number(n)) if n.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) => {}
             Some(other) => problems.push((
                 "temperature".into(),
-                format!("must be a number from 0 to 2, got {other}"),
+                format!(
+                    "must be a number from 0 to 2, got {}",
+                    crate::error::shown(other)
+                ),
             )),
         }
         let max = ["maxOutputTokens", "maxTokens", "max_tokens"]
@@ -288,7 +291,10 @@ impl Node for LlmNode {
                     .is_some_and(|n| n > 0 && n <= u64::from(u32::MAX)) => {}
             Some((field, other)) => problems.push((
                 field.to_owned(),
-                format!("must be a positive integer, got {other}"),
+                format!(
+                    "must be a positive integer, got {}",
+                    crate::error::shown(other)
+                ),
             )),
         }
         problems

@@ -1,5 +1,6 @@
 //! The **File** node (Gatewai's Import): the source of media in a canvas.
 
+use crate::error::shown;
 use crate::fetch::{FetchPolicy, fetch, redact_url};
 use crate::media_util::{data_type_for_mime, detect_mime, image_dimensions, store_media};
 use async_trait::async_trait;
@@ -112,7 +113,12 @@ fn import_config(data: &serde_json::Map<String, Value>) -> Result<Value, String>
                 config.entry("url").or_insert(Value::from(url));
             }
             Value::Null => {}
-            other => return Err(format!("file: expected {{url, name, type}}, got {other}")),
+            other => {
+                return Err(format!(
+                    "file: expected {{url, name, type}}, got {}",
+                    shown(&other)
+                ));
+            }
         }
     }
     for field in ["image", "video", "audio", "src"] {
@@ -121,7 +127,9 @@ fn import_config(data: &serde_json::Map<String, Value>) -> Result<Value, String>
                 config.entry("url").or_insert(Value::from(url));
             }
             Some(Value::Null) | None => {}
-            Some(other) => return Err(format!("{field}: expected a URL, got {other}")),
+            Some(other) => {
+                return Err(format!("{field}: expected a URL, got {}", shown(&other)));
+            }
         }
     }
     Ok(Value::Object(config))
@@ -245,7 +253,10 @@ impl Node for File {
                 && !v.is_null()
                 && !v.is_string()
             {
-                problems.push((field.to_owned(), format!("expected a string, got {v}")));
+                problems.push((
+                    field.to_owned(),
+                    format!("expected a string, got {}", shown(v)),
+                ));
             }
         }
         if let Some(url) = config.get("url").and_then(Value::as_str) {
@@ -296,16 +307,16 @@ impl Node for File {
             return existing(ctx, "asset", &asset).await;
         }
         if let Some(url) = config.get("url").filter(|v| !v.is_null()) {
-            let url = url
-                .as_str()
-                .ok_or_else(|| NodeError::config("url", format!("expected a string, got {url}")))?;
+            let url = url.as_str().ok_or_else(|| {
+                NodeError::config("url", format!("expected a string, got {}", shown(url)))
+            })?;
             if !url.trim().is_empty() {
                 return self.import_url(ctx, "url", url).await;
             }
         }
         if let Some(b64) = config.get("base64").filter(|v| !v.is_null()) {
             let text = b64.as_str().ok_or_else(|| {
-                NodeError::config("base64", format!("expected a string, got {b64}"))
+                NodeError::config("base64", format!("expected a string, got {}", shown(b64)))
             })?;
             let bytes = if text.trim_start().starts_with("data:") {
                 decode_data_url("base64", text.trim(), self.policy.max_bytes)?
