@@ -725,6 +725,19 @@ async fn compositor_canvas_over_the_limits_names_the_side_at_fault() {
             None,
         ),
     ] {
+        // Refused before the run (the config check names the same fields), and at run time.
+        let problems = node.check_config(&config);
+        assert!(!problems.is_empty(), "{config}");
+        for (field, problem) in &problems {
+            assert!(named.contains(&format!("`{field}`")), "{config}: {field}");
+            assert!(problem.contains("too large"), "{config}: {problem}");
+        }
+        if let Some(other) = not_named {
+            assert!(
+                problems.iter().all(|(f, _)| !other.contains(f.as_str())),
+                "{config}: {problems:?}"
+            );
+        }
         let ctx = h.ctx("Compositor", config.clone());
         let err = node.execute(&ctx, &Inputs::default()).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");

@@ -452,15 +452,24 @@ fn composite(
 /// The config error for a canvas of `size` over the limits. It names the side that was set
 /// (the other is the default); both when both were, or neither (limits below the default).
 fn canvas_too_large(config: &Value, size: &str) -> NodeError {
-    let set = |field| matches!(number(config, field), Ok(Some(_)));
     let message = format!("the canvas would be too large: {size}");
-    match (set("width"), set("height")) {
-        (true, false) => NodeError::config("width", message),
-        (false, true) => NodeError::config("height", message),
+    match canvas_fields(config) {
+        [field] => NodeError::config(field, message),
         _ => NodeError::new(
             ErrorKind::InvalidConfig,
             format!("config fields `width` and `height`: {message}"),
         ),
+    }
+}
+
+/// The config fields a canvas too large is blamed on: the one size the config set, or both
+/// (when it set both, or neither and the default is too large for the node's limits).
+fn canvas_fields(config: &Value) -> &'static [&'static str] {
+    let set = |field| matches!(number(config, field), Ok(Some(_)));
+    match (set("width"), set("height")) {
+        (true, false) => &["width"],
+        (false, true) => &["height"],
+        _ => &["width", "height"],
     }
 }
 
@@ -511,10 +520,21 @@ impl Node for Compositor {
         &self.template
     }
 
+    /// Also checks the canvas against the node's image limits, so that a canvas too large is
+    /// refused before the run, not when the node's turn comes.
     fn check_config(&self, config: &Value) -> Vec<(String, String)> {
-        CompositorConfig::parse(config, self.limits.max_side)
-            .err()
-            .unwrap_or_default()
+        match CompositorConfig::parse(config, self.limits.max_side) {
+            Err(problems) => problems,
+            Ok(parsed) => over_limits(parsed.width, parsed.height, &self.limits)
+                .map(|size| {
+                    let message = format!("the canvas would be too large: {size}");
+                    canvas_fields(config)
+                        .iter()
+                        .map(|field| ((*field).to_owned(), message.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 
     async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
