@@ -722,6 +722,35 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
                 .unwrap();
             assert!(record.cached, "{kind:?}: resumed, not executed");
             assert!(record.error.as_deref().unwrap().contains("refused"));
+            // The node no longer continues on error (its document changed before the
+            // resume): the error it continued with is not reused; it runs again and fails,
+            // as in a fresh run of that document.
+            let mut failing = wf.clone();
+            failing.node_mut("bad").unwrap().on_error = None;
+            let options = RunOptions {
+                resumed: again
+                    .executions
+                    .iter()
+                    .filter(|e| e.status == ExecutionStatus::Completed)
+                    .map(|e| {
+                        let resumed = Resumed {
+                            result: (**e.output.as_ref().unwrap()).clone(),
+                            cache_key: e.cache_key.filter(|_| keyed),
+                            error: e.error.clone(),
+                        };
+                        (e.node_id.to_string(), resumed)
+                    })
+                    .collect(),
+                ..RunOptions::default()
+            };
+            let failed = engine.run(failing, options).await.unwrap();
+            assert_eq!(
+                failed.run.status,
+                RunStatus::Failed,
+                "{kind:?}, keyed {keyed}"
+            );
+            assert_eq!(status_of(&failed, "bad"), ExecutionStatus::Failed);
+            assert_eq!(failed.exports, outcome.exports, "{kind:?}, keyed {keyed}");
         }
     }
 }
