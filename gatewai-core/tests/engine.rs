@@ -722,7 +722,111 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
                 .unwrap();
             assert!(record.cached, "{kind:?}: resumed, not executed");
             assert!(record.error.as_deref().unwrap().contains("refused"));
+            // The node no longer continues on error (its document changed before the
+            // resume): the error it continued with is not reused; it runs again and fails,
+            // as in a fresh run of that document.
+            let mut failing = wf.clone();
+            failing.node_mut("bad").unwrap().on_error = None;
+            let options = RunOptions {
+                resumed: again
+                    .executions
+                    .iter()
+                    .filter(|e| e.status == ExecutionStatus::Completed)
+                    .map(|e| {
+                        let resumed = Resumed {
+                            result: (**e.output.as_ref().unwrap()).clone(),
+                            cache_key: e.cache_key.filter(|_| keyed),
+                            error: e.error.clone(),
+                        };
+                        (e.node_id.to_string(), resumed)
+                    })
+                    .collect(),
+                ..RunOptions::default()
+            };
+            let failed = engine.run(failing, options).await.unwrap();
+            assert_eq!(
+                failed.run.status,
+                RunStatus::Failed,
+                "{kind:?}, keyed {keyed}"
+            );
+            assert_eq!(status_of(&failed, "bad"), ExecutionStatus::Failed);
+            assert_eq!(failed.exports, outcome.exports, "{kind:?}, keyed {keyed}");
         }
+    }
+}
+
+/// A many-edge input gets its values in the order of its edges in the document, not in the
+/// order its sources are planned or finish, each slot its own; a second slot's edges between
+/// the first one's change neither.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_many_edge_input_takes_its_values_in_edge_order() {
+    /// `in`'s values as the digits of one number, then `more`'s: `in` [1, 3] and `more`
+    /// [3, 2, 1] give 13.321.
+    struct Digits {
+        template: NodeTemplate,
+    }
+    #[async_trait]
+    impl Node for Digits {
+        fn template(&self) -> &NodeTemplate {
+            &self.template
+        }
+        async fn execute(&self, _: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
+            let digits = |key| {
+                inputs
+                    .all(key)
+                    .iter()
+                    .filter_map(Item::as_f64)
+                    .fold(0.0, |n, d| n * 10.0 + d)
+            };
+            Ok(Outputs::one(
+                "out",
+                Item::number(digits("in") + digits("more") / 1000.0),
+            ))
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let mut reg = registry(&c, 1);
+        reg.register(Digits {
+            template: number_template("Digits")
+                .handle(HandleTemplate::input("more", "More", &[DataType::Number]).multiple()),
+        })
+        .unwrap();
+        let engine = Engine::builder()
+            .registry(reg)
+            .executor(kind)
+            .build()
+            .unwrap();
+        let mut wf = workflow(
+            engine.registry(),
+            &[
+                ("a", "Sum", json!({"add": 1})),
+                ("b", "Sum", json!({"add": 2})),
+                ("c", "Sum", json!({"add": 3})),
+                ("d", "Digits", json!({})),
+            ],
+            &[],
+        );
+        let edges = [
+            ("c", "more"),
+            ("a", "in"),
+            ("b", "more"),
+            ("c", "in"),
+            ("a", "more"),
+        ];
+        for (i, (source, slot)) in edges.into_iter().enumerate() {
+            wf.edges.push(Edge {
+                id: format!("e{i}"),
+                source: source.to_owned(),
+                target: "d".to_owned(),
+                source_handle_id: format!("{source}:out"),
+                target_handle_id: format!("d:{slot}"),
+                extra: Default::default(),
+            });
+        }
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(value_of(&outcome, "d"), Some(13.321), "{kind:?}");
     }
 }
 

@@ -180,7 +180,7 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
             url: redact_url(url.as_str()),
             reason: format!(
                 "only http and https URLs are fetched, not `{}`",
-                url.scheme()
+                crate::error::shown(&url.scheme())
             ),
         });
     }
@@ -192,7 +192,7 @@ async fn checked_address(url: &Url, policy: &FetchPolicy) -> Result<SocketAddr, 
             .await
             .map_err(|e| Error::Network {
                 url: redact_url(url.as_str()),
-                message: format!("cannot resolve `{domain}`: {e}"),
+                message: format!("cannot resolve `{}`: {e}", crate::error::shown(&domain)),
             })?
             .map(|a| a.ip())
             .collect(),

@@ -150,7 +150,10 @@ pub async fn read_asset(
         match err.kind() {
             ErrorKind::NotFound => NodeError::input(
                 handle,
-                format!("asset `{}` not found in the asset store", asset.id),
+                format!(
+                    "asset `{}` not found in the asset store",
+                    crate::error::shown(&asset.id)
+                ),
             ),
             _ => err,
         }

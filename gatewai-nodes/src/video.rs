@@ -270,10 +270,9 @@ impl Timestamp {
     /// otherwise.
     pub fn parse(value: &Value) -> Result<Timestamp, String> {
         let ts = match value {
-            Value::Number(n) => Timestamp::Seconds(
-                n.as_f64()
-                    .ok_or_else(|| format!("`{n}` is not a number of seconds"))?,
-            ),
+            Value::Number(n) => Timestamp::Seconds(n.as_f64().ok_or_else(|| {
+                format!("`{}` is not a number of seconds", crate::error::shown(n))
+            })?),
             Value::String(s) => Self::parse_str(s)?,
             Value::Null => Timestamp::Seconds(0.0),
             other => {
@@ -299,7 +298,8 @@ impl Timestamp {
         let s = text.trim();
         let bad = || {
             format!(
-                "`{text}` is not seconds (\"12.5\"), a clock time (\"00:01:02.5\") or a percentage (\"50%\")"
+                "`{}` is not seconds (\"12.5\"), a clock time (\"00:01:02.5\") or a percentage (\"50%\")",
+                crate::error::shown(&text)
             )
         };
         if s.is_empty() {
@@ -329,7 +329,10 @@ impl Timestamp {
                 }
                 let v: f64 = part.parse().map_err(|_| bad())?;
                 if i > 0 && v >= 60.0 {
-                    return Err(format!("`{text}`: minutes and seconds must be below 60"));
+                    return Err(format!(
+                        "`{}`: minutes and seconds must be below 60",
+                        crate::error::shown(&text)
+                    ));
                 }
                 seconds = seconds * 60.0 + v;
             }
@@ -422,7 +425,7 @@ impl Node for ExtractFrame {
                 "video",
                 format!(
                     "`{}` is not a video (detected {})",
-                    asset.name,
+                    crate::error::shown(&asset.name),
                     mime.unwrap_or("an unknown type")
                 ),
             ));
@@ -435,7 +438,10 @@ impl Node for ExtractFrame {
         if !info.has_video {
             return Err(NodeError::input(
                 "video",
-                format!("`{}` is not a video (it has no video stream)", asset.name),
+                format!(
+                    "`{}` is not a video (it has no video stream)",
+                    crate::error::shown(&asset.name)
+                ),
             ));
         }
         let seconds = frame_time(timestamp, &info)?;
@@ -620,7 +626,10 @@ impl Node for MediaCut {
             .ok_or_else(|| {
                 NodeError::input(
                     "media",
-                    format!("`{}` is not a video or audio file", asset.name),
+                    format!(
+                        "`{}` is not a video or audio file",
+                        crate::error::shown(&asset.name)
+                    ),
                 )
             })?;
         let dir = temp_dir()?;
@@ -637,7 +646,7 @@ impl Node for MediaCut {
                 "media",
                 format!(
                     "`{}` has no {} stream",
-                    asset.name,
+                    crate::error::shown(&asset.name),
                     data_type.as_str().to_lowercase()
                 ),
             ));

@@ -210,7 +210,8 @@ pub struct Resumed {
     /// The error the node turned into its output when it continued on error (its record's
     /// error). The resumed node completes with it as the interrupted attempt did: its record
     /// keeps the error, and an output node is left out of the run's exports, as in a run
-    /// that was never interrupted.
+    /// that was never interrupted. Such a result is reused only while the node continues on
+    /// error: a node whose policy is now `Fail` runs again.
     pub error: Option<String>,
 }
 

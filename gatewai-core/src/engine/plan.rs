@@ -237,10 +237,20 @@ impl Plan {
                 .map(|&(_, p)| p as usize)
                 .filter(|&p| p < runs.len())
         };
+        // A result a node turned an error into is reused only while the node still continues
+        // on error: one whose document now says `Fail` runs again (and fails as in a fresh
+        // run, rather than pass the error on to its dependents).
+        let reusable = |p: usize, resumed: &super::Resumed| {
+            resumed.error.is_none() || self.nodes[p].on_error == OnError::Continue
+        };
         let mut presets = Vec::new();
         let mut resume_keys = Vec::new();
         for (id, resumed) in &options.resumed {
             if let Some(p) = planned(id) {
+                if !reusable(p, resumed) {
+                    tracing::info!(node_id = %id, "not resuming the error a node continued with: it no longer continues on error");
+                    continue;
+                }
                 presets.push((
                     p,
                     Preset {
@@ -258,7 +268,7 @@ impl Plan {
             if let Some(p) = planned(id) {
                 if self.nodes[p].terminal {
                     tracing::warn!(node_id = %id, "ignoring a pinned result for a terminal node: it runs in the engine");
-                } else if !options.resumed.contains_key(id) {
+                } else if !options.resumed.get(id).is_some_and(|r| reusable(p, r)) {
                     presets.push((
                         p,
                         Preset {

@@ -172,7 +172,10 @@ impl ProviderKind {
             Some(p) if p.eq_ignore_ascii_case("openai") => Ok(ProviderKind::OpenAi),
             Some(other) => Err(NodeError::config(
                 "provider",
-                format!("unknown provider `{other}` (expected \"gemini\" or \"openai\")"),
+                format!(
+                    "unknown provider `{}` (expected \"gemini\" or \"openai\")",
+                    crate::error::shown(&other)
+                ),
             )),
             None => {
                 let m = model.to_ascii_lowercase();
@@ -265,7 +268,10 @@ pub(crate) fn check_model_name(model: &str, allow_slash: bool) -> Result<(), Nod
     } else {
         Err(NodeError::config(
             "model",
-            format!("`{model}` is not a valid model name"),
+            format!(
+                "`{}` is not a valid model name",
+                crate::error::shown(&model)
+            ),
         ))
     }
 }

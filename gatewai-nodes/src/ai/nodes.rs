@@ -439,7 +439,7 @@ impl Node for ImageGenNode {
         {
             problems.push((
                 "aspectRatio".into(),
-                format!("`{a}` is not a ratio like \"16:9\""),
+                format!("`{}` is not a ratio like \"16:9\"", crate::error::shown(&a)),
             ));
         }
         if let Some(Value::String(s)) = config.get("imageSize")
@@ -447,7 +447,10 @@ impl Node for ImageGenNode {
         {
             problems.push((
                 "imageSize".into(),
-                format!("`{s}` is not a size like \"1K\", \"2K\" or \"4K\""),
+                format!(
+                    "`{}` is not a size like \"1K\", \"2K\" or \"4K\"",
+                    crate::error::shown(&s)
+                ),
             ));
         }
         problems
@@ -459,14 +462,14 @@ impl Node for ImageGenNode {
         if let Some(a) = aspect_ratio.as_deref().filter(|a| !check_aspect_ratio(a)) {
             return Err(NodeError::config(
                 "aspectRatio",
-                format!("`{a}` is not a ratio like \"16:9\""),
+                format!("`{}` is not a ratio like \"16:9\"", crate::error::shown(&a)),
             ));
         }
         let image_size = config.image_size.filter(|s| !s.is_empty());
         if let Some(s) = image_size.as_deref().filter(|s| !check_image_size(s)) {
             return Err(NodeError::config(
                 "imageSize",
-                format!("`{s}` is not a size like \"1K\""),
+                format!("`{}` is not a size like \"1K\"", crate::error::shown(&s)),
             ));
         }
         let model = model_or(&config.model, DEFAULT_IMAGE_MODEL);
@@ -627,7 +630,7 @@ impl Node for TextToSpeechNode {
             return Err(NodeError::unavailable(format!(
                 "{} returned data that is not audio (mime type `{}`, {} bytes)",
                 provider.name(),
-                audio.mime_type,
+                crate::error::shown(&audio.mime_type),
                 audio.bytes.len()
             )));
         }

@@ -98,7 +98,8 @@ fn unsupported(provider: &str, what: &str, model: &str) -> NodeError {
     NodeError::new(
         ErrorKind::Unsupported,
         format!(
-            "{provider} provider does not support {what} (model `{model}`); use a Gemini model"
+            "{provider} provider does not support {what} (model `{}`); use a Gemini model",
+            crate::error::shown(&model)
         ),
     )
 }

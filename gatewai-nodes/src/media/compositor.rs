@@ -6,6 +6,7 @@ use super::codec::{
 };
 use super::config::{FieldError, field_error, number, number_in, pixels};
 use super::resize::resize_image;
+use crate::error::shown;
 use crate::media_util::{read_asset, store_bytes};
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use async_trait::async_trait;
@@ -89,7 +90,7 @@ struct LayerSettings {
 
 impl LayerSettings {
     fn parse(key: &str, value: &Value, max_side: u32) -> Result<Self, Vec<FieldError>> {
-        let at = |f: &str| format!("layerUpdates.{key}.{f}");
+        let at = |f: &str| format!("layerUpdates.{}.{f}", shown(&key));
         let mut problems = Vec::new();
         let mut keep = |r: Result<Option<f64>, FieldError>, field: &str| match r {
             Ok(v) => v,
@@ -117,12 +118,12 @@ impl LayerSettings {
             Some(Value::String(s)) => BlendMode::parse(s).unwrap_or_else(|| {
                 problems.push((
                     at("blendMode"),
-                    format!("unknown blend mode `{s}` (normal, multiply, screen, overlay, darken, lighten, difference, add)"),
+                    format!("unknown blend mode `{}` (normal, multiply, screen, overlay, darken, lighten, difference, add)", shown(s)),
                 ));
                 BlendMode::Normal
             }),
             Some(other) => {
-                problems.push((at("blendMode"), format!("expected a name, got {other}")));
+                problems.push((at("blendMode"), format!("expected a name, got {}", shown(other))));
                 BlendMode::Normal
             }
         };
@@ -131,12 +132,15 @@ impl LayerSettings {
             Some(Value::String(s)) => parse_color(s).unwrap_or_else(|| {
                 problems.push((
                     at("fill"),
-                    format!("`{s}` is not a #rgb, #rrggbb or #rrggbbaa colour"),
+                    format!("`{}` is not a #rgb, #rrggbb or #rrggbbaa colour", shown(s)),
                 ));
                 Rgba([0, 0, 0, 255])
             }),
             Some(other) => {
-                problems.push((at("fill"), format!("expected a colour, got {other}")));
+                problems.push((
+                    at("fill"),
+                    format!("expected a colour, got {}", shown(other)),
+                ));
                 Rgba([0, 0, 0, 255])
             }
         };
@@ -215,14 +219,14 @@ impl CompositorConfig {
             Some(Value::String(s)) => parse_color(s).unwrap_or_else(|| {
                 problems.push((
                     "backgroundColor".to_owned(),
-                    format!("`{s}` is not a colour"),
+                    format!("`{}` is not a colour", shown(s)),
                 ));
                 Rgba([0, 0, 0, 0])
             }),
             Some(other) => {
                 problems.push((
                     "backgroundColor".to_owned(),
-                    format!("expected a colour, got {other}"),
+                    format!("expected a colour, got {}", shown(other)),
                 ));
                 Rgba([0, 0, 0, 0])
             }
@@ -233,7 +237,7 @@ impl CompositorConfig {
             Some(other) => {
                 problems.push((
                     "layerUpdates".to_owned(),
-                    format!("expected an object, got {other}"),
+                    format!("expected an object, got {}", shown(other)),
                 ));
                 serde_json::Map::new()
             }
@@ -241,8 +245,8 @@ impl CompositorConfig {
         for (key, value) in &layers {
             if !value.is_object() {
                 problems.push((
-                    format!("layerUpdates.{key}"),
-                    format!("expected an object, got {value}"),
+                    format!("layerUpdates.{}", shown(key)),
+                    format!("expected an object, got {}", shown(value)),
                 ));
             } else if let Err(p) = LayerSettings::parse(key, value, max_side) {
                 problems.extend(p);

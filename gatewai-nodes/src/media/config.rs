@@ -27,7 +27,10 @@ pub(crate) fn number(config: &Value, field: &str) -> Result<Option<f64>, FieldEr
     };
     match n {
         Some(n) if n.is_finite() => Ok(Some(n)),
-        _ => Err((field.to_owned(), format!("expected a number, got {value}"))),
+        _ => Err((
+            field.to_owned(),
+            format!("expected a number, got {}", crate::error::shown(value)),
+        )),
     }
 }
 
@@ -67,7 +70,7 @@ pub(crate) fn boolean(config: &Value, field: &str) -> Result<Option<bool>, Field
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
         Some(other) => Err((
             field.to_owned(),
-            format!("expected true or false, got {other}"),
+            format!("expected true or false, got {}", crate::error::shown(other)),
         )),
     }
 }

@@ -196,7 +196,7 @@ async fn existing(ctx: &NodeContext, field: &str, asset: &FileAsset) -> Result<O
         None => {
             return Err(NodeError::input(
                 field,
-                format!("asset `{}` is not in the asset store", asset.id),
+                format!("asset `{}` is not in the asset store", shown(&asset.id)),
             ));
         }
     };
@@ -207,7 +207,7 @@ async fn existing(ctx: &NodeContext, field: &str, asset: &FileAsset) -> Result<O
             field,
             format!(
                 "asset `{}` is not an image, video or audio file (detected {})",
-                asset.id,
+                shown(&asset.id),
                 mime.unwrap_or("an unknown type")
             ),
         )
