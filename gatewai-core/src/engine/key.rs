@@ -235,7 +235,8 @@ impl KeyHasher {
     /// different values, as their texts are): an integer as its value; a float as its value
     /// when it is a whole number below 2^53 (what nodes that count produce), else as its bits;
     /// a number serde_json holds as text of its own (its `arbitrary_precision` feature) that no
-    /// `f64` is exactly, as that text. Nothing is allocated: numbers flow by the thousand.
+    /// `f64` is exactly, as that text. Numbers flow by the thousand, and nothing is allocated
+    /// for them, except under `arbitrary_precision` (checking a float's exactness allocates).
     fn number(&mut self, n: &serde_json::Number) {
         /// Whole floats from here on are written as their bits.
         const WHOLE_BELOW: f64 = (1u64 << 53) as f64;

@@ -554,7 +554,8 @@ impl Plan {
             let id_of = |h: &u32| workflow.handles[*h as usize].id.as_str();
             let is_input =
                 |h: &&u32| workflow.handles[**h as usize].handle_type != HandleType::Output;
-            let mut slots = Vec::new();
+            // The node's slots go straight into the plan's array, after the previous node's.
+            let slot_start = all_slots.len();
             let mut handles = Vec::with_capacity(handle_ids.len());
             for &h in &handle_ids {
                 let handle = &workflow.handles[h as usize];
@@ -571,7 +572,7 @@ impl Plan {
                             .and_then(|th| template.handle_template(th))
                             .is_some_and(|th| th.multiple)
                     });
-                    slots.push(SlotPlan {
+                    all_slots.push(SlotPlan {
                         handle_id: id.clone(),
                         template_handle_id: template_handle_id.clone(),
                         label: label.clone(),
@@ -600,7 +601,7 @@ impl Plan {
                     // The scan walks the slots (inputs only), not every handle.
                     let Some(slot) = slot_by_id.find(
                         &edge.target_handle_id,
-                        slots.iter().map(|slot| &*slot.handle_id),
+                        all_slots[slot_start..].iter().map(|slot| &*slot.handle_id),
                     ) else {
                         continue;
                     };
@@ -622,7 +623,7 @@ impl Plan {
             // Each slot's sources after the previous slot's, in edge order (a stable sort).
             fed.sort_by_key(|&(slot, _, _)| slot);
             let mut fed = fed.into_iter().peekable();
-            for (k, slot) in slots.iter_mut().enumerate() {
+            for (k, slot) in all_slots[slot_start..].iter_mut().enumerate() {
                 let start = all_sources.len() as u32;
                 while let Some((_, src, handle)) = fed.next_if(|&(s, _, _)| s as usize == k) {
                     all_sources.push((src, handle));
@@ -636,7 +637,7 @@ impl Plan {
                     &info.node_type,
                     info.version,
                     &node.config,
-                    &slots,
+                    &all_slots[slot_start..],
                     &handles,
                 )
             } else {
@@ -661,11 +662,7 @@ impl Plan {
                     intern.get(&node.name)
                 },
                 node: info.imp.clone(),
-                slots: {
-                    let start = all_slots.len() as u32;
-                    all_slots.extend(slots);
-                    start..all_slots.len() as u32
-                },
+                slots: slot_start as u32..all_slots.len() as u32,
                 handles,
                 transient: info.transient,
                 on_error: node.on_error.unwrap_or_default(),

@@ -866,8 +866,10 @@ impl RunState {
             // budget-aware await (`select!` checks the budget) would return `Pending` for a mere
             // yield, and the driver would take that for a wait (stop counting as free, start
             // another driver, hand its batch back).
+            // (On the single-threaded executor other drivers share the run task's budget and
+            // may spend it again before this one resumes: hence a loop.)
             tokio::task::coop::consume_budget().await;
-            if !tokio::task::coop::has_budget_remaining() {
+            while !tokio::task::coop::has_budget_remaining() {
                 tokio::task::yield_now().await;
             }
         }
