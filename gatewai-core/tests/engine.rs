@@ -339,6 +339,13 @@ fn engine(kind: ExecutorKind, c: &Counters, parties: usize) -> EngineBuilder {
         .executor(kind)
 }
 
+/// [`engine`] with one more node type, defined by the test.
+fn engine_with(kind: ExecutorKind, c: &Counters, node: impl Node) -> EngineBuilder {
+    let mut reg = registry(c, 1);
+    reg.register(node).unwrap();
+    Engine::builder().registry(reg).executor(kind)
+}
+
 /// Builds a workflow; nodes are (id, type, config); edges are (source, source handle, target).
 /// Every node gets handles `{id}:{template handle}` from the registry's templates.
 fn workflow(
@@ -649,18 +656,17 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
     }
     for kind in EXECUTORS {
         let c = Counters::default();
-        let mut reg = registry(&c, 1);
-        reg.register(FailingExport {
-            template: NodeTemplate::new("FailingExport", "FailingExport", "Outputs")
-                .terminal()
-                .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
-        })
+        let engine = engine_with(
+            kind,
+            &c,
+            FailingExport {
+                template: NodeTemplate::new("FailingExport", "FailingExport", "Outputs")
+                    .terminal()
+                    .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
+            },
+        )
+        .build()
         .unwrap();
-        let engine = Engine::builder()
-            .registry(reg)
-            .executor(kind)
-            .build()
-            .unwrap();
         let mut wf = workflow(
             engine.registry(),
             &[
@@ -786,17 +792,16 @@ async fn a_many_edge_input_takes_its_values_in_edge_order() {
     }
     for kind in EXECUTORS {
         let c = Counters::default();
-        let mut reg = registry(&c, 1);
-        reg.register(Digits {
-            template: number_template("Digits")
-                .handle(HandleTemplate::input("more", "More", &[DataType::Number]).multiple()),
-        })
+        let engine = engine_with(
+            kind,
+            &c,
+            Digits {
+                template: number_template("Digits")
+                    .handle(HandleTemplate::input("more", "More", &[DataType::Number]).multiple()),
+            },
+        )
+        .build()
         .unwrap();
-        let engine = Engine::builder()
-            .registry(reg)
-            .executor(kind)
-            .build()
-            .unwrap();
         let mut wf = workflow(
             engine.registry(),
             &[
@@ -916,25 +921,24 @@ async fn a_router_skips_the_branch_not_taken_without_failing() {
 async fn a_required_input_its_config_stands_in_for_does_not_make_a_node_not_taken() {
     for kind in EXECUTORS {
         let c = Counters::default();
-        let mut reg = registry(&c, 1);
         // Like the app's LLM: a required prompt typed into the node, optional extra inputs.
-        reg.register(Sum {
-            template: NodeTemplate::new("Prompted", "Prompted", "Test")
-                .handle(
-                    HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
-                        .required()
-                        .config_fallback("prompt"),
-                )
-                .handle(HandleTemplate::input("in", "In", &[DataType::Number]).multiple())
-                .handle(HandleTemplate::output("out", "Out", &[DataType::Number])),
-            runs: c.sum.clone(),
-        })
+        let engine = engine_with(
+            kind,
+            &c,
+            Sum {
+                template: NodeTemplate::new("Prompted", "Prompted", "Test")
+                    .handle(
+                        HandleTemplate::input("prompt", "Prompt", &[DataType::Text])
+                            .required()
+                            .config_fallback("prompt"),
+                    )
+                    .handle(HandleTemplate::input("in", "In", &[DataType::Number]).multiple())
+                    .handle(HandleTemplate::output("out", "Out", &[DataType::Number])),
+                runs: c.sum.clone(),
+            },
+        )
+        .build()
         .unwrap();
-        let engine = Engine::builder()
-            .registry(reg)
-            .executor(kind)
-            .build()
-            .unwrap();
         let wf = workflow(
             engine.registry(),
             &[
@@ -1771,18 +1775,17 @@ async fn transient_results_stay_in_the_run() {
     }
     for kind in EXECUTORS {
         let c = Counters::default();
-        let mut reg = registry(&c, 1);
-        reg.register(Preview(
-            NodeTemplate::new("Preview", "Preview", "Outputs")
-                .transient()
-                .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
-        ))
+        let engine = engine_with(
+            kind,
+            &c,
+            Preview(
+                NodeTemplate::new("Preview", "Preview", "Outputs")
+                    .transient()
+                    .handle(HandleTemplate::input("in", "Input", &[DataType::Number]).required()),
+            ),
+        )
+        .build()
         .unwrap();
-        let engine = Engine::builder()
-            .registry(reg)
-            .executor(kind)
-            .build()
-            .unwrap();
         let wf = workflow(
             engine.registry(),
             &[("a", "Sum", json!({"add": 2})), ("p", "Preview", json!({}))],
@@ -2599,19 +2602,18 @@ impl Node for Reporter {
 async fn progress_reaches_observers_from_a_context_and_from_its_copies() {
     for kind in EXECUTORS {
         let c = Counters::default();
-        let mut reg = registry(&c, 1);
-        reg.register(Reporter {
-            template: NodeTemplate::new("Reporter", "Reporter", "Test")
-                .handle(HandleTemplate::output("out", "out", &[DataType::Number])),
-        })
-        .unwrap();
         let recorder = Arc::new(Recorder::default());
-        let engine = Engine::builder()
-            .registry(reg)
-            .executor(kind)
-            .observer(recorder.clone())
-            .build()
-            .unwrap();
+        let engine = engine_with(
+            kind,
+            &c,
+            Reporter {
+                template: NodeTemplate::new("Reporter", "Reporter", "Test")
+                    .handle(HandleTemplate::output("out", "out", &[DataType::Number])),
+            },
+        )
+        .observer(recorder.clone())
+        .build()
+        .unwrap();
         let wf = workflow(engine.registry(), &[("r", "Reporter", json!({}))], &[]);
         let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
         assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
