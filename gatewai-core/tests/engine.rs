@@ -339,6 +339,24 @@ fn engine(kind: ExecutorKind, c: &Counters, parties: usize) -> EngineBuilder {
         .executor(kind)
 }
 
+/// What a store hands a resumed run: each completed node's recorded result, error and (when
+/// `keyed`) cache key.
+fn resumed_from(outcome: &gatewai_core::RunOutcome, keyed: bool) -> HashMap<String, Resumed> {
+    outcome
+        .executions
+        .iter()
+        .filter(|e| e.status == ExecutionStatus::Completed)
+        .map(|e| {
+            let resumed = Resumed {
+                result: (**e.output.as_ref().unwrap()).clone(),
+                cache_key: e.cache_key.filter(|_| keyed),
+                error: e.error.clone(),
+            };
+            (e.node_id.to_string(), resumed)
+        })
+        .collect()
+}
+
 /// [`engine`] with one more node type, defined by the test.
 fn engine_with(kind: ExecutorKind, c: &Counters, node: impl Node) -> EngineBuilder {
     let mut reg = registry(c, 1);
@@ -701,21 +719,8 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
         // Resumed from its records (as a store resumes an interrupted run), with and
         // without the keys: the same exports and the same error in the record.
         for keyed in [true, false] {
-            let resumed = outcome
-                .executions
-                .iter()
-                .filter(|e| e.status == ExecutionStatus::Completed)
-                .map(|e| {
-                    let resumed = Resumed {
-                        result: (**e.output.as_ref().unwrap()).clone(),
-                        cache_key: e.cache_key.filter(|_| keyed),
-                        error: e.error.clone(),
-                    };
-                    (e.node_id.to_string(), resumed)
-                })
-                .collect();
             let options = RunOptions {
-                resumed,
+                resumed: resumed_from(&outcome, keyed),
                 ..RunOptions::default()
             };
             let again = engine.run(wf.clone(), options).await.unwrap();
@@ -734,19 +739,7 @@ async fn an_output_node_that_continues_on_error_exports_nothing() {
             let mut failing = wf.clone();
             failing.node_mut("bad").unwrap().on_error = None;
             let options = RunOptions {
-                resumed: again
-                    .executions
-                    .iter()
-                    .filter(|e| e.status == ExecutionStatus::Completed)
-                    .map(|e| {
-                        let resumed = Resumed {
-                            result: (**e.output.as_ref().unwrap()).clone(),
-                            cache_key: e.cache_key.filter(|_| keyed),
-                            error: e.error.clone(),
-                        };
-                        (e.node_id.to_string(), resumed)
-                    })
-                    .collect(),
+                resumed: resumed_from(&again, keyed),
                 ..RunOptions::default()
             };
             let failed = engine.run(failing, options).await.unwrap();
