@@ -8,33 +8,45 @@ pub const MAX_SHOWN: usize = 200;
 /// `value` as `Display` writes it, for a message: at most [`MAX_SHOWN`] characters, then `…`.
 /// A config value or a URL comes from untrusted input and may be megabytes long; the value is
 /// never written out further than the limit (a huge JSON array costs no more than a short one).
+/// Control characters are escaped (`\n`, `\u{1b}`), so that untrusted text cannot start a new
+/// log line or move a terminal's cursor.
 pub fn shown(value: &impl fmt::Display) -> String {
     shown_up_to(value, MAX_SHOWN)
 }
 
-/// [`shown`] with a limit of `max` characters.
+/// [`shown`] with a limit of `max` characters (an escaped control character counts as the
+/// characters of its escape).
 pub fn shown_up_to(value: &impl fmt::Display, max: usize) -> String {
-    /// Keeps the first `max` characters and stops the writer after them.
+    /// Keeps the first `max` characters, control characters escaped, and stops the writer
+    /// after them.
     struct Limited {
         out: String,
         left: usize,
         cut: bool,
     }
+    impl Limited {
+        fn push(&mut self, c: char) -> fmt::Result {
+            if self.left == 0 {
+                self.cut = true;
+                return Err(fmt::Error);
+            }
+            self.out.push(c);
+            self.left -= 1;
+            Ok(())
+        }
+    }
     impl fmt::Write for Limited {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            match s.char_indices().nth(self.left) {
-                Some((end, _)) => {
-                    self.out.push_str(&s[..end]);
-                    self.left = 0;
-                    self.cut = true;
-                    Err(fmt::Error)
-                }
-                None => {
-                    self.out.push_str(s);
-                    self.left -= s.chars().count();
-                    Ok(())
+            for c in s.chars() {
+                if c.is_control() {
+                    for escaped in c.escape_default() {
+                        self.push(escaped)?;
+                    }
+                } else {
+                    self.push(c)?;
                 }
             }
+            Ok(())
         }
     }
     let mut limited = Limited {
@@ -160,6 +172,9 @@ mod tests {
         assert_eq!(shown_up_to(&"abcdefg", 6), "abcdef…");
         // Characters, not bytes: no multi-byte character is split.
         assert_eq!(shown_up_to(&"ééééé", 3), "ééé…");
+        // Control characters escaped: no new log line, no terminal escape.
+        assert_eq!(shown(&"a\nb\r\tc\u{1b}[31m"), "a\\nb\\r\\tc\\u{1b}[31m");
+        assert_eq!(shown_up_to(&"ab\ncd", 3), "ab\\…");
         let huge = serde_json::Value::Array(vec![serde_json::json!(123456789); 100_000]);
         let text = shown(&huge);
         assert_eq!(text.chars().count(), MAX_SHOWN + 1);
