@@ -144,99 +144,40 @@ fn type_tag(data_type: DataType) -> u8 {
     }
 }
 
-/// Writes fields into one buffer and hashes it once. Every variable-length field is prefixed
-/// with its length, and every choice (a kind of value, a variant) is written as a tag byte
-/// before what it chooses, so the bytes read back in one way only: different inputs cannot
-/// run together into the same bytes. Lengths and counts are LEB128 (one byte below 128).
-struct KeyHasher {
-    /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation
-    /// (how the bytes are split between updates does not change the hash).
-    buf: [u8; 256],
-    len: usize,
-    hasher: blake3::Hasher,
-}
+/// Where hashed fields go: the cache key's writer ([`KeyHasher`]) and the plan fingerprint's.
+/// Every variable-length field is prefixed with its length, and every choice (a kind of
+/// value, a variant) is written as a tag before what it chooses, so the bytes read back in
+/// one way only: different inputs cannot run together into the same bytes. Lengths and
+/// counts are LEB128 (one byte below 128). Numbers and JSON are written here, once, for both.
+pub(crate) trait FieldSink {
+    /// Raw bytes.
+    fn write(&mut self, bytes: &[u8]);
 
-impl KeyHasher {
-    fn new() -> Self {
-        KeyHasher {
-            buf: [0; 256],
-            len: 0,
-            hasher: blake3::Hasher::new(),
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        if self.len + bytes.len() > self.buf.len() {
-            self.hasher.update(&self.buf[..self.len]);
-            self.len = 0;
-        }
-        if bytes.len() > self.buf.len() {
-            self.hasher.update(bytes);
-        } else {
-            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
-            self.len += bytes.len();
-        }
-    }
-
-    fn finish(mut self) -> [u8; 32] {
-        self.hasher.update(&self.buf[..self.len]);
-        *self.hasher.finalize().as_bytes()
-    }
-
-    fn tag(&mut self, tag: u8) {
-        self.write(&[tag]);
-    }
-
+    /// A length, a count or a small tag, as LEB128.
     fn num(&mut self, n: u64) {
         let mut bytes = [0u8; LEB128_MAX];
         let len = leb128(n, &mut bytes);
         self.write(&bytes[..len]);
     }
 
+    /// A one-byte tag.
+    fn tag(&mut self, tag: u8) {
+        self.write(&[tag]);
+    }
+
+    /// Bytes prefixed with their length.
     fn field(&mut self, bytes: &[u8]) {
         self.num(bytes.len() as u64);
         self.write(bytes);
-    }
-
-    fn data(&mut self, data: &Data) {
-        match data {
-            Data::Text(t) => {
-                self.tag(b't');
-                self.field(t.as_bytes());
-            }
-            Data::Number(n) => {
-                self.tag(b'n');
-                self.number(n);
-            }
-            Data::Boolean(b) => {
-                self.tag(b'b');
-                self.tag(*b as u8);
-            }
-            Data::File(f) => {
-                self.tag(b'f');
-                // A file with a content hash is keyed by its content, so re-importing the same
-                // bytes (a new asset id) still hits the cache downstream.
-                match f.entity.as_ref().and_then(content_hash) {
-                    Some((hash, asset)) => {
-                        self.tag(b'c');
-                        self.field(hash.as_bytes());
-                        self.field(asset.mime_type.as_bytes());
-                    }
-                    None => {
-                        self.tag(b'j');
-                        self.json(&serde_json::to_value(f).unwrap_or_default());
-                    }
-                }
-            }
-        }
     }
 
     /// A number by its kind and value, each kind under its own tag (`1` and `1.0` stay
     /// different values, as their texts are): an integer as its value; a float as its value
     /// when it is a whole number below 2^53 (what nodes that count produce), else as its bits;
     /// a number serde_json holds as text of its own (its `arbitrary_precision` feature) that no
-    /// `f64` is exactly, as that text. Numbers flow by the thousand, and nothing is allocated
-    /// for them, except under `arbitrary_precision` (checking a float's exactness allocates).
+    /// `f64` is exactly, as that text (there `0.1` and `0.10000000000000000001` read as the
+    /// same `f64`). Numbers flow by the thousand, and nothing is allocated for them, except
+    /// under `arbitrary_precision` (checking a float's exactness allocates).
     fn number(&mut self, n: &serde_json::Number) {
         /// Whole floats from here on are written as their bits.
         const WHOLE_BELOW: f64 = (1u64 << 53) as f64;
@@ -264,7 +205,8 @@ impl KeyHasher {
         }
     }
 
-    /// Canonical JSON: object keys in sorted order, each value behind its kind's tag.
+    /// Canonical JSON: object keys in sorted order (whatever serde_json's features), each
+    /// value behind its kind's tag.
     fn json(&mut self, value: &serde_json::Value) {
         use serde_json::Value;
         match value {
@@ -301,11 +243,83 @@ impl KeyHasher {
     }
 }
 
+/// Gathers a key's fields into one buffer on the stack and hashes it once.
+struct KeyHasher {
+    /// Bytes not yet handed to the hasher: small keys are hashed in one go, with no allocation
+    /// (how the bytes are split between updates does not change the hash).
+    buf: [u8; 256],
+    len: usize,
+    hasher: blake3::Hasher,
+}
+
+impl FieldSink for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+        if bytes.len() > self.buf.len() {
+            self.hasher.update(bytes);
+        } else {
+            self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+impl KeyHasher {
+    fn new() -> Self {
+        KeyHasher {
+            buf: [0; 256],
+            len: 0,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    fn finish(mut self) -> [u8; 32] {
+        self.hasher.update(&self.buf[..self.len]);
+        *self.hasher.finalize().as_bytes()
+    }
+
+    fn data(&mut self, data: &Data) {
+        match data {
+            Data::Text(t) => {
+                self.tag(b't');
+                self.field(t.as_bytes());
+            }
+            Data::Number(n) => {
+                self.tag(b'n');
+                self.number(n);
+            }
+            Data::Boolean(b) => {
+                self.tag(b'b');
+                self.tag(*b as u8);
+            }
+            Data::File(f) => {
+                self.tag(b'f');
+                // A file with a content hash is keyed by its content, so re-importing the same
+                // bytes (a new asset id) still hits the cache downstream.
+                match f.entity.as_ref().and_then(content_hash) {
+                    Some((hash, asset)) => {
+                        self.tag(b'c');
+                        self.field(hash.as_bytes());
+                        self.field(asset.mime_type.as_bytes());
+                    }
+                    None => {
+                        self.tag(b'j');
+                        self.json(&serde_json::to_value(f).unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Calls `f` with a number's decimal text as serde_json writes it: the text it was parsed
 /// from under `arbitrary_precision` (which another crate of a build may enable), else the
 /// shortest text that reads back as the same value. Different numbers have different texts
 /// either way. Written on the stack unless longer than any `f64` is written.
-pub(crate) fn with_number_text<R>(n: &serde_json::Number, f: impl FnOnce(&[u8]) -> R) -> R {
+fn with_number_text<R>(n: &serde_json::Number, f: impl FnOnce(&[u8]) -> R) -> R {
     use std::fmt::Write as _;
     let mut text = StackText::default();
     if write!(text, "{n}").is_ok() {

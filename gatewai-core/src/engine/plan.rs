@@ -4,6 +4,7 @@
 //! re-run skips validation and planning; what each run brings (configs, previous results,
 //! pinned results, run inputs) is gathered per run into [`NodeRun`]s.
 
+use super::key::FieldSink;
 use super::limiter::FairLimiter;
 use super::{EngineInner, RetryPolicy, RunOptions, RunTarget};
 use crate::FastMap as HashMap;
@@ -1156,20 +1157,8 @@ struct Fingerprint {
     len: usize,
 }
 
-impl Fingerprint {
-    /// A fingerprint that gathers about `expected` bytes (within [`MIN_FINGERPRINT_BUFFER`]
-    /// and [`FINGERPRINT_BUFFER`]) before it hashes them.
-    fn new(key: &[u8; 32], expected: usize) -> Self {
-        let gather = expected.clamp(MIN_FINGERPRINT_BUFFER, FINGERPRINT_BUFFER);
-        Fingerprint {
-            hasher: blake3::Hasher::new_keyed(key),
-            buf: vec![0; gather + FIELD_ROOM].into_boxed_slice(),
-            len: 0,
-        }
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        self.num(bytes.len() as u64);
+impl FieldSink for Fingerprint {
+    fn write(&mut self, bytes: &[u8]) {
         if bytes.len() > FIELD_ROOM {
             self.flush();
             self.hasher.update(bytes);
@@ -1181,11 +1170,24 @@ impl Fingerprint {
         self.flush_if_full();
     }
 
-    /// A number (a length, a count, a tag) as LEB128.
+    /// Written in the buffer's room, with no copy.
     fn num(&mut self, n: u64) {
         let room = &mut self.buf[self.len..self.len + super::key::LEB128_MAX];
         self.len += super::key::leb128(n, room);
         self.flush_if_full();
+    }
+}
+
+impl Fingerprint {
+    /// A fingerprint that gathers about `expected` bytes (within [`MIN_FINGERPRINT_BUFFER`]
+    /// and [`FINGERPRINT_BUFFER`]) before it hashes them.
+    fn new(key: &[u8; 32], expected: usize) -> Self {
+        let gather = expected.clamp(MIN_FINGERPRINT_BUFFER, FINGERPRINT_BUFFER);
+        Fingerprint {
+            hasher: blake3::Hasher::new_keyed(key),
+            buf: vec![0; gather + FIELD_ROOM].into_boxed_slice(),
+            len: 0,
+        }
     }
 
     /// Hashes what was gathered once less than [`FIELD_ROOM`] bytes are left: every write
@@ -1211,53 +1213,7 @@ impl Fingerprint {
             None => self.num(0),
             Some(s) => {
                 self.num(1);
-                self.bytes(s.as_bytes());
-            }
-        }
-    }
-
-    fn json(&mut self, value: &serde_json::Value) {
-        use serde_json::Value;
-        match value {
-            Value::Null => self.num(0),
-            Value::Bool(b) => self.num(1 + u64::from(*b)),
-            // Each kind of number under its own tag: `0` and `0.0`, or `1.0` and the integer
-            // with the same bits, are different configs. Other numbers by their text, not as
-            // an `f64`: under serde_json's `arbitrary_precision` (another crate of a build may
-            // enable it) `0.1` and `0.10000000000000000001` are different configs with the same
-            // `f64`, and a kept plan holds key prefixes hashed from the config's text.
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => {
-                    self.num(3);
-                    self.num(u);
-                }
-                (_, Some(i)) => {
-                    self.num(7);
-                    self.num(i as u64);
-                }
-                _ => {
-                    self.num(8);
-                    super::key::with_number_text(n, |text| self.bytes(text));
-                }
-            },
-            Value::String(s) => {
-                self.num(4);
-                self.bytes(s.as_bytes());
-            }
-            Value::Array(items) => {
-                self.num(5);
-                self.num(items.len() as u64);
-                for item in items {
-                    self.json(item);
-                }
-            }
-            Value::Object(map) => {
-                self.num(6);
-                self.num(map.len() as u64);
-                for (k, v) in map {
-                    self.bytes(k.as_bytes());
-                    self.json(v);
-                }
+                self.field(s.as_bytes());
             }
         }
     }
@@ -1266,9 +1222,9 @@ impl Fingerprint {
     fn nodes_and_handles(&mut self, workflow: &Workflow) {
         self.num(workflow.nodes.len() as u64);
         for node in &workflow.nodes {
-            self.bytes(node.id.as_bytes());
-            self.bytes(node.node_type.as_bytes());
-            self.bytes(node.name.as_bytes());
+            self.field(node.id.as_bytes());
+            self.field(node.node_type.as_bytes());
+            self.field(node.name.as_bytes());
             self.num(match node.on_error {
                 None => 0,
                 Some(OnError::Fail) => 1,
@@ -1278,14 +1234,14 @@ impl Fingerprint {
         }
         self.num(workflow.handles.len() as u64);
         for handle in &workflow.handles {
-            self.bytes(handle.id.as_bytes());
-            self.bytes(handle.node_id.as_bytes());
+            self.field(handle.id.as_bytes());
+            self.field(handle.node_id.as_bytes());
             self.num(u64::from(handle.handle_type == HandleType::Output));
             self.num(handle.data_types.len() as u64);
             for data_type in &handle.data_types {
                 self.num(*data_type as u64);
             }
-            self.bytes(handle.label.as_bytes());
+            self.field(handle.label.as_bytes());
             self.num(handle.order as u64);
             self.num(u64::from(handle.required));
             self.opt(handle.template_handle_id.as_deref());
@@ -1301,11 +1257,11 @@ impl Fingerprint {
     fn edges_and_options(&mut self, workflow: &Workflow, options: &RunOptions) {
         self.num(workflow.edges.len() as u64);
         for edge in &workflow.edges {
-            self.bytes(edge.id.as_bytes());
-            self.bytes(edge.source.as_bytes());
-            self.bytes(edge.target.as_bytes());
-            self.bytes(edge.source_handle_id.as_bytes());
-            self.bytes(edge.target_handle_id.as_bytes());
+            self.field(edge.id.as_bytes());
+            self.field(edge.source.as_bytes());
+            self.field(edge.target.as_bytes());
+            self.field(edge.source_handle_id.as_bytes());
+            self.field(edge.target_handle_id.as_bytes());
         }
         match &options.target {
             RunTarget::All => self.num(0),
@@ -1313,7 +1269,7 @@ impl Fingerprint {
                 self.num(1);
                 self.num(ids.len() as u64);
                 for id in ids {
-                    self.bytes(id.as_bytes());
+                    self.field(id.as_bytes());
                 }
             }
         }
@@ -1337,7 +1293,7 @@ impl Fingerprint {
             ids.sort_unstable();
             self.num(ids.len() as u64);
             for id in ids {
-                self.bytes(id.as_bytes());
+                self.field(id.as_bytes());
             }
         }
     }
@@ -1427,7 +1383,7 @@ mod tests {
                 expected.extend_from_slice(&bytes[..len]);
             };
             let bytes = |print: &mut Fingerprint, expected: &mut Vec<u8>, b: &[u8]| {
-                print.bytes(b);
+                print.field(b);
                 let mut len = [0u8; LEB128_MAX];
                 let n = leb128(b.len() as u64, &mut len);
                 expected.extend_from_slice(&len[..n]);
