@@ -456,7 +456,7 @@ fn composite(
 /// The config error for a canvas of `size` over the limits. It names the side that was set
 /// (the other is the default); both when both were, or neither (limits below the default).
 fn canvas_too_large(config: &Value, size: &str) -> NodeError {
-    let message = format!("the canvas would be too large: {size}");
+    let message = canvas_problem(size);
     match canvas_fields(config) {
         [field] => NodeError::config(field, message),
         _ => NodeError::new(
@@ -464,6 +464,11 @@ fn canvas_too_large(config: &Value, size: &str) -> NodeError {
             format!("config fields `width` and `height`: {message}"),
         ),
     }
+}
+
+/// What is wrong with a canvas of `size` over the limits.
+fn canvas_problem(size: &str) -> String {
+    format!("the canvas would be too large: {size}")
 }
 
 /// The config fields a canvas too large is blamed on: the one size the config set, or both
@@ -531,7 +536,7 @@ impl Node for Compositor {
             Err(problems) => problems,
             Ok(parsed) => over_limits(parsed.width, parsed.height, &self.limits)
                 .map(|size| {
-                    let message = format!("the canvas would be too large: {size}");
+                    let message = canvas_problem(&size);
                     canvas_fields(config)
                         .iter()
                         .map(|field| ((*field).to_owned(), message.clone()))
