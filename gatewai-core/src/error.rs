@@ -6,6 +6,100 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The most characters of an untrusted value (a config value, a URL) a message quotes.
+pub const MAX_SHOWN: usize = 200;
+
+/// `value` as `Display` writes it, for a message: at most [`MAX_SHOWN`] characters, then `…`.
+/// A config value or a URL comes from untrusted input and may be megabytes long; the value is
+/// never written out further than the limit (a huge JSON array costs no more than a short one).
+/// Control characters are escaped (`\n`, `\u{1b}`), so that untrusted text cannot start a new
+/// log line or move a terminal's cursor.
+pub fn shown(value: &impl fmt::Display) -> String {
+    shown_up_to(value, MAX_SHOWN)
+}
+
+/// [`shown`] with a limit of `max` characters (an escaped control character counts as the
+/// characters of its escape).
+pub fn shown_up_to(value: &impl fmt::Display, max: usize) -> String {
+    /// Keeps the first `max` characters, control characters escaped, and stops the writer
+    /// after them.
+    struct Limited {
+        out: String,
+        left: usize,
+        cut: bool,
+    }
+    impl Limited {
+        fn push(&mut self, c: char) -> fmt::Result {
+            if self.left == 0 {
+                self.cut = true;
+                return Err(fmt::Error);
+            }
+            self.out.push(c);
+            self.left -= 1;
+            Ok(())
+        }
+    }
+    impl fmt::Write for Limited {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            for c in s.chars() {
+                if c.is_control() {
+                    for escaped in c.escape_default() {
+                        self.push(escaped)?;
+                    }
+                } else {
+                    self.push(c)?;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut limited = Limited {
+        out: String::new(),
+        left: max,
+        cut: false,
+    };
+    // An error here is the limit stopping the writer.
+    let _ = fmt::write(&mut limited, format_args!("{value}"));
+    if limited.cut {
+        limited.out.push('…');
+    }
+    limited.out
+}
+
+/// The most characters of a serde error a message quotes: serde's message quotes the value it
+/// could not read, which a document or a config can make megabytes long.
+pub(crate) const MAX_SERDE_SHOWN: usize = 400;
+
+/// The most items of an untrusted list (ids on a cycle, edges into one input) a message names.
+pub const MAX_LISTED: usize = 20;
+
+/// `items` for a message, joined by `separator`: each [`shown`], at most [`MAX_LISTED`] of
+/// them, then how many more there are.
+pub fn shown_list(items: &[String], separator: &str) -> String {
+    let shown: Vec<String> = items.iter().take(MAX_LISTED).map(shown).collect();
+    let mut out = shown.join(separator);
+    if items.len() > MAX_LISTED {
+        out.push_str(&format!("{separator}… ({} more)", items.len() - MAX_LISTED));
+    }
+    out
+}
+
+/// The most problems one message lists (the error values themselves keep them all).
+pub const MAX_PROBLEMS_LISTED: usize = 50;
+
+/// Problems (messages already written) for one message, joined by `separator`: at most
+/// [`MAX_PROBLEMS_LISTED`] of them, then how many more there are.
+pub(crate) fn listed(problems: &[String], separator: &str) -> String {
+    let mut out = problems[..problems.len().min(MAX_PROBLEMS_LISTED)].join(separator);
+    if problems.len() > MAX_PROBLEMS_LISTED {
+        out.push_str(&format!(
+            "{separator}… ({} more problems)",
+            problems.len() - MAX_PROBLEMS_LISTED
+        ));
+    }
+    out
+}
+
 /// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -23,7 +117,7 @@ pub enum Error {
         message: String,
     },
     /// A node failed.
-    #[error("node {node_id}: {source}")]
+    #[error("node {node_id}: {source}", node_id = crate::error::shown(.node_id))]
     Node {
         /// The node at fault.
         node_id: String,
@@ -31,7 +125,7 @@ pub enum Error {
         source: NodeError,
     },
     /// An asset store operation failed.
-    #[error("asset {key}: {message}")]
+    #[error("asset {key}: {message}", key = crate::error::shown(.key))]
     Asset {
         /// The asset id or key at fault.
         key: String,
@@ -287,7 +381,7 @@ impl From<Error> for NodeError {
 #[non_exhaustive]
 pub enum ValidationError {
     /// No template is registered for the node's type.
-    #[error("node `{node_id}`: unknown node type `{node_type}`")]
+    #[error("node `{node_id}`: unknown node type `{node_type}`", node_id = crate::error::shown(.node_id), node_type = crate::error::shown(.node_type))]
     UnknownNodeType {
         /// The node.
         node_id: String,
@@ -296,14 +390,14 @@ pub enum ValidationError {
     },
     /// A node of a type no template answers to was asked for (adding a node to a document);
     /// a node already in a document is named by [`ValidationError::UnknownNodeType`].
-    #[error("unknown node type `{node_type}`")]
+    #[error("unknown node type `{node_type}`", node_type = crate::error::shown(.node_type))]
     UnregisteredNodeType {
         /// The type asked for.
         node_type: String,
     },
     /// A node id is empty or holds a control character (a NUL, a line break, …): ids name
     /// nodes in records, logs and URLs, where such characters cannot go.
-    #[error("node id {node_id:?} is not a valid id: {reason}")]
+    #[error("node id `{node_id}` is not a valid id: {reason}", node_id = crate::error::shown(.node_id))]
     InvalidNodeId {
         /// The id, as it is.
         node_id: String,
@@ -320,13 +414,13 @@ pub enum ValidationError {
         reason: &'static str,
     },
     /// Two nodes share an id.
-    #[error("node id `{node_id}` is used by more than one node")]
+    #[error("node id `{node_id}` is used by more than one node", node_id = crate::error::shown(.node_id))]
     DuplicateNodeId {
         /// The id.
         node_id: String,
     },
     /// Two handles share an id.
-    #[error("handle id `{handle_id}` is used by more than one handle")]
+    #[error("handle id `{handle_id}` is used by more than one handle", handle_id = crate::error::shown(.handle_id))]
     DuplicateHandleId {
         /// The id.
         handle_id: String,
@@ -334,9 +428,7 @@ pub enum ValidationError {
     /// A second handle of one node names the same handle of the node's template: which of
     /// the two a value on that template handle belongs to is undecidable (a variable handle,
     /// which the user adds, names none).
-    #[error(
-        "node `{node_id}`: handle `{handle_id}` is a second instance of template handle `{template_handle_id}`"
-    )]
+    #[error("node `{node_id}`: handle `{handle_id}` is a second instance of template handle `{template_handle_id}`", node_id = crate::error::shown(.node_id), handle_id = crate::error::shown(.handle_id), template_handle_id = crate::error::shown(.template_handle_id))]
     DuplicateTemplateHandle {
         /// The node.
         node_id: String,
@@ -347,9 +439,7 @@ pub enum ValidationError {
     },
     /// A handle names a template handle of the other kind (an input naming an output of the
     /// node's type, or the reverse): values would land on the wrong side of the node.
-    #[error(
-        "node `{node_id}`: handle `{handle_id}` is an {handle_type:?} but names template handle `{template_handle_id}`, which is not"
-    )]
+    #[error("node `{node_id}`: handle `{handle_id}` is an {handle_type:?} but names template handle `{template_handle_id}`, which is not", node_id = crate::error::shown(.node_id), handle_id = crate::error::shown(.handle_id), template_handle_id = crate::error::shown(.template_handle_id))]
     TemplateHandleOfOtherKind {
         /// The node.
         node_id: String,
@@ -361,13 +451,13 @@ pub enum ValidationError {
         template_handle_id: String,
     },
     /// Two edges share an id.
-    #[error("edge id `{edge_id}` is used by more than one edge")]
+    #[error("edge id `{edge_id}` is used by more than one edge", edge_id = crate::error::shown(.edge_id))]
     DuplicateEdgeId {
         /// The id.
         edge_id: String,
     },
     /// Two edges join the same pair of handles.
-    #[error("edge `{edge_id}` duplicates edge `{other_edge_id}` (same source and target handles)")]
+    #[error("edge `{edge_id}` duplicates edge `{other_edge_id}` (same source and target handles)", edge_id = crate::error::shown(.edge_id), other_edge_id = crate::error::shown(.other_edge_id))]
     DuplicateEdge {
         /// The later edge.
         edge_id: String,
@@ -375,7 +465,7 @@ pub enum ValidationError {
         other_edge_id: String,
     },
     /// A handle belongs to a node that does not exist.
-    #[error("handle `{handle_id}` belongs to missing node `{node_id}`")]
+    #[error("handle `{handle_id}` belongs to missing node `{node_id}`", handle_id = crate::error::shown(.handle_id), node_id = crate::error::shown(.node_id))]
     OrphanHandle {
         /// The handle.
         handle_id: String,
@@ -383,7 +473,7 @@ pub enum ValidationError {
         node_id: String,
     },
     /// An edge names a node that does not exist.
-    #[error("edge `{edge_id}`: {end} node `{node_id}` does not exist")]
+    #[error("edge `{edge_id}`: {end} node `{node_id}` does not exist", edge_id = crate::error::shown(.edge_id), node_id = crate::error::shown(.node_id))]
     MissingNode {
         /// The edge.
         edge_id: String,
@@ -393,7 +483,7 @@ pub enum ValidationError {
         node_id: String,
     },
     /// An edge names a handle that does not exist or is not on the named node.
-    #[error("edge `{edge_id}`: {end} handle `{handle_id}` does not exist on node `{node_id}`")]
+    #[error("edge `{edge_id}`: {end} handle `{handle_id}` does not exist on node `{node_id}`", edge_id = crate::error::shown(.edge_id), handle_id = crate::error::shown(.handle_id), node_id = crate::error::shown(.node_id))]
     MissingHandle {
         /// The edge.
         edge_id: String,
@@ -405,9 +495,7 @@ pub enum ValidationError {
         handle_id: String,
     },
     /// An edge leaves an input handle or enters an output handle.
-    #[error(
-        "edge `{edge_id}`: {end} handle `{handle_id}` on node `{node_id}` is an {actual:?} handle"
-    )]
+    #[error("edge `{edge_id}`: {end} handle `{handle_id}` on node `{node_id}` is an {actual:?} handle", edge_id = crate::error::shown(.edge_id), handle_id = crate::error::shown(.handle_id), node_id = crate::error::shown(.node_id))]
     WrongDirection {
         /// The edge.
         edge_id: String,
@@ -421,9 +509,7 @@ pub enum ValidationError {
         actual: HandleType,
     },
     /// The source produces no type the target accepts.
-    #[error(
-        "edge `{edge_id}`: output `{source_handle_id}` of node `{source_node}` produces {produced}, but input `{target_handle_id}` of node `{target_node}` accepts {accepted}"
-    )]
+    #[error("edge `{edge_id}`: output `{source_handle_id}` of node `{source_node}` produces {produced}, but input `{target_handle_id}` of node `{target_node}` accepts {accepted}", edge_id = crate::error::shown(.edge_id), source_handle_id = crate::error::shown(.source_handle_id), source_node = crate::error::shown(.source_node), target_handle_id = crate::error::shown(.target_handle_id), target_node = crate::error::shown(.target_node))]
     IncompatibleTypes {
         /// The edge.
         edge_id: String,
@@ -441,7 +527,7 @@ pub enum ValidationError {
         accepted: DataTypeSet,
     },
     /// More than one edge enters an input that takes one.
-    #[error("input `{handle_id}` of node `{node_id}` takes one edge but has {count}: {}", .edge_ids.join(", "))]
+    #[error("input `{handle_id}` of node `{node_id}` takes one edge but has {count}: {}", crate::error::shown_list(.edge_ids, ", "), handle_id = crate::error::shown(.handle_id), node_id = crate::error::shown(.node_id))]
     TooManyEdges {
         /// The node.
         node_id: String,
@@ -453,13 +539,13 @@ pub enum ValidationError {
         edge_ids: Vec<String>,
     },
     /// The graph has a cycle.
-    #[error("cycle through nodes {}", .node_ids.join(" -> "))]
+    #[error("cycle through nodes {}", crate::error::shown_list(.node_ids, " -> "))]
     Cycle {
         /// The nodes on the cycle, in order.
         node_ids: Vec<String>,
     },
     /// A required input has no edge.
-    #[error("required input `{label}` (`{handle_id}`) of node `{node_id}` is not connected")]
+    #[error("required input `{label}` (`{handle_id}`) of node `{node_id}` is not connected", label = crate::error::shown(.label), handle_id = crate::error::shown(.handle_id), node_id = crate::error::shown(.node_id))]
     RequiredInputUnconnected {
         /// The node.
         node_id: String,
@@ -469,7 +555,7 @@ pub enum ValidationError {
         label: String,
     },
     /// The node's type rejects its config.
-    #[error("node `{node_id}`: config field `{field}`: {message}")]
+    #[error("node `{node_id}`: config field `{field}`: {message}", node_id = crate::error::shown(.node_id), field = crate::error::shown(.field))]
     InvalidConfig {
         /// The node.
         node_id: String,
@@ -479,7 +565,7 @@ pub enum ValidationError {
         message: String,
     },
     /// A pinned result handed in for a run does not fit its node.
-    #[error("node `{node_id}`: pinned result: {message}")]
+    #[error("node `{node_id}`: pinned result: {message}", node_id = crate::error::shown(.node_id))]
     InvalidPinnedResult {
         /// The node.
         node_id: String,
@@ -491,7 +577,7 @@ pub enum ValidationError {
     /// or is of a type its output does not carry; or its selection is out of range. The node
     /// changed since the result was recorded, or the record was altered. Leaving it out
     /// executes the node again. (A result with its key is used only while the key matches.)
-    #[error("node `{node_id}`: resumed result: {message}")]
+    #[error("node `{node_id}`: resumed result: {message}", node_id = crate::error::shown(.node_id))]
     InvalidResumedResult {
         /// The node.
         node_id: String,
@@ -499,26 +585,26 @@ pub enum ValidationError {
         message: String,
     },
     /// An edit named a node that does not exist.
-    #[error("node `{node_id}` does not exist")]
+    #[error("node `{node_id}` does not exist", node_id = crate::error::shown(.node_id))]
     NodeNotFound {
         /// The node id.
         node_id: String,
     },
     /// An edit named a handle that does not exist.
-    #[error("handle `{handle_id}` does not exist")]
+    #[error("handle `{handle_id}` does not exist", handle_id = crate::error::shown(.handle_id))]
     HandleNotFound {
         /// The handle id.
         handle_id: String,
     },
     /// An edit named an edge that does not exist.
-    #[error("edge `{edge_id}` does not exist")]
+    #[error("edge `{edge_id}` does not exist", edge_id = crate::error::shown(.edge_id))]
     EdgeNotFound {
         /// The edge id.
         edge_id: String,
     },
     /// A variable handle was added to a node type that does not allow it, or of a type it
     /// does not allow.
-    #[error("node `{node_id}` (type `{node_type}`): {message}")]
+    #[error("node `{node_id}` (type `{node_type}`): {message}", node_id = crate::error::shown(.node_id), node_type = crate::error::shown(.node_type))]
     VariableHandleNotAllowed {
         /// The node.
         node_id: String,
@@ -550,13 +636,22 @@ impl ValidationErrors {
     }
 }
 
+/// One problem per line, at most [`MAX_PROBLEMS_LISTED`] of them, then how many more (the
+/// value keeps every problem).
 impl fmt::Display for ValidationErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.0.iter().take(MAX_PROBLEMS_LISTED).enumerate() {
             if i > 0 {
                 f.write_str("\n")?;
             }
             write!(f, "- {e}")?;
+        }
+        if self.0.len() > MAX_PROBLEMS_LISTED {
+            write!(
+                f,
+                "\n- … ({} more problems)",
+                self.0.len() - MAX_PROBLEMS_LISTED
+            )?;
         }
         Ok(())
     }
@@ -569,5 +664,56 @@ impl IntoIterator for ValidationErrors {
     type IntoIter = std::vec::IntoIter<ValidationError>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_values_stop_at_the_limit() {
+        assert_eq!(shown(&"short"), "short");
+        assert_eq!(shown_up_to(&"abcdef", 6), "abcdef");
+        assert_eq!(shown_up_to(&"abcdefg", 6), "abcdef…");
+        // Characters, not bytes: no multi-byte character is split.
+        assert_eq!(shown_up_to(&"ééééé", 3), "ééé…");
+        // Control characters escaped: no new log line, no terminal escape.
+        assert_eq!(shown(&"a\nb\r\tc\u{1b}[31m"), "a\\nb\\r\\tc\\u{1b}[31m");
+        assert_eq!(shown_up_to(&"ab\ncd", 3), "ab\\…");
+        let huge = serde_json::Value::Array(vec![serde_json::json!(123456789); 100_000]);
+        let text = shown(&huge);
+        assert_eq!(text.chars().count(), MAX_SHOWN + 1);
+        assert!(text.starts_with("[123456789,123456789,") && text.ends_with('…'));
+    }
+
+    #[test]
+    fn shown_lists_stop_at_the_limit() {
+        let ids: Vec<String> = (0..25).map(|i| format!("n{i}")).collect();
+        assert_eq!(shown_list(&ids[..2], " -> "), "n0 -> n1");
+        let listed = shown_list(&ids, ", ");
+        assert!(listed.starts_with("n0, n1, ") && listed.ends_with("n19, … (5 more)"));
+        assert_eq!(
+            shown_list(&["x".repeat(300)], ", ").chars().count(),
+            MAX_SHOWN + 1
+        );
+    }
+
+    /// The writer stops at the limit: a value written piece by piece is not written out.
+    #[test]
+    fn a_long_value_is_not_written_past_the_limit() {
+        struct Pieces(std::cell::Cell<usize>);
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                for _ in 0..1_000_000 {
+                    self.0.set(self.0.get() + 1);
+                    f.write_str("xy")?;
+                }
+                Ok(())
+            }
+        }
+        let pieces = Pieces(std::cell::Cell::new(0));
+        assert_eq!(shown_up_to(&pieces, 7), "xyxyxyx…");
+        assert_eq!(pieces.0.get(), 4, "pieces written");
     }
 }

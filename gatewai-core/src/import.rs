@@ -20,7 +20,7 @@
 //! Fields the import does not interpret are kept: a node's unknown top-level fields in its
 //! `extra`, an edge's in its `extra`, the document's (`viewport`, …) in the workflow's `extra`.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MAX_SERDE_SHOWN, Result, listed, shown, shown_up_to};
 use crate::model::{
     Edge, Extra, Handle, HandleTemplate, HandleType, Node, NodeTemplate, Position, Workflow,
 };
@@ -105,10 +105,10 @@ fn read_canvas(document: Value) -> Result<Workflow> {
         item_problems::<Handle>(&document, "handles", &mut problems);
         item_problems::<Edge>(&document, "edges", &mut problems);
         if problems.is_empty() {
-            problems.push(e.to_string());
+            problems.push(shown_up_to(&e, MAX_SERDE_SHOWN));
         }
         Error::Import {
-            message: format!("not a Gatewai canvas document: {}", problems.join("; ")),
+            message: format!("not a Gatewai canvas document: {}", listed(&problems, "; ")),
         }
     })
 }
@@ -125,7 +125,11 @@ fn item_problems<'a, I: Deserialize<'a>>(
     };
     for (position, item) in items.iter().enumerate() {
         if let Err(e) = I::deserialize(item) {
-            problems.push(format!("{}: {e}", item_name(key, position, item)));
+            problems.push(format!(
+                "{}: {}",
+                item_name(key, position, item),
+                shown_up_to(&e, MAX_SERDE_SHOWN)
+            ));
         }
     }
 }
@@ -135,7 +139,7 @@ fn item_problems<'a, I: Deserialize<'a>>(
 fn item_name(key: &str, position: usize, item: &Value) -> String {
     let kind = key.trim_end_matches('s');
     match item.get("id").and_then(Value::as_str) {
-        Some(id) => format!("{kind} `{id}`"),
+        Some(id) => format!("{kind} `{}`", shown(&id)),
         None => format!("{kind} #{position}"),
     }
 }
@@ -206,13 +210,14 @@ pub fn import_react_flow<T: TemplateSource + ?Sized>(
     let mut node_templates: HashMap<String, &NodeTemplate> = HashMap::new();
     for flow_node in flow_nodes {
         let Some(type_name) = flow_node.node_type.as_deref() else {
-            problems.push(format!("node `{}` has no type", flow_node.id));
+            problems.push(format!("node `{}` has no type", shown(&flow_node.id)));
             continue;
         };
         let Some(template) = templates.resolve(type_name) else {
             problems.push(format!(
-                "node `{}`: unknown node type `{type_name}`",
-                flow_node.id
+                "node `{}`: unknown node type `{}`",
+                shown(&flow_node.id),
+                shown(&type_name)
             ));
             continue;
         };
@@ -235,7 +240,7 @@ pub fn import_react_flow<T: TemplateSource + ?Sized>(
 
     if !problems.is_empty() {
         return Err(Error::Import {
-            message: problems.join("; "),
+            message: listed(&problems, "; "),
         });
     }
     if let Some(Value::String(id)) = document.remove("id") {
@@ -269,7 +274,7 @@ fn take_items<I: serde::de::DeserializeOwned>(
         .filter_map(|(position, item)| {
             let name = item_name(key, position, &item);
             serde_json::from_value(item)
-                .map_err(|e| problems.push(format!("{name}: {e}")))
+                .map_err(|e| problems.push(format!("{name}: {}", shown_up_to(&e, MAX_SERDE_SHOWN))))
                 .ok()
         })
         .collect()
@@ -288,7 +293,8 @@ fn import_node(
         Some(hook) => (hook.0)(&data).map_err(|message| {
             format!(
                 "node `{}` (type `{}`): {message}",
-                flow_node.id, template.node_type
+                shown(&flow_node.id),
+                template.node_type
             )
         })?,
         None => {
@@ -330,9 +336,13 @@ fn import_edge(
         )
     });
     let end = |end: &str, node_id: &str, requested: Option<&str>, direction: HandleType| {
-        let template = node_templates
-            .get(node_id)
-            .ok_or_else(|| format!("edge `{id}`: {end} node `{node_id}` does not exist"))?;
+        let template = node_templates.get(node_id).ok_or_else(|| {
+            format!(
+                "edge `{}`: {end} node `{}` does not exist",
+                shown(&id),
+                shown(&node_id)
+            )
+        })?;
         match_handle(template, direction, requested)
             .map(|h| imported_handle_id(node_id, &h.id))
             .ok_or_else(|| {
@@ -348,12 +358,17 @@ fn import_edge(
                     .collect();
                 match requested.filter(|r| !r.is_empty()) {
                     Some(r) => format!(
-                        "edge `{id}`: {end} node `{node_id}` (type `{}`) has no {kind} `{r}` (its {kind}s: {})",
+                        "edge `{}`: {end} node `{}` (type `{}`) has no {kind} `{}` (its {kind}s: {})",
+                        shown(&id),
+                        shown(&node_id),
                         template.node_type,
+                        shown(&r),
                         known.join(", ")
                     ),
                     None => format!(
-                        "edge `{id}`: {end} node `{node_id}` (type `{}`) has no {kind}",
+                        "edge `{}`: {end} node `{}` (type `{}`) has no {kind}",
+                        shown(&id),
+                        shown(&node_id),
                         template.node_type
                     ),
                 }

@@ -457,7 +457,15 @@ impl NodeContext {
         } else {
             T::deserialize(config)
         };
-        parsed.map_err(|e| NodeError::new(ErrorKind::InvalidConfig, format!("config: {e}")))
+        parsed.map_err(|e| {
+            NodeError::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "config: {}",
+                    crate::error::shown_up_to(&e, crate::error::MAX_SERDE_SHOWN)
+                ),
+            )
+        })
     }
 
     /// The node's stored result before this run.

@@ -377,3 +377,38 @@ fn an_empty_document_is_an_empty_workflow() {
         Workflow::default()
     );
 }
+
+/// A document can make any value megabytes long: an import error quotes at most a few hundred
+/// characters of each, and lists at most 50 problems, however many there are.
+#[test]
+fn import_errors_quote_long_values_and_many_problems_briefly() {
+    let t = templates();
+    let long = "x".repeat(100_000);
+    // Serde's message quotes the value it could not read; ids name the items at fault.
+    for document in [
+        json!({"nodes": [{"id": long, "type": "text", "data": {}, "position": long}]}),
+        json!({"nodes": [{"id": long, "type": long, "data": {}}]}),
+        json!({"nodes": [], "handles": [{"id": long, "nodeId": long, "type": long}]}),
+        json!({"nodes": [{"id": "a", "type": "text", "data": {}}],
+               "edges": [{"id": long, "source": "a", "target": long}]}),
+    ] {
+        let message = read_document(document, &t).unwrap_err().to_string();
+        assert!(
+            message.len() < 2_000,
+            "{} bytes: {}",
+            message.len(),
+            &message[..300]
+        );
+        assert!(message.contains("xxxxxxxx…"), "{message}");
+    }
+    // 200 nodes without a type: 50 named, then how many more.
+    let nodes: Vec<Value> = (0..200)
+        .map(|i| json!({"id": format!("n{i}"), "data": {}}))
+        .collect();
+    let message = read_document(json!({ "nodes": nodes }), &t)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("node `n49` has no type"), "{message}");
+    assert!(!message.contains("node `n50`"), "{message}");
+    assert!(message.ends_with("… (150 more problems)"), "{message}");
+}

@@ -93,7 +93,8 @@ fn a_node_id_that_is_empty_or_holds_a_control_character() {
         // The message names the id escaped, on one line.
         let line = found[0].to_string();
         assert!(
-            line.contains(&format!("{id:?}")) && line.contains(reason),
+            line.contains(&format!("`{}`", gatewai_core::error::shown(&id)))
+                && line.contains(reason),
             "{line}"
         );
         assert!(!line.contains('\n') && !line.contains('\0'), "{line}");
@@ -626,4 +627,37 @@ fn a_config_fallback_stands_in_for_an_unconnected_required_input() {
             "{empty}: {problems}"
         );
     }
+}
+
+/// Ids are untrusted: a message quotes at most 200 characters of one, a cycle names at most 20
+/// nodes, and the list of problems prints at most 50 (the error value keeps them all).
+#[test]
+fn messages_quote_long_ids_and_long_lists_briefly() {
+    let long = "y".repeat(100_000);
+    let mut w = base().build();
+    w.nodes[2].node_type = long.clone();
+    let line = problems(&w)[0].to_string();
+    assert!(
+        line.len() < 500 && line.contains(&format!("`{}…`", "y".repeat(200))),
+        "{line}"
+    );
+
+    let cycle: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+    let line = ValidationError::Cycle { node_ids: cycle }.to_string();
+    assert!(line.contains("c19") && !line.contains("c20"), "{line}");
+    assert!(line.ends_with("… (10 more)"), "{line}");
+
+    let mut w = base().build();
+    let text = w.nodes[0].clone();
+    for i in 0..120 {
+        let mut node = text.clone();
+        node.id = format!("u{i}");
+        node.node_type = "Nope".into();
+        w.nodes.push(node);
+    }
+    let all = problems(&w);
+    assert_eq!(all.len(), 120);
+    let printed = gatewai_core::ValidationErrors(all).to_string();
+    assert_eq!(printed.lines().count(), 51, "{printed}");
+    assert!(printed.ends_with("- … (70 more problems)"), "{printed}");
 }

@@ -1,66 +1,7 @@
-//! The crate's error type, and how messages quote untrusted values ([`shown`]).
+//! The crate's error type, and how messages quote untrusted values ([`shown`], core's own,
+//! re-exported here).
 
-use std::fmt;
-
-/// The most characters of an untrusted value (a config value, a URL) a message quotes.
-pub const MAX_SHOWN: usize = 200;
-
-/// `value` as `Display` writes it, for a message: at most [`MAX_SHOWN`] characters, then `…`.
-/// A config value or a URL comes from untrusted input and may be megabytes long; the value is
-/// never written out further than the limit (a huge JSON array costs no more than a short one).
-/// Control characters are escaped (`\n`, `\u{1b}`), so that untrusted text cannot start a new
-/// log line or move a terminal's cursor.
-pub fn shown(value: &impl fmt::Display) -> String {
-    shown_up_to(value, MAX_SHOWN)
-}
-
-/// [`shown`] with a limit of `max` characters (an escaped control character counts as the
-/// characters of its escape).
-pub fn shown_up_to(value: &impl fmt::Display, max: usize) -> String {
-    /// Keeps the first `max` characters, control characters escaped, and stops the writer
-    /// after them.
-    struct Limited {
-        out: String,
-        left: usize,
-        cut: bool,
-    }
-    impl Limited {
-        fn push(&mut self, c: char) -> fmt::Result {
-            if self.left == 0 {
-                self.cut = true;
-                return Err(fmt::Error);
-            }
-            self.out.push(c);
-            self.left -= 1;
-            Ok(())
-        }
-    }
-    impl fmt::Write for Limited {
-        fn write_str(&mut self, s: &str) -> fmt::Result {
-            for c in s.chars() {
-                if c.is_control() {
-                    for escaped in c.escape_default() {
-                        self.push(escaped)?;
-                    }
-                } else {
-                    self.push(c)?;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut limited = Limited {
-        out: String::new(),
-        left: max,
-        cut: false,
-    };
-    // An error here is the limit stopping the writer.
-    let _ = fmt::write(&mut limited, format_args!("{value}"));
-    if limited.cut {
-        limited.out.push('…');
-    }
-    limited.out
-}
+pub use gatewai_core::error::{MAX_SHOWN, shown, shown_up_to};
 
 /// Errors of the built-in nodes' helpers (fetching, decoding, providers). Nodes turn them into
 /// [`gatewai_core::NodeError`]s with the right kind.
@@ -158,44 +99,5 @@ impl Error {
     pub fn into_node_error(self, what: &str) -> gatewai_core::NodeError {
         let kind = self.kind();
         gatewai_core::NodeError::new(kind, format!("`{what}`: {self}")).with_source(self)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shown_values_stop_at_the_limit() {
-        assert_eq!(shown(&"short"), "short");
-        assert_eq!(shown_up_to(&"abcdef", 6), "abcdef");
-        assert_eq!(shown_up_to(&"abcdefg", 6), "abcdef…");
-        // Characters, not bytes: no multi-byte character is split.
-        assert_eq!(shown_up_to(&"ééééé", 3), "ééé…");
-        // Control characters escaped: no new log line, no terminal escape.
-        assert_eq!(shown(&"a\nb\r\tc\u{1b}[31m"), "a\\nb\\r\\tc\\u{1b}[31m");
-        assert_eq!(shown_up_to(&"ab\ncd", 3), "ab\\…");
-        let huge = serde_json::Value::Array(vec![serde_json::json!(123456789); 100_000]);
-        let text = shown(&huge);
-        assert_eq!(text.chars().count(), MAX_SHOWN + 1);
-        assert!(text.starts_with("[123456789,123456789,") && text.ends_with('…'));
-    }
-
-    /// The writer stops at the limit: a value written piece by piece is not written out.
-    #[test]
-    fn a_long_value_is_not_written_past_the_limit() {
-        struct Pieces(std::cell::Cell<usize>);
-        impl fmt::Display for Pieces {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for _ in 0..1_000_000 {
-                    self.0.set(self.0.get() + 1);
-                    f.write_str("xy")?;
-                }
-                Ok(())
-            }
-        }
-        let pieces = Pieces(std::cell::Cell::new(0));
-        assert_eq!(shown_up_to(&pieces, 7), "xyxyxyx…");
-        assert_eq!(pieces.0.get(), 4, "pieces written");
     }
 }

@@ -148,11 +148,16 @@ pub(crate) fn transport_error(provider: &'static str, error: reqwest::Error) -> 
     NodeError::new(kind, message)
 }
 
-/// A response that does not have the shape the provider documents.
+/// A response that does not have the shape the provider documents. The message (often
+/// serde's, which quotes the value it could not read) is quoted up to [`MAX_QUOTED`]
+/// characters like the provider's own words.
 pub(crate) fn bad_response(provider: &'static str, message: impl std::fmt::Display) -> NodeError {
     NodeError::new(
         ErrorKind::Unavailable,
-        format!("{provider} sent an unexpected response: {message}"),
+        format!(
+            "{provider} sent an unexpected response: {}",
+            crate::error::shown_up_to(&message, MAX_QUOTED)
+        ),
     )
 }
 
