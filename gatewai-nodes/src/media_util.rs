@@ -23,15 +23,11 @@ pub fn data_type_for_mime(mime: &str) -> Option<DataType> {
 }
 
 /// The most bytes of one media file a built-in node takes in by default (100 MiB), however it
-/// comes: downloaded ([`FetchPolicy::max_bytes`]), handed in as run-input bytes, `data:` URLs
-/// or base64 (the File node), or read from the asset store (the File node's stored assets,
-/// [`ImageLimits::max_bytes`], [`FfmpegTools::max_input_bytes`],
-/// [`AiSettings::max_input_bytes`]). Each of those is configurable apart.
-///
-/// [`FetchPolicy::max_bytes`]: crate::fetch::FetchPolicy::max_bytes
-/// [`ImageLimits::max_bytes`]: crate::media::ImageLimits::max_bytes
-/// [`FfmpegTools::max_input_bytes`]: crate::video::FfmpegTools::max_input_bytes
-/// [`AiSettings::max_input_bytes`]: crate::ai::AiSettings::max_input_bytes
+/// comes: downloaded (`fetch::FetchPolicy::max_bytes`), handed in as run-input bytes, `data:`
+/// URLs or base64 (the File node, to the same limit), or read from the asset store (the File
+/// node's stored assets, again to its fetch policy's limit; `media::ImageLimits::max_bytes`,
+/// `video::FfmpegTools::max_input_bytes`, `ai::AiSettings::max_input_bytes`). Each of those is
+/// configurable apart. (Each sits behind a cargo feature, hence no links here.)
 pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The mime type stored for bytes whose type cannot be recognised.
