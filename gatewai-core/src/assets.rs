@@ -36,8 +36,46 @@ pub trait AssetStore: Send + Sync + 'static {
     /// Stores the bytes and returns the asset describing them (with a fresh id and key).
     async fn put(&self, asset: NewAsset) -> Result<FileAsset>;
 
-    /// Reads an asset's bytes.
+    /// Reads an asset's bytes, whatever their size. What reads an asset named by untrusted
+    /// input (a node, an API) should use [`read_limited`](Self::read_limited) instead.
     async fn read(&self, asset: &FileAsset) -> Result<Bytes>;
+
+    /// Reads an asset's bytes if there are at most `max_bytes` of them (an asset of exactly
+    /// `max_bytes` is read); a larger asset is [`Error::AssetTooLarge`] naming it and the
+    /// limit (kind [`ErrorKind::InvalidInput`], not retryable).
+    ///
+    /// An implementation must enforce the limit without first reading the whole blob: it
+    /// refuses an asset whose recorded size, or the blob's own size (a file's metadata, an
+    /// object's length), is over the limit before reading anything, and it stops reading as
+    /// soon as more than `max_bytes` arrived, since a record's size may understate the blob
+    /// (a file grown or replaced behind the store's back). The stores of this crate and of
+    /// `gatewai-store` do all three.
+    ///
+    /// The default implementation cannot bound what [`read`](Self::read) holds: it refuses an
+    /// asset whose record (from [`get`](Self::get)) is over the limit, then reads it with
+    /// `read` and refuses a blob that turns out larger, so that it never *returns* more than
+    /// `max_bytes`, but a blob whose record understates it is read whole first. A store of
+    /// your own should override it.
+    async fn read_limited(&self, asset: &FileAsset, max_bytes: u64) -> Result<Bytes> {
+        if let Some(record) = self.get(&asset.id).await?
+            && record.size > max_bytes
+        {
+            return Err(Error::asset_too_large(
+                &asset.id,
+                max_bytes,
+                Some(record.size),
+            ));
+        }
+        let bytes = self.read(asset).await?;
+        if bytes.len() as u64 > max_bytes {
+            return Err(Error::asset_too_large(
+                &asset.id,
+                max_bytes,
+                Some(bytes.len() as u64),
+            ));
+        }
+        Ok(bytes)
+    }
 
     /// Looks an asset up by id.
     async fn get(&self, id: &str) -> Result<Option<FileAsset>>;
@@ -109,6 +147,17 @@ impl AssetStore for MemoryAssetStore {
             .get(&asset.id)
             .map(|(_, b)| b.clone())
             .ok_or_else(|| Error::asset(&asset.id, ErrorKind::NotFound, "no such asset"))
+    }
+
+    /// The bytes are already in memory: their length is the asset's true size, checked
+    /// before a handle on them is returned (whatever the asset's `size` field says).
+    async fn read_limited(&self, asset: &FileAsset, max_bytes: u64) -> Result<Bytes> {
+        let bytes = self.read(asset).await?;
+        let size = bytes.len() as u64;
+        if size > max_bytes {
+            return Err(Error::asset_too_large(&asset.id, max_bytes, Some(size)));
+        }
+        Ok(bytes)
     }
 
     async fn get(&self, id: &str) -> Result<Option<FileAsset>> {

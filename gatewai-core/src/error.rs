@@ -134,6 +134,21 @@ pub enum Error {
         /// What kind of failure it is.
         kind: ErrorKind,
     },
+    /// An asset is larger than a reader allows ([`AssetStore::read_limited`]): it was refused
+    /// before more than `max_bytes` of it were held in memory. Not retryable (the asset will
+    /// not shrink); its kind is [`ErrorKind::InvalidInput`].
+    ///
+    /// [`AssetStore::read_limited`]: crate::AssetStore::read_limited
+    #[error("asset `{id}`{} is larger than the {max_bytes}-byte limit", size.map(|n| format!(" ({n} bytes)")).unwrap_or_default())]
+    AssetTooLarge {
+        /// The asset's id (one the store knows: an unknown id is not found, not too large).
+        id: String,
+        /// The limit, in bytes.
+        max_bytes: u64,
+        /// The asset's size, when the store knew it before reading (its record, the file's
+        /// metadata, the object's); `None` when reading itself ran past the limit.
+        size: Option<u64>,
+    },
     /// A result cache operation failed.
     #[error("result cache: {0}")]
     Cache(String),
@@ -169,6 +184,7 @@ impl Error {
             Error::Import { .. } => ErrorKind::InvalidInput,
             Error::Node { source, .. } => source.kind(),
             Error::Asset { kind, .. } => *kind,
+            Error::AssetTooLarge { .. } => ErrorKind::InvalidInput,
             Error::Cache(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Observer { kind, .. } => *kind,
@@ -183,6 +199,15 @@ impl Error {
         Error::Observer {
             message: message.into(),
             kind,
+        }
+    }
+
+    /// An asset larger than a reader's limit of `max_bytes`, of `size` bytes when known.
+    pub fn asset_too_large(id: impl Into<String>, max_bytes: u64, size: Option<u64>) -> Self {
+        Error::AssetTooLarge {
+            id: id.into(),
+            max_bytes,
+            size,
         }
     }
 

@@ -25,8 +25,10 @@ pub struct FetchPolicy {
     /// Non-public addresses allowed even when `allow_private` is off (a host's own media
     /// server, say).
     pub allowed_addresses: Vec<IpAddr>,
-    /// The largest body accepted, in bytes (100 MiB by default). The File node holds media
-    /// handed to it directly (run-input bytes, `data:` URLs, `base64`) to the same limit.
+    /// The largest body accepted, in bytes
+    /// ([`DEFAULT_MAX_MEDIA_BYTES`](crate::media_util::DEFAULT_MAX_MEDIA_BYTES), 100 MiB, by
+    /// default). The File node holds media handed to it directly (run-input bytes, `data:`
+    /// URLs, `base64`) and assets it reads from the asset store to the same limit.
     pub max_bytes: u64,
     /// The longest a whole fetch (all redirects included) may take.
     pub timeout: Duration,
@@ -39,7 +41,7 @@ impl Default for FetchPolicy {
         FetchPolicy {
             allow_private: false,
             allowed_addresses: Vec::new(),
-            max_bytes: 100 * 1024 * 1024,
+            max_bytes: crate::media_util::DEFAULT_MAX_MEDIA_BYTES,
             timeout: Duration::from_secs(60),
             max_redirects: 5,
         }

@@ -1,6 +1,7 @@
 //! Helpers shared by the built-in nodes for media bytes: mime detection from the bytes (never
 //! from a name), the data type of a mime type, storing bytes as a [`FileAsset`] with its
-//! dimensions filled in, and reading the bytes of an asset that arrived on an input handle.
+//! dimensions filled in, and reading the bytes of an asset that arrived on an input handle,
+//! up to a byte limit ([`DEFAULT_MAX_MEDIA_BYTES`] unless a node is configured otherwise).
 
 use bytes::Bytes;
 use gatewai_core::{DataType, ErrorKind, FileAsset, Inputs, NewAsset, NodeContext, NodeError};
@@ -20,6 +21,14 @@ pub fn data_type_for_mime(mime: &str) -> Option<DataType> {
         _ => None,
     }
 }
+
+/// The most bytes of one media file a built-in node takes in by default (100 MiB), however it
+/// comes: downloaded (`fetch::FetchPolicy::max_bytes`), handed in as run-input bytes, `data:`
+/// URLs or base64 (the File node, to the same limit), or read from the asset store (the File
+/// node's stored assets, again to its fetch policy's limit; `media::ImageLimits::max_bytes`,
+/// `video::FfmpegTools::max_input_bytes`, `ai::AiSettings::max_input_bytes`). Each of those is
+/// configurable apart. (Each sits behind a cargo feature, hence no links here.)
+pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 
 /// The mime type stored for bytes whose type cannot be recognised.
 pub const UNKNOWN_MIME: &str = "application/octet-stream";
@@ -138,36 +147,68 @@ pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
-/// Reads the bytes of an asset through the context's asset store; a missing asset is an input
-/// error naming `handle`.
+/// Reads the bytes of an asset through the context's asset store, if there are at most
+/// `max_bytes` of them ([`AssetStore::read_limited`]: a larger asset is refused without being
+/// read whole). A missing asset, or one over the limit, is an input error naming `handle` and
+/// the asset (and the limit); the latter's source is core's
+/// [`AssetTooLarge`](gatewai_core::Error::AssetTooLarge).
+///
+/// [`AssetStore::read_limited`]: gatewai_core::AssetStore::read_limited
 pub async fn read_asset(
     ctx: &NodeContext,
     handle: &str,
     asset: &FileAsset,
+    max_bytes: u64,
 ) -> Result<Bytes, NodeError> {
-    ctx.assets().read(asset).await.map_err(|e| {
-        let err = NodeError::from(e);
-        match err.kind() {
-            ErrorKind::NotFound => NodeError::input(
-                handle,
-                format!(
-                    "asset `{}` not found in the asset store",
-                    crate::error::shown(&asset.id)
-                ),
-            ),
-            _ => err,
-        }
-    })
+    ctx.assets()
+        .read_limited(asset, max_bytes)
+        .await
+        .map_err(|e| match e {
+            gatewai_core::Error::AssetTooLarge {
+                max_bytes, size, ..
+            } => {
+                let what = match size {
+                    Some(size) => format!("is {size} bytes, over the {max_bytes}-byte limit"),
+                    None => format!("is larger than the {max_bytes}-byte limit"),
+                };
+                NodeError::input(handle, format!("{} {what}", named(asset))).with_source(e)
+            }
+            e => {
+                let err = NodeError::from(e);
+                match err.kind() {
+                    ErrorKind::NotFound => NodeError::input(
+                        handle,
+                        format!(
+                            "asset `{}` not found in the asset store",
+                            crate::error::shown(&asset.id)
+                        ),
+                    ),
+                    _ => err,
+                }
+            }
+        })
 }
 
-/// The media asset on input `handle` and its bytes, checked against the accepted data types.
-/// A missing value, a non-file value, or a file of another type (judged by the item's type and,
-/// for the generic `File` type, by the asset's mime type) is an input error naming the handle.
+/// An asset as a message names it: `` asset `<id>` `` and its name when it has one, both
+/// quoted with [`shown`](crate::error::shown).
+fn named(asset: &FileAsset) -> String {
+    let id = crate::error::shown(&asset.id);
+    match asset.name.trim() {
+        "" => format!("asset `{id}`"),
+        name => format!("asset `{id}` (`{}`)", crate::error::shown(&name)),
+    }
+}
+
+/// The media asset on input `handle` and its bytes (at most `max_bytes` of them, see
+/// [`read_asset`]), checked against the accepted data types. A missing value, a non-file
+/// value, or a file of another type (judged by the item's type and, for the generic `File`
+/// type, by the asset's mime type) is an input error naming the handle.
 pub async fn read_input_media(
     ctx: &NodeContext,
     inputs: &Inputs,
     handle: &str,
     accepted: &[DataType],
+    max_bytes: u64,
 ) -> Result<(FileAsset, DataType, Bytes), NodeError> {
     let item = inputs.require(handle)?;
     let asset = item.as_asset().ok_or_else(|| {
@@ -184,7 +225,7 @@ pub async fn read_input_media(
             format!("expected {}, got {data_type}", names.join(" or ")),
         ));
     }
-    let bytes = read_asset(ctx, handle, asset).await?;
+    let bytes = read_asset(ctx, handle, asset, max_bytes).await?;
     if bytes.is_empty() {
         return Err(NodeError::input(handle, "the file is empty"));
     }

@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Where the ffmpeg programs are and how long one invocation may take.
+/// Where the ffmpeg programs are, how long one invocation may take, and how large an input
+/// the nodes read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FfmpegTools {
     /// The `ffmpeg` program (a name looked up on `PATH`, or a path).
@@ -29,6 +30,11 @@ pub struct FfmpegTools {
     pub ffprobe: PathBuf,
     /// The longest one invocation may run before it is killed.
     pub timeout: Duration,
+    /// The largest input media file, in bytes, a node reads from the asset store
+    /// ([`DEFAULT_MAX_MEDIA_BYTES`](crate::media_util::DEFAULT_MAX_MEDIA_BYTES), 100 MiB, the
+    /// limit of the File node's imports, by default): a larger one is an input error naming
+    /// the asset and the limit, refused without being read whole.
+    pub max_input_bytes: u64,
 }
 
 impl Default for FfmpegTools {
@@ -37,6 +43,7 @@ impl Default for FfmpegTools {
             ffmpeg: PathBuf::from("ffmpeg"),
             ffprobe: PathBuf::from("ffprobe"),
             timeout: Duration::from_secs(300),
+            max_input_bytes: crate::media_util::DEFAULT_MAX_MEDIA_BYTES,
         }
     }
 }
@@ -418,7 +425,14 @@ impl Node for ExtractFrame {
         let timestamp =
             Timestamp::parse(config_field(ctx.raw_config(), "timestamp").unwrap_or(&Value::Null))
                 .map_err(|m| NodeError::config("timestamp", m))?;
-        let (asset, _, bytes) = read_input_media(ctx, inputs, "video", &[DataType::Video]).await?;
+        let (asset, _, bytes) = read_input_media(
+            ctx,
+            inputs,
+            "video",
+            &[DataType::Video],
+            self.tools.max_input_bytes,
+        )
+        .await?;
         let mime = crate::media_util::detect_mime(&bytes);
         if mime.and_then(crate::media_util::data_type_for_mime) != Some(DataType::Video) {
             return Err(NodeError::input(
@@ -617,8 +631,14 @@ impl Node for MediaCut {
     async fn execute(&self, ctx: &NodeContext, inputs: &Inputs) -> Result<Outputs, NodeError> {
         let (start, end) =
             cut_range(ctx.raw_config()).map_err(|(f, m)| NodeError::config(&f, m))?;
-        let (asset, data_type, bytes) =
-            read_input_media(ctx, inputs, "media", &[DataType::Video, DataType::Audio]).await?;
+        let (asset, data_type, bytes) = read_input_media(
+            ctx,
+            inputs,
+            "media",
+            &[DataType::Video, DataType::Audio],
+            self.tools.max_input_bytes,
+        )
+        .await?;
         let mime = crate::media_util::detect_mime(&bytes)
             .filter(|m| {
                 crate::media_util::data_type_for_mime(m).is_some_and(|t| t != DataType::Image)

@@ -198,6 +198,68 @@ async fn the_image_mime_type_comes_from_the_asset_or_the_bytes() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
+/// Media over the AI nodes' `max_input_bytes` is an input error naming the handle, the asset
+/// and the limit, with no request made; media of exactly the limit is sent.
+#[tokio::test]
+async fn media_over_the_input_limit_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+    mount_stream(&server, &[gemini_text("ok", Some("STOP"))]).await;
+    let store = assets();
+    let image_bytes = png(2, 2);
+    let image = put(&store, "big.png", "image/png", image_bytes.clone()).await;
+    let wav = b"RIFF\x24\0\0\0WAVEfmt \x10\0\0\0\x01\0\x01\0\xc0\x5d\0\0\x80\xbb\0\0\x02\0\x10\0data\0\0\0\0".to_vec();
+    let audio = put(&store, "big.wav", "audio/wav", wav.clone()).await;
+    let limited = |max_input_bytes: usize| {
+        Providers::new(&AiSettings {
+            max_input_bytes: max_input_bytes as u64,
+            ..settings(&server.uri())
+        })
+        .unwrap()
+    };
+    let check =
+        |e: gatewai_core::NodeError, handle: &str, asset: &gatewai_core::FileAsset, max: usize| {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            for part in [
+                format!("input `{handle}`"),
+                format!("asset `{}` (`{}`)", asset.id, asset.name),
+                format!("over the {max}-byte limit"),
+            ] {
+                assert!(e.message().contains(&part), "{part:?} not in {e}");
+            }
+        };
+    let config = json!({"model": "gemini-test"});
+    let with_image = Inputs::default()
+        .with("prompt", Item::text("p"))
+        .with("image", Item::file(DataType::Image, image.clone()));
+    let e = LlmNode::new(limited(image_bytes.len() - 1))
+        .execute(&ctx("LLM", config.clone(), &store), &with_image)
+        .await
+        .unwrap_err();
+    check(e, "image", &image, image_bytes.len() - 1);
+    let reference = Inputs::default().with("prompt", Item::text("p")).with(
+        "reference_image",
+        Item::file(DataType::Image, image.clone()),
+    );
+    let e = ImageGenNode::new(limited(image_bytes.len() - 1))
+        .execute(&ctx("ImageGen", config.clone(), &store), &reference)
+        .await
+        .unwrap_err();
+    check(e, "reference_image", &image, image_bytes.len() - 1);
+    let with_audio = Inputs::default().with("audio", Item::file(DataType::Audio, audio.clone()));
+    let e = SpeechToTextNode::new(limited(wav.len() - 1))
+        .execute(&ctx("SpeechToText", config.clone(), &store), &with_audio)
+        .await
+        .unwrap_err();
+    check(e, "audio", &audio, wav.len() - 1);
+    assert!(server.received_requests().await.unwrap().is_empty());
+    // Exactly the limit: sent.
+    LlmNode::new(limited(image_bytes.len()))
+        .execute(&ctx("LLM", config, &store), &with_image)
+        .await
+        .unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn config_prompts_fill_in_for_unconnected_inputs() {
     let server = MockServer::start().await;

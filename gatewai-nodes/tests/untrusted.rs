@@ -447,6 +447,7 @@ fn ai_settings(base: &str) -> AiSettings {
         request_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(2),
+        ..AiSettings::default()
     }
 }
 

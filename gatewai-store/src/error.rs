@@ -71,6 +71,20 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An asset is larger than a bounded read allows
+    /// ([`AssetStore::read_limited`](gatewai_core::AssetStore::read_limited)); refused before
+    /// more than `max_bytes` of it were read. Becomes core's
+    /// [`AssetTooLarge`](gatewai_core::Error::AssetTooLarge) through the `AssetStore` trait.
+    #[error("asset `{id}`{} is larger than the {max_bytes}-byte limit", size.map(|n| format!(" ({n} bytes)")).unwrap_or_default())]
+    AssetTooLarge {
+        /// The asset's id.
+        id: String,
+        /// The limit, in bytes.
+        max_bytes: u64,
+        /// Its size when known before reading (its record, the file's or object's metadata);
+        /// `None` when reading ran past the limit.
+        size: Option<u64>,
+    },
     /// A value could not be serialized for storage.
     #[error("cannot serialize {what}: {source}")]
     Serialize {
@@ -130,9 +144,10 @@ impl Error {
         match self {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Conflict { .. } => ErrorKind::Conflict,
-            Error::InvalidUrl { .. } | Error::InvalidInput { .. } | Error::InvalidKey { .. } => {
-                ErrorKind::InvalidInput
-            }
+            Error::InvalidUrl { .. }
+            | Error::InvalidInput { .. }
+            | Error::InvalidKey { .. }
+            | Error::AssetTooLarge { .. } => ErrorKind::InvalidInput,
             Error::BackendDisabled { .. } => ErrorKind::Unsupported,
             Error::Corrupt { .. } => ErrorKind::Corrupt,
             Error::Serialize { .. } => ErrorKind::Internal,
@@ -192,6 +207,14 @@ impl Error {
     /// The matching `gatewai-core` error, for the asset stores.
     #[cfg(any(feature = "fs", feature = "s3"))]
     pub(crate) fn into_core_asset_error(self, key: &str) -> gatewai_core::Error {
+        if let Error::AssetTooLarge {
+            id,
+            max_bytes,
+            size,
+        } = self
+        {
+            return gatewai_core::Error::asset_too_large(id, max_bytes, size);
+        }
         let kind = match self.kind() {
             ErrorKind::NotFound => gatewai_core::ErrorKind::NotFound,
             ErrorKind::InvalidInput => gatewai_core::ErrorKind::InvalidInput,

@@ -195,3 +195,321 @@ async fn object_store_puts_reads_and_deletes() {
             .is_err()
     );
 }
+
+/// The error of a bounded read is core's typed one, naming the asset and the limit, and is
+/// not retryable.
+fn assert_too_large(err: &gatewai_core::Error, id: &str, max_bytes: u64, size: Option<u64>) {
+    match err {
+        gatewai_core::Error::AssetTooLarge {
+            id: got_id,
+            max_bytes: got_max,
+            size: got_size,
+        } => assert_eq!(
+            (got_id.as_str(), *got_max, *got_size),
+            (id, max_bytes, size),
+            "{err}"
+        ),
+        other => panic!("expected AssetTooLarge, got {other:?}"),
+    }
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(!err.kind().is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains(id) && text.contains(&format!("{max_bytes}-byte limit")),
+        "{text}"
+    );
+}
+
+/// Replaces an asset's record by one stating another size (as a stale or tampered row might).
+async fn record_size(store: &Store, asset: &FileAsset, size: u64) {
+    let lying = FileAsset {
+        size,
+        ..asset.clone()
+    };
+    store.put_asset_record(&lying, Some("alice")).await.unwrap();
+}
+
+#[tokio::test]
+async fn fs_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
+        .await
+        .unwrap();
+    let put = assets.put(png("fox.png")).await.unwrap();
+    assert_eq!(
+        assets.read_limited(&put, 18).await.unwrap(),
+        Bytes::from_static(b"\x89PNG\r\n\x1a\nnot really")
+    );
+    assert_eq!(assets.read_limited(&put, u64::MAX).await.unwrap().len(), 18);
+    let err = assets.read_limited(&put, 17).await.unwrap_err();
+    assert_too_large(&err, &put.id, 17, Some(18));
+    // The caller's `size` is not believed (its record's is).
+    let understated = FileAsset {
+        size: 1,
+        ..put.clone()
+    };
+    let err = assets.read_limited(&understated, 17).await.unwrap_err();
+    assert_too_large(&err, &put.id, 17, Some(18));
+    // A crafted reference is refused as by `read`; a missing asset is not found.
+    let crafted = FileAsset {
+        id: "x".into(),
+        key: "../secret".into(),
+        ..FileAsset::default()
+    };
+    let err = assets.read_limited(&crafted, 100).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assets.delete(&put).await.unwrap();
+    let err = assets.read_limited(&put, 100).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// A record stating a size over the limit is refused before its file is opened: the file is
+/// gone, and the answer is still "too large", not "not found".
+#[tokio::test]
+async fn fs_store_bounded_read_refuses_by_the_record_before_touching_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::memory();
+    let assets = FsAssetStore::open(dir.path().join("blobs"), store.clone())
+        .await
+        .unwrap();
+    let put = assets.put(png("fox.png")).await.unwrap();
+    record_size(&store, &put, 5 << 30).await;
+    std::fs::remove_file(assets.path_of(&put.key).unwrap()).unwrap();
+    let err = assets.read_limited(&put, 1 << 20).await.unwrap_err();
+    assert_too_large(&err, &put.id, 1 << 20, Some(5 << 30));
+}
+
+/// A file larger than its record says (grown, or replaced behind the store's back) is refused
+/// by its metadata, before it is read: here a 64 GiB sparse file recorded as 18 bytes.
+#[tokio::test]
+async fn fs_store_bounded_read_refuses_a_file_larger_than_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::memory();
+    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
+        .await
+        .unwrap();
+    let put = assets.put(png("fox.png")).await.unwrap();
+    let path = assets.path_of(&put.key).unwrap();
+    let huge = 64u64 << 30;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(huge)
+        .unwrap();
+    let err = assets.read_limited(&put, 1 << 20).await.unwrap_err();
+    assert_too_large(&err, &put.id, 1 << 20, Some(huge));
+}
+
+/// A blob whose record and metadata both understate it (a named pipe, whose size is 0, as a
+/// stand-in for a file growing while it is read) is stopped while reading, past the limit:
+/// the writer is cut off after little more than the limit (a pipe buffer), and a blob of
+/// exactly the limit is read whole.
+#[cfg(unix)]
+#[tokio::test]
+async fn fs_store_bounded_read_stops_reading_past_the_limit() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::memory();
+    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
+        .await
+        .unwrap();
+    let put = assets.put(png("fox.png")).await.unwrap();
+    let path = assets.path_of(&put.key).unwrap();
+    // Feeds the pipe `total` bytes in 64 KiB writes; returns how many were taken.
+    let feed = |total: usize| {
+        std::fs::remove_file(&path).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let chunk = vec![b'x'; 64 << 10];
+            let mut written = 0;
+            while written < total {
+                let n = chunk.len().min(total - written);
+                match pipe.write(&chunk[..n]) {
+                    Ok(n) => written += n,
+                    Err(_) => break, // the reader closed the pipe
+                }
+            }
+            written
+        })
+    };
+    let limit = 1u64 << 20;
+    let writer = feed(256 << 20);
+    let err = assets.read_limited(&put, limit).await.unwrap_err();
+    assert_too_large(&err, &put.id, limit, None);
+    let written = writer.join().unwrap();
+    assert!(
+        (written as u64) < 4 * limit,
+        "the reader took {written} bytes for a {limit}-byte limit"
+    );
+    // Exactly the limit, then the end: read whole.
+    let writer = feed(limit as usize);
+    let bytes = assets.read_limited(&put, limit).await.unwrap();
+    assert_eq!(bytes.len() as u64, limit);
+    assert_eq!(writer.join().unwrap() as u64, limit);
+}
+
+#[cfg(feature = "s3")]
+mod object_store_limits {
+    use super::*;
+    use futures::stream::BoxStream;
+    use gatewai_store::ObjectAssetStore;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{
+        GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+        PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    };
+    use std::sync::Arc;
+
+    fn object_assets(objects: Arc<dyn ObjectStore>, store: &Store) -> ObjectAssetStore {
+        ObjectAssetStore::new(objects, "media", store.clone())
+            .with_prefix("tenant-1")
+            .unwrap()
+    }
+
+    fn location(asset: &FileAsset) -> Path {
+        Path::from(format!("tenant-1/{}", asset.key))
+    }
+
+    #[tokio::test]
+    async fn object_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more() {
+        let objects = Arc::new(InMemory::new());
+        let store = Store::memory();
+        let assets = object_assets(objects.clone(), &store);
+        let put = assets.put(png("fox.png")).await.unwrap();
+        assert_eq!(assets.read_limited(&put, 18).await.unwrap().len(), 18);
+        let err = assets.read_limited(&put, 17).await.unwrap_err();
+        assert_too_large(&err, &put.id, 17, Some(18));
+        // Refused by its record, before the object is asked for: gone, and still too large.
+        record_size(&store, &put, 5 << 30).await;
+        objects.delete(&location(&put)).await.unwrap();
+        let err = assets.read_limited(&put, 1 << 20).await.unwrap_err();
+        assert_too_large(&err, &put.id, 1 << 20, Some(5 << 30));
+        record_size(&store, &put, 18).await;
+        let err = assets.read_limited(&put, 1 << 20).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
+
+    /// An object replaced by a larger one behind the store's back (its record still says 18
+    /// bytes) is refused by the length the object store answers with.
+    #[tokio::test]
+    async fn object_store_bounded_read_refuses_an_object_larger_than_its_record() {
+        let objects = Arc::new(InMemory::new());
+        let store = Store::memory();
+        let assets = object_assets(objects.clone(), &store);
+        let put = assets.put(png("fox.png")).await.unwrap();
+        objects
+            .put(&location(&put), vec![0u8; 1000].into())
+            .await
+            .unwrap();
+        let err = assets.read_limited(&put, 999).await.unwrap_err();
+        assert_too_large(&err, &put.id, 999, Some(1000));
+        assert_eq!(assets.read_limited(&put, 1000).await.unwrap().len(), 1000);
+    }
+
+    /// An object store whose answers understate every object's length (as a lying or broken
+    /// server might): over `InMemory`, with the length of each answer cut to one byte and
+    /// its body in 100-byte chunks.
+    #[derive(Debug)]
+    struct Understating(InMemory);
+
+    impl std::fmt::Display for Understating {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "Understating({})", self.0)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for Understating {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<PutResult> {
+            self.0.put_opts(location, payload, opts).await
+        }
+
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: GetOptions,
+        ) -> object_store::Result<GetResult> {
+            use futures::StreamExt;
+            let found = self.0.get_opts(location, options).await?;
+            let (meta, attributes) = (found.meta.clone(), found.attributes.clone());
+            let body = found.bytes().await?;
+            let chunks: Vec<object_store::Result<Bytes>> = body
+                .chunks(100)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            Ok(GetResult {
+                payload: object_store::GetResultPayload::Stream(
+                    futures::stream::iter(chunks).boxed(),
+                ),
+                meta: ObjectMeta { size: 1, ..meta },
+                range: 0..1,
+                attributes,
+            })
+        }
+
+        async fn delete(&self, location: &Path) -> object_store::Result<()> {
+            self.0.delete(location).await
+        }
+
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+            self.0.list(prefix)
+        }
+
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+
+        async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy(from, to).await
+        }
+
+        async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+            self.0.copy_if_not_exists(from, to).await
+        }
+    }
+
+    /// Record and announced length both understate the object: the body is stopped once it
+    /// passes the limit; a body of exactly the limit is read whole.
+    #[tokio::test]
+    async fn object_store_bounded_read_stops_a_body_past_the_limit() {
+        let objects = Arc::new(Understating(InMemory::new()));
+        let store = Store::memory();
+        let assets = object_assets(objects.clone(), &store);
+        let put = assets.put(png("fox.png")).await.unwrap();
+        objects
+            .put(&location(&put), vec![0u8; 1000].into())
+            .await
+            .unwrap();
+        let err = assets.read_limited(&put, 999).await.unwrap_err();
+        assert_too_large(&err, &put.id, 999, None);
+        assert_eq!(assets.read_limited(&put, 1000).await.unwrap().len(), 1000);
+    }
+}

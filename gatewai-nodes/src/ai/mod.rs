@@ -120,6 +120,12 @@ pub struct AiSettings {
     pub read_timeout: Duration,
     /// Timeout of establishing a connection.
     pub connect_timeout: Duration,
+    /// The largest media file (an image, an audio file), in bytes, a node reads from the asset
+    /// store to send to a provider
+    /// ([`DEFAULT_MAX_MEDIA_BYTES`](crate::media_util::DEFAULT_MAX_MEDIA_BYTES), 100 MiB, by
+    /// default): a larger one is an input error naming the asset and the limit, refused
+    /// without being read whole and before any request is made. Each input is held to it apart.
+    pub max_input_bytes: u64,
 }
 
 impl Default for AiSettings {
@@ -132,6 +138,7 @@ impl Default for AiSettings {
             request_timeout: Duration::from_secs(600),
             read_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(15),
+            max_input_bytes: crate::media_util::DEFAULT_MAX_MEDIA_BYTES,
         }
     }
 }
@@ -197,6 +204,7 @@ impl ProviderKind {
 pub struct Providers {
     gemini: Arc<GeminiClient>,
     openai: Arc<OpenAiClient>,
+    max_input_bytes: u64,
 }
 
 impl Providers {
@@ -224,7 +232,14 @@ impl Providers {
                 &settings.openai_base_url,
                 settings.openai_key.clone(),
             )),
+            max_input_bytes: settings.max_input_bytes,
         })
+    }
+
+    /// The largest media file a node sends to these providers
+    /// ([`AiSettings::max_input_bytes`]).
+    pub fn max_input_bytes(&self) -> u64 {
+        self.max_input_bytes
     }
 
     /// The provider for a node's `provider` config and model.

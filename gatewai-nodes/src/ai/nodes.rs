@@ -64,12 +64,14 @@ fn text_or(
 }
 
 /// The media on every input slot but `skip`, in handle order, each checked to be of `kind`
-/// (`"image"` or `"audio"`) by the asset's mime type or, failing that, by its bytes.
+/// (`"image"` or `"audio"`) by the asset's mime type or, failing that, by its bytes, and each
+/// at most `max_bytes` long.
 async fn media_inputs(
     ctx: &NodeContext,
     inputs: &Inputs,
     skip: &[&str],
     kind: &str,
+    max_bytes: u64,
 ) -> Result<Vec<Media>, NodeError> {
     let mut media = Vec::new();
     for slot in inputs.slots() {
@@ -81,18 +83,19 @@ async fn media_inputs(
             continue;
         }
         for item in &slot.values {
-            media.push(media_of(ctx, &slot.handle_id, item, kind).await?);
+            media.push(media_of(ctx, &slot.handle_id, item, kind, max_bytes).await?);
         }
     }
     Ok(media)
 }
 
-/// The bytes and mime type of one media item.
+/// The bytes (at most `max_bytes` of them) and mime type of one media item.
 async fn media_of(
     ctx: &NodeContext,
     handle: &str,
     item: &Item,
     kind: &str,
+    max_bytes: u64,
 ) -> Result<Media, NodeError> {
     let asset = item.as_asset().ok_or_else(|| {
         NodeError::input(
@@ -100,7 +103,7 @@ async fn media_of(
             format!("expected an {kind} file, got {}", item.data_type),
         )
     })?;
-    let bytes = read_asset(ctx, handle, asset).await?;
+    let bytes = read_asset(ctx, handle, asset, max_bytes).await?;
     if bytes.is_empty() {
         return Err(NodeError::input(handle, "the file is empty"));
     }
@@ -320,7 +323,16 @@ impl Node for LlmNode {
         })?;
         let system = text_or(inputs, "system_prompt", &config.system_prompt)?;
         let mut parts = vec![Part::Text(prompt)];
-        for image in media_inputs(ctx, inputs, &["prompt", "system_prompt"], "image").await? {
+        let max_bytes = self.providers.max_input_bytes();
+        for image in media_inputs(
+            ctx,
+            inputs,
+            &["prompt", "system_prompt"],
+            "image",
+            max_bytes,
+        )
+        .await?
+        {
             parts.push(Part::Media(image));
         }
         let request = TextRequest {
@@ -481,7 +493,8 @@ impl Node for ImageGenNode {
             )
         })?;
         let mut parts = vec![Part::Text(prompt)];
-        for image in media_inputs(ctx, inputs, &["prompt"], "image").await? {
+        let max_bytes = self.providers.max_input_bytes();
+        for image in media_inputs(ctx, inputs, &["prompt"], "image", max_bytes).await? {
             parts.push(Part::Media(image));
         }
         let request = ImageRequest {
@@ -714,7 +727,14 @@ impl Node for SpeechToTextNode {
         let model = model_or(&config.model, DEFAULT_STT_MODEL);
         let provider: Arc<dyn Provider> = self.providers.get(config.provider.as_deref(), &model)?;
         let item = inputs.require("audio")?;
-        let audio = media_of(ctx, "audio", item, "audio").await?;
+        let audio = media_of(
+            ctx,
+            "audio",
+            item,
+            "audio",
+            self.providers.max_input_bytes(),
+        )
+        .await?;
         let instruction = text_or(inputs, "prompt", &config.prompt)?
             .unwrap_or_else(|| DEFAULT_TRANSCRIBE_PROMPT.to_owned());
         let request = TextRequest {

@@ -5,9 +5,14 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader};
 use std::io::Cursor;
 
-/// Limits on decoded images, so that untrusted bytes cannot exhaust memory.
+/// Limits on the images a node reads and decodes, so that untrusted bytes cannot exhaust
+/// memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ImageLimits {
+    /// The largest input image file, in bytes, read from the asset store: a larger one is an
+    /// input error naming the asset and the limit, refused without being read whole
+    /// ([`read_asset`](crate::media_util::read_asset)).
+    pub max_bytes: u64,
     /// The most pixels (width × height) an image may have.
     pub max_pixels: u64,
     /// The longest side, in pixels.
@@ -17,9 +22,13 @@ pub struct ImageLimits {
 }
 
 impl Default for ImageLimits {
+    /// Files of 100 MiB ([`DEFAULT_MAX_MEDIA_BYTES`], the limit of the File node's imports),
     /// 100 megapixels, 30 000 pixels a side, 1 GiB of decoder allocations.
+    ///
+    /// [`DEFAULT_MAX_MEDIA_BYTES`]: crate::media_util::DEFAULT_MAX_MEDIA_BYTES
     fn default() -> Self {
         ImageLimits {
+            max_bytes: crate::media_util::DEFAULT_MAX_MEDIA_BYTES,
             max_pixels: 100_000_000,
             max_side: 30_000,
             max_alloc: 1 << 30,

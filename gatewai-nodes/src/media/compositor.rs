@@ -563,9 +563,9 @@ impl Node for Compositor {
             for item in &slot.values {
                 let content = match (item.data_type, item.as_text(), item.as_asset()) {
                     (DataType::Text, Some(text), _) => LayerContent::Text(text.to_owned()),
-                    (DataType::Image | DataType::File, _, Some(asset)) => {
-                        LayerContent::Image(read_asset(ctx, &slot.handle_id, asset).await?)
-                    }
+                    (DataType::Image | DataType::File, _, Some(asset)) => LayerContent::Image(
+                        read_asset(ctx, &slot.handle_id, asset, self.limits.max_bytes).await?,
+                    ),
                     (other, _, _) => {
                         return Err(NodeError::input(
                             &slot.handle_id,

@@ -26,8 +26,10 @@ use serde_json::Value;
 /// fps/duration (video, with the `video` feature).
 ///
 /// Media is held to the fetch policy's [`FetchPolicy::max_bytes`] (100 MiB by default) however
-/// it comes: downloaded, decoded from a `data:` URL or `base64`, or handed in as run-input
-/// bytes. Larger media is an input error naming the field (`run input`, `url`, `base64`).
+/// it comes: downloaded, decoded from a `data:` URL or `base64`, handed in as run-input bytes,
+/// or read from the asset store (an `asset`, a [`RunInput::Asset`], an uploaded result; a
+/// larger asset is refused without being read whole). Larger media is an input error naming
+/// the field (`run input`, `url`, `base64`, `asset`, `result`), and the asset when it is one.
 #[derive(Debug)]
 pub struct File {
     template: NodeTemplate,
@@ -190,7 +192,12 @@ fn decode_base64(field: &str, text: &str, max_bytes: u64) -> Result<Bytes, NodeE
 }
 
 /// An asset that is already in the store, checked and described from its bytes.
-async fn existing(ctx: &NodeContext, field: &str, asset: &FileAsset) -> Result<Outputs, NodeError> {
+async fn existing(
+    ctx: &NodeContext,
+    field: &str,
+    asset: &FileAsset,
+    max_bytes: u64,
+) -> Result<Outputs, NodeError> {
     let mut asset = match ctx.assets().get(&asset.id).await.map_err(NodeError::from)? {
         Some(stored) => stored,
         None => {
@@ -200,7 +207,7 @@ async fn existing(ctx: &NodeContext, field: &str, asset: &FileAsset) -> Result<O
             ));
         }
     };
-    let bytes = crate::media_util::read_asset(ctx, field, &asset).await?;
+    let bytes = crate::media_util::read_asset(ctx, field, &asset, max_bytes).await?;
     let mime = detect_mime(&bytes);
     let data_type = mime.and_then(data_type_for_mime).ok_or_else(|| {
         NodeError::input(
@@ -297,14 +304,16 @@ impl Node for File {
                 }
                 RunInput::Url(url) => self.import_url(ctx, "run input", url).await,
                 RunInput::Text(text) => self.import_url(ctx, "run input", text).await,
-                RunInput::Asset(asset) => existing(ctx, "run input", asset).await,
+                RunInput::Asset(asset) => {
+                    existing(ctx, "run input", asset, self.policy.max_bytes).await
+                }
             };
         }
         let config = ctx.raw_config();
         if let Some(asset) = config.get("asset").filter(|v| !v.is_null()) {
             let asset: FileAsset = serde_json::from_value(asset.clone())
                 .map_err(|e| NodeError::config("asset", format!("not a file asset: {e}")))?;
-            return existing(ctx, "asset", &asset).await;
+            return existing(ctx, "asset", &asset, self.policy.max_bytes).await;
         }
         if let Some(url) = config.get("url").filter(|v| !v.is_null()) {
             let url = url.as_str().ok_or_else(|| {
@@ -333,7 +342,7 @@ impl Node for File {
             for item in &generation.items {
                 if let Data::File(file) = &item.data {
                     if let Some(asset) = &file.entity {
-                        return existing(ctx, "result", asset).await;
+                        return existing(ctx, "result", asset, self.policy.max_bytes).await;
                     }
                     if let Some(url) = file
                         .process_data

@@ -1,8 +1,10 @@
 //! The still-image nodes: **File** (Gatewai's Import), **Crop**, **Resize**, **Blur**,
 //! **Modulate** and **Compositor**.
 //!
-//! Images move between nodes as file assets. A node reads the bytes of its input asset, decodes
-//! them under [`ImageLimits`] (a decompression bomb is an input error, not an out-of-memory),
+//! Images move between nodes as file assets. A node reads the bytes of its input asset (up to
+//! [`ImageLimits::max_bytes`]: a larger file is an input error naming the asset, refused
+//! without being read whole), decodes them under [`ImageLimits`] (a decompression bomb is an
+//! input error, not an out-of-memory),
 //! turned upright as their EXIF orientation says (a phone's portrait photo is cropped as it is
 //! shown, not as it is stored; the stored asset's width and height are the upright ones too),
 //! works on the pixels and stores the encoded result as a new asset (upright, with no EXIF). Decoding, pixel work and
@@ -67,7 +69,8 @@ pub(crate) async fn transform_input(
     suffix: &str,
     op: impl FnOnce(DynamicImage) -> Result<DynamicImage, NodeError> + Send + 'static,
 ) -> Result<Outputs, NodeError> {
-    let (asset, _, bytes) = read_input_media(ctx, inputs, "image", &[DataType::Image]).await?;
+    let (asset, _, bytes) =
+        read_input_media(ctx, inputs, "image", &[DataType::Image], limits.max_bytes).await?;
     let (encoded, format) = blocking(move || {
         let (image, source) = decode_image("image", &bytes, &limits)?;
         let image = op(image)?;

@@ -24,6 +24,7 @@ pub fn settings(base: &str) -> AiSettings {
         request_timeout: Duration::from_secs(20),
         read_timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
+        ..AiSettings::default()
     }
 }
 

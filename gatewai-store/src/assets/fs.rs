@@ -1,11 +1,14 @@
 //! Asset blobs in a local directory.
 
-use super::{check_key, describe, new_key, owner_of, recorded_key};
+use super::{
+    check_key, describe, new_key, owner_of, recorded_key, recorded_within, too_large, within_limit,
+};
 use crate::error::{Error, Result};
 use crate::store::Store;
 use bytes::Bytes;
 use gatewai_core::{FileAsset, NewAsset};
 use std::path::{Path, PathBuf};
+use tokio::io::AsyncReadExt;
 
 /// An [`AssetStore`](gatewai_core::AssetStore) keeping blobs as files under a root directory, and their descriptions in
 /// a [`Store`]'s `file_assets` table. Keys are made here (`assets/<2 hex>/<id>`); a key read
@@ -99,6 +102,43 @@ impl FsAssetStore {
             }
             Err(source) => Err(Error::Io { path, source }),
         }
+    }
+
+    /// Reads an asset's file if it holds at most `max_bytes`: refused by its record's size,
+    /// then by the file's size, then while reading (never more than `max_bytes + 1` bytes are
+    /// read), so that a record understating the file, or a file grown since, is still stopped.
+    async fn read_blob_limited(&self, asset: &FileAsset, max_bytes: u64) -> Result<Bytes> {
+        let record = recorded_within(&self.records, asset, max_bytes).await?;
+        let path = self.path_of(&record.key)?;
+        let io = |path: &Path, source: std::io::Error| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::not_found("asset", &record.id),
+            _ => Error::Io {
+                path: path.to_owned(),
+                source,
+            },
+        };
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| io(&path, e))?;
+        let len = file.metadata().await.map_err(|e| io(&path, e))?.len();
+        within_limit(&record.id, Some(len), max_bytes)?;
+        // The file's size, at most the limit: a fair first allocation, never a huge one.
+        let mut buffer = Vec::with_capacity(usize::try_from(len.min(max_bytes)).unwrap_or(0));
+        file.take(max_bytes.saturating_add(1))
+            .read_to_end(&mut buffer)
+            .await
+            .map_err(|e| io(&path, e))?;
+        if buffer.len() as u64 > max_bytes {
+            tracing::warn!(
+                asset = %record.id,
+                recorded_size = record.size,
+                file_size = len,
+                max_bytes,
+                "asset file held more than its size said; the read stopped at the limit"
+            );
+            return Err(too_large(&record.id, max_bytes, None));
+        }
+        Ok(Bytes::from(buffer))
     }
 
     async fn delete_blob(&self, asset: &FileAsset) -> Result<()> {

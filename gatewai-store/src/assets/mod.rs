@@ -4,10 +4,17 @@
 //! store's `file_assets` table, and make their keys themselves from fresh ids. An asset handed
 //! back to them is read by the key recorded for its id (a key it carries must be that one), so
 //! that a crafted reference can never name a blob outside the store, nor another asset's.
+//!
+//! A bounded read (`AssetStore::read_limited`) refuses an asset over its limit three times
+//! over, never holding more than the limit and one byte: by the size its record states, by
+//! the blob's own size (the file's metadata, the object's length) before reading, and while
+//! reading, as soon as more than the limit arrived (a blob may have grown or been replaced
+//! behind the store's back, and its record never see it).
 
-/// Implements core's `AssetStore` for a blob store with `put_blob`, `read_blob` and
-/// `delete_blob` methods and a `records` field (the [`Store`](crate::Store) keeping asset
-/// descriptions), reporting every error as core's asset error. Both blob stores share it.
+/// Implements core's `AssetStore` for a blob store with `put_blob`, `read_blob`,
+/// `read_blob_limited` and `delete_blob` methods and a `records` field (the
+/// [`Store`](crate::Store) keeping asset descriptions), reporting every error as core's asset
+/// error. Both blob stores share it.
 #[cfg(any(feature = "fs", feature = "s3"))]
 macro_rules! asset_store_over_blobs {
     ($store:ty) => {
@@ -27,6 +34,16 @@ macro_rules! asset_store_over_blobs {
                 asset: &gatewai_core::FileAsset,
             ) -> gatewai_core::Result<bytes::Bytes> {
                 self.read_blob(asset)
+                    .await
+                    .map_err(|e| e.into_core_asset_error(&asset.id))
+            }
+
+            async fn read_limited(
+                &self,
+                asset: &gatewai_core::FileAsset,
+                max_bytes: u64,
+            ) -> gatewai_core::Result<bytes::Bytes> {
+                self.read_blob_limited(asset, max_bytes)
                     .await
                     .map_err(|e| e.into_core_asset_error(&asset.id))
             }
@@ -75,6 +92,42 @@ pub(crate) fn new_key() -> (String, String) {
 /// recorded one, so that a crafted reference cannot reach another asset's blob under an id
 /// its caller may use.
 pub(crate) async fn recorded_key(records: &crate::Store, asset: &FileAsset) -> Result<String> {
+    Ok(recorded(records, asset).await?.key)
+}
+
+/// The record of an asset, checked as [`recorded_key`] says, for a read of at most
+/// `max_bytes`: an asset whose recorded size is over the limit is refused here, before its
+/// blob is touched.
+pub(crate) async fn recorded_within(
+    records: &crate::Store,
+    asset: &FileAsset,
+    max_bytes: u64,
+) -> Result<FileAsset> {
+    let record = recorded(records, asset).await?;
+    within_limit(&record.id, Some(record.size), max_bytes)?;
+    Ok(record)
+}
+
+/// [`Error::AssetTooLarge`] when `size` (when known) is over `max_bytes`.
+pub(crate) fn within_limit(id: &str, size: Option<u64>, max_bytes: u64) -> Result<()> {
+    match size {
+        Some(size) if size > max_bytes => Err(too_large(id, max_bytes, Some(size))),
+        _ => Ok(()),
+    }
+}
+
+/// An asset over a bounded read's limit.
+pub(crate) fn too_large(id: &str, max_bytes: u64, size: Option<u64>) -> Error {
+    Error::AssetTooLarge {
+        id: id.to_owned(),
+        max_bytes,
+        size,
+    }
+}
+
+/// An asset's record, found by the caller's id; a key the caller's asset carries must be the
+/// recorded one (see [`recorded_key`]).
+async fn recorded(records: &crate::Store, asset: &FileAsset) -> Result<FileAsset> {
     if !asset.key.is_empty() {
         check_key(&asset.key)?;
     }
@@ -88,7 +141,7 @@ pub(crate) async fn recorded_key(records: &crate::Store, asset: &FileAsset) -> R
             reason: "not the key recorded for the asset's id",
         });
     }
-    Ok(stored.key)
+    Ok(stored)
 }
 
 /// Checks that a key is relative, made of `/`-separated segments of ASCII letters, digits,

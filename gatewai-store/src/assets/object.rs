@@ -1,9 +1,12 @@
 //! Asset blobs in an object store (S3 and compatibles, through the `object_store` crate).
 
-use super::{check_key, describe, new_key, owner_of, recorded_key};
+use super::{
+    check_key, describe, new_key, owner_of, recorded_key, recorded_within, too_large, within_limit,
+};
 use crate::error::{Error, Result};
 use crate::store::Store;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures::{Stream, StreamExt};
 use gatewai_core::{FileAsset, NewAsset};
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
@@ -89,6 +92,41 @@ impl ObjectAssetStore {
         }
     }
 
+    /// Reads an asset's object if it holds at most `max_bytes`: refused by its record's size,
+    /// then by the object's length as the store answers the request (before any of the body
+    /// is read), then while streaming the body (never more than `max_bytes` plus one chunk is
+    /// held), so that a record understating the object, or an object replaced since, is still
+    /// stopped. Dropping the body stream of a refused object closes its connection.
+    async fn read_blob_limited(&self, asset: &FileAsset, max_bytes: u64) -> Result<Bytes> {
+        let record = recorded_within(&self.records, asset, max_bytes).await?;
+        let location = self.location(&record.key)?;
+        let found = match self.objects.get(&location).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::not_found("asset", &record.id));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let len = found
+            .meta
+            .size
+            .max(found.range.end.saturating_sub(found.range.start));
+        within_limit(&record.id, Some(len), max_bytes)?;
+        match collect_within(found.into_stream(), len, max_bytes).await? {
+            Some(bytes) => Ok(bytes),
+            None => {
+                tracing::warn!(
+                    asset = %record.id,
+                    recorded_size = record.size,
+                    object_size = len,
+                    max_bytes,
+                    "asset object held more than its size said; the read stopped at the limit"
+                );
+                Err(too_large(&record.id, max_bytes, None))
+            }
+        }
+    }
+
     async fn delete_blob(&self, asset: &FileAsset) -> Result<()> {
         let location = self.location_of(asset).await?;
         match self.objects.delete(&location).await {
@@ -101,3 +139,71 @@ impl ObjectAssetStore {
 }
 
 asset_store_over_blobs!(ObjectAssetStore);
+
+/// The chunks of `stream` joined, or `None` as soon as they come to more than `max_bytes`
+/// (the rest of the stream is never polled). `expected` (the size announced, at most
+/// `max_bytes`) sizes the first allocation.
+async fn collect_within<S>(stream: S, expected: u64, max_bytes: u64) -> Result<Option<Bytes>>
+where
+    S: Stream<Item = object_store::Result<Bytes>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    let first = usize::try_from(expected.min(max_bytes)).unwrap_or(0);
+    let mut joined = BytesMut::with_capacity(first);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        if (joined.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+            return Ok(None);
+        }
+        joined.extend_from_slice(&chunk);
+    }
+    Ok(Some(joined.freeze()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(sizes: &[usize]) -> impl Stream<Item = object_store::Result<Bytes>> + use<> {
+        let chunks: Vec<_> = sizes
+            .iter()
+            .map(|&n| Ok(Bytes::from(vec![7u8; n])))
+            .collect();
+        futures::stream::iter(chunks)
+    }
+
+    #[tokio::test]
+    async fn a_body_is_collected_up_to_the_limit_exactly() {
+        let joined = collect_within(chunks(&[3, 4, 3]), 10, 10).await.unwrap();
+        assert_eq!(joined.map(|b| b.len()), Some(10));
+        let empty = collect_within(chunks(&[]), 0, 0).await.unwrap();
+        assert_eq!(empty.map(|b| b.len()), Some(0));
+    }
+
+    /// A body longer than announced (the object replaced, a lying length) is stopped as soon
+    /// as it passes the limit: the chunks after that are never polled.
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_stopped_there() {
+        let polled = std::sync::atomic::AtomicUsize::new(0);
+        let stream = chunks(&[4, 4, 4, 4, 4]).inspect(|_| {
+            polled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        assert!(collect_within(stream, 4, 10).await.unwrap().is_none());
+        assert_eq!(polled.load(std::sync::atomic::Ordering::Relaxed), 3);
+        assert!(
+            collect_within(chunks(&[11]), 0, 10)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failing_body_is_an_error() {
+        let stream = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(object_store::Error::NotImplemented),
+        ]);
+        assert!(collect_within(stream, 4, 10).await.is_err());
+    }
+}
