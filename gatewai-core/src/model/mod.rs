@@ -3,6 +3,7 @@
 //! keeps unknown fields, so stored canvases round-trip unchanged.
 
 mod asset;
+mod data_de;
 mod data_type;
 mod result;
 mod run;
