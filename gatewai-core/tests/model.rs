@@ -141,3 +141,48 @@ fn templates_serialize_in_gatewai_shape() {
     let back: NodeTemplate = serde_json::from_value(value).unwrap();
     assert_eq!(back.template_handles, template.template_handles);
 }
+
+/// Every type with a `#[serde(flatten)]` field (whose unknown fields serde buffers) reads
+/// numbers of every kind, in its own fields and in the unknown ones, and writes them back: with
+/// serde_json's `arbitrary_precision` on (`.ci/run` runs these tests so too), numbers other than
+/// 64-bit integers come through such a buffer as serde_json's one-entry map.
+#[test]
+fn types_with_unknown_fields_read_numbers_of_every_kind() {
+    // Numbers as serde_json writes them, so the texts are the same with the feature or without.
+    let unknown = r#""zIndex":-3,"scale":0.25,"big":1e+300,"count":18446744073709551615,"nested":[1.5,{"x":-0.5}]"#;
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(json: &str) -> T {
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        let read: T = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        assert_eq!(serde_json::to_value(&read).unwrap(), value, "{json}");
+        let read: T = serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(serde_json::to_value(&read).unwrap(), value, "{json}");
+        read
+    }
+    let node: gatewai_core::model::Node = round_trip(&format!(
+        r#"{{"id":"n","name":"N","type":"Text","position":{{"x":-40.5,"y":1e-7}},"width":340.25,"height":180.0,"config":{{"t":0.5}},{unknown}}}"#
+    ));
+    assert_eq!((node.position.x, node.width), (-40.5, Some(340.25)));
+    assert_eq!(node.extra["scale"], json!(0.25));
+    let handle: gatewai_core::model::Handle = round_trip(&format!(
+        r#"{{"id":"h","type":"Input","dataTypes":["Number"],"label":"","order":-2,"required":false,"nodeId":"n",{unknown}}}"#
+    ));
+    assert_eq!(handle.order, -2);
+    let _: gatewai_core::model::Edge = round_trip(&format!(
+        r#"{{"id":"e","source":"a","target":"b","sourceHandleId":"h1","targetHandleId":"h2",{unknown}}}"#
+    ));
+    let _: gatewai_core::Workflow = round_trip(&format!(
+        r#"{{"nodes":[],"handles":[],"edges":[],{unknown}}}"#
+    ));
+    let _: NodeTemplate = round_trip(&format!(
+        r#"{{"type":"T","displayName":"T","category":"C","isTerminalNode":false,"isTransient":false,"variableInputs":false,"variableInputDataTypes":[],"variableOutputs":false,"variableOutputDataTypes":[],"defaultConfig":{{"r":0.1}},"templateHandles":[],{unknown}}}"#
+    ));
+    let asset: FileAsset = round_trip(&format!(
+        r#"{{"id":"f","name":"","bucket":"","key":"","mimeType":"","size":9007199254740993,"width":4,"fps":29.97,"duration":0.04,{unknown}}}"#
+    ));
+    assert_eq!(asset.size, 9007199254740993);
+    assert_eq!((asset.fps, asset.duration), (Some(29.97), Some(0.04)));
+    let file: FileData = round_trip(&format!(
+        r#"{{"entity":{{"id":"f","name":"","bucket":"","key":"","mimeType":"","size":1,"fps":25.5}},"processData":{{"w":0.5}},{unknown}}}"#
+    ));
+    assert_eq!(file.entity.unwrap().fps, Some(25.5));
+}

@@ -164,13 +164,24 @@ impl Item {
     }
 }
 
-/// The data of a value: a string, number, boolean or file data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The data of a value: a string, number, boolean or file data, untagged on the wire (`"a fox"`,
+/// `2.5`, `true`, `{"entity": {...}}`).
+///
+/// Read by a visitor of its own rather than serde's untagged derive, so that it reads the same
+/// whichever features serde_json has in a host's build: with `arbitrary_precision` on (cargo
+/// features are unified, so any crate of the build may turn it on) a derived untagged enum
+/// cannot read numbers at all. A value that is none of the four is an error saying what was
+/// expected ("invalid type: null, expected a string, a number, a boolean or file data (an
+/// object)").
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Data {
     /// A boolean.
     Boolean(bool),
-    /// A number, kept exactly as written.
+    /// A number, of the kind it was written as: an integer as `u64` (`i64` when negative),
+    /// anything else (a fraction or exponent, an integer beyond 64 bits) as the nearest `f64`
+    /// — as serde_json reads JSON without `arbitrary_precision`, and also with it (`2.50` reads
+    /// as `2.5` either way, and writes back as `2.5`).
     Number(serde_json::Number),
     /// A string.
     Text(String),
@@ -179,15 +190,18 @@ pub enum Data {
     File(Box<FileData>),
 }
 
-/// File data: `{ entity?: FileAsset, processData?: {...} }`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// File data: `{ entity?: FileAsset, processData?: {...} }`, other fields kept in `extra`.
+///
+/// Read by a visitor of its own (no buffering of the fields `extra` takes, and so none of the
+/// numbers in them), as [`Data`] is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FileData {
     /// The stored asset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entity: Option<FileAsset>,
     /// Data a client produced while processing (data URLs, temp keys, dimensions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub process_data: Option<serde_json::Value>,
     /// Fields this crate does not interpret, kept as they came.
     #[serde(flatten)]
