@@ -103,6 +103,7 @@ fn main() {
             let doc = first.workflow;
             let (mut spent, mut starting) = (0.0, 0.0);
             let mut allocations = 0;
+            let mut times = Vec::with_capacity(reps);
             for _ in 0..reps {
                 let doc = doc.clone();
                 let a0 = ALLOCATIONS.load(Ordering::Relaxed);
@@ -113,15 +114,18 @@ fn main() {
                 starting += t.elapsed().as_secs_f64();
                 let outcome = rt.block_on(handle.wait()).expect("run");
                 spent += t.elapsed().as_secs_f64();
+                times.push(t.elapsed().as_secs_f64());
                 allocations += ALLOCATIONS.load(Ordering::Relaxed) - a0;
                 assert!(outcome.executions.iter().all(|e| e.cached));
                 drop(outcome);
             }
+            times.sort_by(f64::total_cmp);
             println!(
-                "[{}] cached re-run of {shape} {} nodes: {:.2} ms (start {:.2}), {:.1} allocations per node",
+                "[{}] cached re-run of {shape} {} nodes: {:.2} ms (median {:.2}; start {:.2}), {:.1} allocations per node",
                 gatewai_benches::ALLOCATOR,
                 dag.len(),
                 spent * 1e3 / reps as f64,
+                times.get(reps / 2).copied().unwrap_or_default() * 1e3,
                 starting * 1e3 / reps as f64,
                 allocations as f64 / (reps * dag.len()) as f64
             );

@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Progress of a running node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,12 +303,83 @@ impl RunClock {
     }
 }
 
+/// A run's queue of pending events: many senders (the run's drivers, its task, nodes
+/// reporting progress), one receiver (the run's dispatcher), which takes everything queued at
+/// once. A lock around a vector: a send takes the lock once (a channel's send touches a
+/// counter, a slot index, the slot's ready bits and the receiver's waker, each shared with the
+/// other senders or the receiver), and the receiver hands its emptied vector back for reuse.
+/// The order of events is the order their sends took the lock.
+struct EventQueue {
+    state: Mutex<QueueState>,
+    /// Wakes the receiver (a wake-up before it waits is kept, so none is lost).
+    wake: Notify,
+}
+
+struct QueueState {
+    items: Vec<Pending>,
+    /// Live [`EventSink`]s: once none is left, the receiver ends after the last item.
+    senders: usize,
+    /// The receiver found nothing and waits for a wake-up.
+    waiting: bool,
+    /// The receiver is gone: sends are dropped.
+    closed: bool,
+}
+
+impl EventQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Every critical section is a plain move or count: a poisoned lock holds sound data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A run's event queue: its first sender and its receiver.
+pub(crate) fn event_queue(clock: RunClock) -> (EventSink, EventReceiver) {
+    let queue = Arc::new(EventQueue {
+        state: Mutex::new(QueueState {
+            items: Vec::with_capacity(256),
+            senders: 1,
+            waiting: false,
+            closed: false,
+        }),
+        wake: Notify::new(),
+    });
+    (
+        EventSink {
+            queue: queue.clone(),
+            clock,
+        },
+        EventReceiver { queue },
+    )
+}
+
 /// The sending side of a run's event stream.
-#[derive(Clone)]
 pub(crate) struct EventSink {
-    pub(crate) tx: mpsc::UnboundedSender<Pending>,
+    queue: Arc<EventQueue>,
     /// The run's clock: every time a run reports comes from it.
     pub(crate) clock: RunClock,
+}
+
+impl Clone for EventSink {
+    fn clone(&self) -> Self {
+        self.queue.lock().senders += 1;
+        EventSink {
+            queue: self.queue.clone(),
+            clock: self.clock,
+        }
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        let wake = {
+            let mut state = self.queue.lock();
+            state.senders -= 1;
+            state.senders == 0 && std::mem::take(&mut state.waiting)
+        };
+        if wake {
+            self.queue.wake.notify_one();
+        }
+    }
 }
 
 impl EventSink {
@@ -321,10 +393,65 @@ impl EventSink {
         self.send(Pending::Event(Box::new((at, kind))));
     }
 
-    /// Queues an event.
+    /// Queues an event (dropped once the run's dispatcher has ended: a send after that is
+    /// moot).
     pub(crate) fn send(&self, pending: Pending) {
-        // The receiver lives until the run's dispatcher ends; a send after that is moot.
-        let _ = self.tx.send(pending);
+        let (wake, dropped) = {
+            let mut state = self.queue.lock();
+            if state.closed {
+                (false, Some(pending))
+            } else {
+                state.items.push(pending);
+                (std::mem::take(&mut state.waiting), None)
+            }
+        };
+        drop(dropped);
+        if wake {
+            self.queue.wake.notify_one();
+        }
+    }
+}
+
+/// The receiving side of a run's event stream (its dispatcher's).
+pub(crate) struct EventReceiver {
+    queue: Arc<EventQueue>,
+}
+
+impl EventReceiver {
+    /// Waits until events are queued and moves all of them to the end of `buf`, returning
+    /// how many; 0 once every sender is gone and nothing is left.
+    pub(crate) async fn recv_all(&mut self, buf: &mut Vec<Pending>) -> usize {
+        loop {
+            {
+                let mut state = self.queue.lock();
+                if !state.items.is_empty() {
+                    let n = state.items.len();
+                    if buf.is_empty() {
+                        // The receiver's emptied vector goes back to the senders.
+                        std::mem::swap(&mut state.items, buf);
+                    } else {
+                        buf.append(&mut state.items);
+                    }
+                    return n;
+                }
+                if state.senders == 0 {
+                    return 0;
+                }
+                state.waiting = true;
+            }
+            self.queue.wake.notified().await;
+        }
+    }
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        let items = {
+            let mut state = self.queue.lock();
+            state.closed = true;
+            std::mem::take(&mut state.items)
+        };
+        drop(items);
     }
 }
 
@@ -354,5 +481,91 @@ mod tests {
         // A reading from before the run's start is the start.
         let early = RunClock::new(origin + Duration::from_secs(1), utc("2026-11-23T10:00:00Z"));
         assert_eq!(early.at(origin), utc("2026-11-23T10:00:00Z"));
+    }
+
+    /// Drains a receiver until every sender is gone.
+    async fn drain(mut rx: EventReceiver) -> Vec<Pending> {
+        let mut all = Vec::new();
+        let mut buf = Vec::new();
+        while rx.recv_all(&mut buf).await > 0 {
+            all.append(&mut buf);
+        }
+        all
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_queue_keeps_each_senders_order_loses_nothing_and_ends_with_its_senders() {
+        const SENDERS: u32 = 4;
+        const EACH: u32 = 20_000;
+        let (sink, rx) = event_queue(RunClock::start());
+        let receiver = tokio::spawn(drain(rx));
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|node| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    for attempt in 0..EACH {
+                        sink.send(Pending::Started {
+                            node,
+                            attempt,
+                            at: Instant::now(),
+                        });
+                        if attempt % 1000 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(sink);
+        for sender in senders {
+            sender.await.unwrap();
+        }
+        let all = tokio::time::timeout(Duration::from_secs(30), receiver)
+            .await
+            .expect("the receiver ends once its senders are gone")
+            .unwrap();
+        assert_eq!(all.len(), (SENDERS * EACH) as usize);
+        let mut next = [0u32; SENDERS as usize];
+        for pending in all {
+            let Pending::Started { node, attempt, .. } = pending else {
+                panic!("only starts were sent");
+            };
+            assert_eq!(attempt, next[node as usize], "sender {node} in order");
+            next[node as usize] += 1;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_receiver_wakes_for_a_send_and_for_the_last_sender_leaving() {
+        let (sink, mut rx) = event_queue(RunClock::start());
+        let late = sink.clone();
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            late.send(Pending::NodesQueued(Utc::now()));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(late);
+        });
+        drop(sink);
+        let mut buf = Vec::new();
+        let wait = Duration::from_secs(10);
+        let got = tokio::time::timeout(wait, rx.recv_all(&mut buf)).await;
+        assert_eq!(got.expect("woken by the send"), 1);
+        assert!(matches!(buf[0], Pending::NodesQueued(_)));
+        buf.clear();
+        let got = tokio::time::timeout(wait, rx.recv_all(&mut buf)).await;
+        assert_eq!(got.expect("woken by the last sender leaving"), 0);
+        sender.await.unwrap();
+    }
+
+    #[test]
+    fn what_is_sent_after_the_receiver_is_gone_is_dropped() {
+        let (sink, rx) = event_queue(RunClock::start());
+        let inputs = Arc::new(crate::node::Inputs::default());
+        sink.send(Pending::Settled(0, Some(inputs.clone())));
+        assert_eq!(Arc::strong_count(&inputs), 2, "queued");
+        drop(rx);
+        assert_eq!(Arc::strong_count(&inputs), 1, "what was queued is freed");
+        sink.send(Pending::Settled(1, Some(inputs.clone())));
+        assert_eq!(Arc::strong_count(&inputs), 1, "a late send is not kept");
     }
 }

@@ -2692,6 +2692,75 @@ async fn observers_get_every_nodes_events_and_the_outcomes_records_in_large_runs
     }
 }
 
+/// A run large enough to hand its nodes back to the document on two threads: every planned
+/// node gets its config back and its new result, every node outside the run keeps its config
+/// and its previous result, whatever the document's order (here the reverse of the plan's,
+/// with the nodes outside the run in between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_run_hands_every_node_back_to_its_document() {
+    const WIDTH: usize = 6_000;
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).build().unwrap();
+        let ids: Vec<String> = (0..WIDTH).map(|i| format!("n{i}")).collect();
+        let others: Vec<String> = (0..WIDTH / 10).map(|i| format!("other{i}")).collect();
+        let mut nodes: Vec<(&str, &str, serde_json::Value)> = Vec::new();
+        for (i, id) in ids.iter().enumerate().rev() {
+            nodes.push((id.as_str(), "Sum", json!({ "add": i })));
+            if i % 10 == 0 {
+                let other = &others[i / 10];
+                nodes.push((other.as_str(), "Sum", json!({ "add": -(i as i64) })));
+            }
+        }
+        nodes.push(("src", "Sum", json!({ "add": 0.5 })));
+        let edges: Vec<(&str, &str, &str)> =
+            ids.iter().map(|id| ("src", "out", id.as_str())).collect();
+        let mut wf = workflow(engine.registry(), &nodes, &edges);
+        let previous = Arc::new(NodeResult::single(gatewai_core::Generation {
+            items: vec![Item::number(-1.0).on("kept")],
+        }));
+        for node in wf.nodes.iter_mut() {
+            node.result = Some(previous.clone());
+        }
+        let before = wf.clone();
+        let outcome = engine
+            .run(
+                wf,
+                RunOptions {
+                    target: RunTarget::Nodes(ids.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        assert_eq!(outcome.executions.len(), WIDTH + 1, "{kind:?}");
+        let after = &outcome.workflow;
+        assert_eq!(after.nodes.len(), before.nodes.len());
+        for (old, new) in before.nodes.iter().zip(&after.nodes) {
+            assert_eq!(old.id, new.id, "{kind:?}: the document's order is kept");
+            assert_eq!(
+                old.config, new.config,
+                "{kind:?}: {} got its config back",
+                old.id
+            );
+            let result = new.result.as_ref().expect("every node has a result");
+            if old.id.starts_with("other") {
+                assert!(
+                    Arc::ptr_eq(result, &previous),
+                    "{kind:?}: {} keeps its result",
+                    old.id
+                );
+            } else {
+                let add = old.config["add"].as_f64().unwrap();
+                let expected = if old.id == "src" { add } else { 0.5 + add };
+                let value = result.selected().unwrap().items[0].to_item().as_f64();
+                assert_eq!(value, Some(expected), "{kind:?}: {}", old.id);
+            }
+        }
+    }
+}
+
 /// A kept plan is only reused for the same configs: numbers of different kinds with the same
 /// bits (`1.0` and the integer 4607182418800017408, `-1` and `i64::MAX`, `0` and
 /// `i64::MIN`) are different configs, each validated and executed with its own value.

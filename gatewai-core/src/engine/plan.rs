@@ -974,13 +974,86 @@ pub(crate) fn restore_documents(
     for (i, (node, run)) in plan.nodes.iter().zip(runs).enumerate() {
         let result = result_of(i).filter(|_| !node.transient);
         if let Some(doc) = workflow.nodes.get_mut(node.wf_index as usize) {
-            doc.config = run.config;
-            match result {
-                Some(result) => doc.result = Some(result),
-                None if doc.result.is_none() => doc.result = run.previous,
-                None => {}
+            hand_back(doc, run, result);
+        }
+    }
+}
+
+/// One node's part of [`restore_documents`].
+fn hand_back(doc: &mut crate::model::Node, run: NodeRun, result: Option<Arc<NodeResult>>) {
+    doc.config = run.config;
+    match result {
+        Some(result) => doc.result = Some(result),
+        None if doc.result.is_none() => doc.result = run.previous,
+        None => {}
+    }
+}
+
+/// Runs of at least this many nodes hand their documents back on two threads.
+const PARALLEL_RESTORE_FROM: usize = 4096;
+
+/// [`restore_documents`] for a run that owns its nodes' settlements (`take` moves a node's
+/// result out of its settlement): a large run's nodes are handed back on two threads (a
+/// scoped thread, joined before this returns). Each node touches its document node, its
+/// run's part and its settlement once, mostly cache misses, at the end of the run where
+/// nothing else is left to do: a second core halves that wait.
+pub(crate) fn restore_documents_owned<T: Send>(
+    plan: &Plan,
+    workflow: &mut Workflow,
+    mut runs: Vec<NodeRun>,
+    settled: &mut [T],
+    take: impl Fn(&mut T) -> Option<Arc<NodeResult>> + Sync,
+) {
+    let n = plan.nodes.len();
+    if n < PARALLEL_RESTORE_FROM || runs.len() != n || settled.len() != n {
+        return restore_documents(plan, workflow, runs, |i| settled.get_mut(i).and_then(&take));
+    }
+    // Each planned node's document node, in plan order (each document node at most once).
+    let mut docs: Vec<Option<&mut crate::model::Node>> =
+        workflow.nodes.iter_mut().map(Some).collect();
+    let mut ordered: Vec<Option<&mut crate::model::Node>> = plan
+        .nodes
+        .iter()
+        .map(|node| docs.get_mut(node.wf_index as usize).and_then(Option::take))
+        .collect();
+    drop(docs);
+    let part = |nodes: &[PlanNode],
+                docs: &mut [Option<&mut crate::model::Node>],
+                runs: Vec<NodeRun>,
+                settled: &mut [T]| {
+        for (((node, doc), run), slot) in nodes.iter().zip(docs).zip(runs).zip(settled) {
+            let result = take(slot).filter(|_| !node.transient);
+            if let Some(doc) = doc {
+                hand_back(doc, run, result);
             }
         }
+    };
+    let mid = n / 2;
+    // Taken by the second thread; left here when it cannot be started.
+    let mut second = Some(runs.split_off(mid));
+    let (nodes_a, nodes_b) = plan.nodes.split_at(mid);
+    std::thread::scope(|scope| {
+        let (docs_a, docs_b) = ordered.split_at_mut(mid);
+        let (settled_a, settled_b) = settled.split_at_mut(mid);
+        let second = &mut second;
+        let part = &part;
+        let other = std::thread::Builder::new()
+            .name("gatewai-restore".into())
+            .spawn_scoped(scope, move || {
+                if let Some(runs) = second.take() {
+                    part(nodes_b, docs_b, runs, settled_b);
+                }
+            });
+        part(nodes_a, docs_a, runs, settled_a);
+        if let Ok(other) = other {
+            // A panic there would be a bug in plain moves; what it handed back stays.
+            let _ = other.join();
+        }
+    });
+    if let Some(runs) = second {
+        let (_, docs_b) = ordered.split_at_mut(mid);
+        let (_, settled_b) = settled.split_at_mut(mid);
+        part(nodes_b, docs_b, runs, settled_b);
     }
 }
 

@@ -12,7 +12,9 @@ use super::{EngineInner, ExecutorKind, RunOptions, RunOutcome};
 use crate::assets::AssetStore;
 use crate::cache::{CacheKey, CachedOutputs};
 use crate::error::{Error, ErrorKind, NodeError, Result};
-use crate::event::{EventKind, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason};
+use crate::event::{
+    EventKind, EventReceiver, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason,
+};
 use crate::model::{
     ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
     OnError, OutputItem, RunRecord, RunStatus, Workflow,
@@ -247,6 +249,8 @@ pub(crate) struct RunState {
     /// This run's turn key in the engine's fair concurrency limits.
     run_key: u64,
     any_failed: AtomicBool,
+    /// Set when a node settles cancelled (before it is counted as settled).
+    any_cancelled: AtomicBool,
     /// Where nodes queue their settlements (always) and events (in an observed run).
     sink: EventSink,
     /// Whether anyone watches the run's events (observers or the handle's stream).
@@ -335,7 +339,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     // for an observed run it also builds the events and hands them to observers and the
     // stream, in batches, in order.
     let observed = !engine.observers.is_empty() || stream.is_some();
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (sink, rx) = crate::event::event_queue(clock);
     let dispatcher = tokio::spawn(dispatch_events(
         Dispatch {
             run_id: run_id.clone(),
@@ -348,7 +352,6 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         },
         rx,
     ));
-    let sink = EventSink { tx, clock };
 
     let mut run = RunRecord {
         id: run_id.to_string(),
@@ -405,6 +408,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
         failed_fast: OnceLock::new(),
         run_key: engine.next_run_key.fetch_add(1, Ordering::Relaxed),
         any_failed: AtomicBool::new(false),
+        any_cancelled: AtomicBool::new(false),
         sink: sink.clone(),
         observed,
         engine: engine.clone(),
@@ -429,7 +433,8 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     drop(local_rx);
 
     // Anything still unsettled (a node that ignored cancellation) is abandoned as cancelled.
-    for i in 0..count {
+    let unsettled = state.settled_count.load(Ordering::Acquire) < count;
+    for i in (0..count).filter(|_| unsettled) {
         if state.settled[i].get().is_none() {
             let reason = Arc::from("abandoned after the cancellation grace period");
             state.settle(
@@ -447,8 +452,7 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     }
 
     // Outcome.
-    let ends = || state.settled.iter().filter_map(|s| s.get().map(|s| &s.end));
-    let any_cancelled = ends().any(|e| matches!(e, End::Cancelled { .. }));
+    let any_cancelled = state.any_cancelled.load(Ordering::Acquire);
     let user_cancelled = cancel.is_cancelled() && any_cancelled;
     let failed = state.any_failed.load(Ordering::Acquire);
     run.status = if user_cancelled {
@@ -458,17 +462,22 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     } else {
         RunStatus::Completed
     };
-    let first_error = state
-        .settled
-        .iter()
-        .zip(&state.plan.nodes)
-        .find_map(|(s, node)| match s.get().map(|s| &s.end) {
-            Some(End::Failed { error, .. }) => Some(format!("node {} failed: {error}", node.id)),
-            _ => None,
-        });
+    // The first failed node in plan order (only a failed run looks).
+    let first_error = || {
+        state
+            .settled
+            .iter()
+            .zip(&state.plan.nodes)
+            .find_map(|(s, node)| match s.get().map(|s| &s.end) {
+                Some(End::Failed { error, .. }) => {
+                    Some(format!("node {} failed: {error}", node.id))
+                }
+                _ => None,
+            })
+    };
     run.error = match run.status {
         RunStatus::Cancelled => Some("cancelled".to_owned()),
-        RunStatus::Failed => first_error,
+        RunStatus::Failed => first_error(),
         _ => None,
     };
     run.finished_at = Some(clock.now());
@@ -520,9 +529,11 @@ pub(crate) async fn execute(setup: RunSetup) -> Result<RunOutcome> {
     // each node's result out of the run's state when nothing else holds it.
     let mut workflow = workflow;
     match Arc::get_mut(&mut settled) {
-        Some(slots) => super::plan::restore_documents(&plan, &mut workflow, runs, |i| {
-            slots[i].take().and_then(Settled::into_result)
-        }),
+        Some(slots) => {
+            super::plan::restore_documents_owned(&plan, &mut workflow, runs, slots, |s| {
+                s.take().and_then(Settled::into_result)
+            })
+        }
         None => super::plan::restore_documents(&plan, &mut workflow, runs, |i| {
             settled[i].get().and_then(|s| match &s.end {
                 End::Completed { result, .. } => Some(result.clone()),
@@ -668,17 +679,14 @@ impl Dispatch {
 /// Builds each settled node's record and, for an observed run, the run's events from what
 /// its nodes queued, handed to observers and the stream in batches, in order, until
 /// `RunFinished`. Returns what it gathered for the run's outcome.
-async fn dispatch_events(
-    dispatch: Dispatch,
-    mut rx: mpsc::UnboundedReceiver<Pending>,
-) -> Collector {
+async fn dispatch_events(dispatch: Dispatch, mut rx: EventReceiver) -> Collector {
     let mut collector = Collector::new(dispatch.plan.nodes.len());
     let mut seq = 0u64;
     let mut buf = Vec::with_capacity(256);
     let mut batch: Vec<RunEvent> = Vec::with_capacity(256);
     let d = &dispatch;
     loop {
-        if rx.recv_many(&mut buf, MAX_BATCH).await == 0 {
+        if rx.recv_all(&mut buf).await == 0 {
             return collector;
         }
         let mut finished = false;
@@ -910,7 +918,11 @@ impl RunState {
     /// Records how a node settled (first writer wins) and queues its event, with the inputs
     /// it ran with (they go to the dispatcher, which builds the record).
     fn settle(&self, idx: usize, settled: Settled, inputs: Option<Arc<Inputs>>) {
+        let cancelled = matches!(settled.end, End::Cancelled { .. });
         if self.settled[idx].set(settled).is_ok() {
+            if cancelled {
+                self.any_cancelled.store(true, Ordering::Release);
+            }
             self.sink.send(Pending::Settled(idx as u32, inputs));
             if self.settled_count.fetch_add(1, Ordering::AcqRel) + 1 == self.plan.nodes.len() {
                 self.done.notify_one();
