@@ -21,11 +21,12 @@
 //! waiting does: use `spawn_blocking`). A node's settlement is compact (how it ended,
 //! two monotonic clock readings); its [`NodeExecution`] record and its events are built from
 //! it off the node's task. Nodes queue small messages (node index, attempt, clock reading; a
-//! settled node's inputs move with its message) on a channel; the run's dispatcher task builds
+//! settled node's inputs move with its message) on the run's event queue (a vector behind a
+//! lock: one lock per message, and the dispatcher takes all queued at once); the run's dispatcher task builds
 //! each record, gathers the outcome (records, results, exports) as nodes settle, and for an
 //! observed run turns the messages into [`RunEvent`]s and hands batches to the observers, so
 //! slow observers never stall node execution. At the run's end the results move into the
-//! document in one pass with the configs. A [`NodeContext`] is a pointer to the run and the
+//! document in one pass with the configs (a large run's halves on two threads). A [`NodeContext`] is a pointer to the run and the
 //! node's index: making one copies nothing.
 //!
 //! ## Where the time goes (measured: see the README)
