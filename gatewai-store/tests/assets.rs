@@ -29,13 +29,18 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
     Store::open(&url).await.unwrap()
 }
 
+/// A local-directory asset store under `dir`, recording into `store`.
+async fn fs_assets(dir: &tempfile::TempDir, store: Store) -> FsAssetStore {
+    FsAssetStore::open(dir.path().join("blobs"), store)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn fs_store_puts_reads_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store.clone())
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store.clone()).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     assert_eq!(put.bucket, "local");
     assert_eq!(put.size, 18);
@@ -79,9 +84,7 @@ async fn fs_store_puts_reads_and_deletes() {
 async fn fs_store_reads_an_asset_by_its_recorded_key_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store.clone())
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store.clone()).await;
     let mine = assets.put(png("mine.png")).await.unwrap();
     let theirs = assets
         .put(NewAsset {
@@ -233,9 +236,7 @@ async fn record_size(store: &Store, asset: &FileAsset, size: u64) {
 async fn fs_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     assert_eq!(
         assets.read_limited(&put, 18).await.unwrap(),
@@ -270,9 +271,7 @@ async fn fs_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more
 async fn fs_store_bounded_read_refuses_by_the_record_before_touching_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::memory();
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store.clone())
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store.clone()).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     record_size(&store, &put, 5 << 30).await;
     std::fs::remove_file(assets.path_of(&put.key).unwrap()).unwrap();
@@ -286,9 +285,7 @@ async fn fs_store_bounded_read_refuses_by_the_record_before_touching_the_file() 
 async fn fs_store_bounded_read_refuses_a_file_larger_than_its_record() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::memory();
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     let path = assets.path_of(&put.key).unwrap();
     let huge = 64u64 << 30;
@@ -312,9 +309,7 @@ async fn fs_store_bounded_read_stops_reading_past_the_limit() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::memory();
-    let assets = FsAssetStore::open(dir.path().join("blobs"), store)
-        .await
-        .unwrap();
+    let assets = fs_assets(&dir, store).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     let path = assets.path_of(&put.key).unwrap();
     // Feeds the pipe `total` bytes in 64 KiB writes; returns how many were taken.
