@@ -50,6 +50,11 @@
 //! - [`FsAssetStore`] (feature `fs`) and `ObjectAssetStore` (feature `s3`): asset blobs.
 #![warn(missing_docs)]
 
+// Used by the backends: a store built with none (assets only) leaves them idle.
+#[cfg_attr(
+    not(any(feature = "memory", feature = "sqlite", feature = "postgres")),
+    allow(dead_code)
+)]
 mod argument;
 mod backend;
 mod cache;
@@ -57,6 +62,10 @@ mod error;
 mod model;
 mod recorder;
 mod store;
+#[cfg_attr(
+    not(any(feature = "memory", feature = "sqlite", feature = "postgres")),
+    allow(dead_code)
+)]
 mod write_plan;
 
 /// The error a run and its unfinished node executions get when

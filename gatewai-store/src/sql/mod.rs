@@ -104,7 +104,7 @@ use crate::model::{
 };
 use crate::write_plan::{normalize_execution, normalize_run, now, plan_batch};
 use async_trait::async_trait;
-use gatewai_core::{CacheKey, FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
+use gatewai_core::{FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
 use std::sync::Arc;
 
 /// A database error, with a unique-key violation reported as a conflict on `entity` `id`.
@@ -619,7 +619,10 @@ macro_rules! sql_backend {
 
         #[async_trait]
         impl CacheStore for $name {
-            async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<Generation>>> {
+            async fn cache_get(
+                &self,
+                key: &gatewai_core::CacheKey,
+            ) -> Result<Option<Vec<Generation>>> {
                 sqlx::query_as::<$db, CacheRow>(query::CACHE_GET)
                     .bind(key.to_hex())
                     .fetch_optional(&self.read)
@@ -628,7 +631,11 @@ macro_rules! sql_backend {
                     .transpose()
             }
 
-            async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()> {
+            async fn cache_put(
+                &self,
+                key: &gatewai_core::CacheKey,
+                outputs: &[Generation],
+            ) -> Result<()> {
                 sqlx::query::<$db>(query::CACHE_PUT)
                     .bind(key.to_hex())
                     .bind(json_arg("a result-cache entry", outputs)?)
