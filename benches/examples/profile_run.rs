@@ -3,7 +3,10 @@
 //! A fourth argument runs only one part, for `perf stat -e instructions:u`: `engine` (runs of
 //! the engine, each on a fresh document clone), `clone` (only the clones), `baseline` (the
 //! tokio ready-queue baseline), `cached` (re-runs served from the result cache).
-//! `NO_OBSERVER=1` runs the engine with no observer (no events are built).
+//! `NO_OBSERVER=1` runs the engine with no observer (no events are built). `NO_COUNT=1` does not
+//! count allocations (the count is one atomic add per allocation that every thread shares, and
+//! it slows the engine's workers more than the run's start: use it for the split of a run's
+//! time).
 
 use gatewai_benches::HOST_ALLOCATOR;
 use gatewai_benches::{Dag, registry, sink_value};
@@ -15,17 +18,23 @@ use std::time::Instant;
 /// Counts allocations, a figure a busy machine does not blur.
 struct Counting;
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+/// Whether to count (`NO_COUNT` unset).
+static COUNTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         unsafe { HOST_ALLOCATOR.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { HOST_ALLOCATOR.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
         unsafe { HOST_ALLOCATOR.realloc(ptr, layout, new_size) }
     }
 }
@@ -47,6 +56,9 @@ impl gatewai_core::Observer for EventCounter {
 }
 
 fn main() {
+    if std::env::var_os("NO_COUNT").is_some() {
+        COUNTING.store(false, Ordering::Relaxed);
+    }
     let args: Vec<String> = std::env::args().collect();
     let shape = args.get(1).map_or("chain", String::as_str);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
@@ -186,6 +198,11 @@ fn main() {
         per(dropping),
         allocs(start_allocs),
         allocs(run_allocs),
+    );
+    println!(
+        "per run: start {:.1} µs, execution {:.1} µs",
+        starting * 1e6 / reps as f64,
+        executing * 1e6 / reps as f64
     );
     println!(
         "events per observer batch: {:.1}",

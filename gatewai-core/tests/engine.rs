@@ -1940,6 +1940,49 @@ async fn a_small_run_is_not_queued_behind_a_big_one() {
     );
 }
 
+/// A node's duration is its execution's (slot waits and retry pauses included), not the time a
+/// slow result cache (a database) took to find nothing: a lookup that missed after 300 ms
+/// leaves an instant node's duration near zero, while its record's start is before the lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_cache_miss_is_not_the_nodes_duration() {
+    struct Slow;
+    #[async_trait]
+    impl gatewai_core::ResultCache for Slow {
+        async fn get(
+            &self,
+            _key: &gatewai_core::CacheKey,
+        ) -> gatewai_core::Result<Option<gatewai_core::CachedOutputs>> {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(None)
+        }
+        async fn put(
+            &self,
+            _key: gatewai_core::CacheKey,
+            _outputs: gatewai_core::CachedOutputs,
+        ) -> gatewai_core::Result<()> {
+            Ok(())
+        }
+    }
+    for kind in EXECUTORS {
+        let c = Counters::default();
+        let engine = engine(kind, &c, 1).cache(Arc::new(Slow)).build().unwrap();
+        let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
+        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
+        let record = &outcome.executions[0];
+        assert!(
+            record.duration_ms.unwrap() < 200,
+            "{kind:?}: duration {:?} ms counts the cache lookup",
+            record.duration_ms
+        );
+        let span = record.finished_at.unwrap() - record.started_at.unwrap();
+        assert!(
+            span >= chrono::Duration::milliseconds(300),
+            "{kind:?}: the record spans the lookup ({span})"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_cache_fails_the_node_instead_of_hanging_the_run() {
     struct Broken;

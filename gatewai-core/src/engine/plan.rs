@@ -1547,11 +1547,18 @@ mod tests {
         assert_eq!(print, plans.fingerprint_on(&wf, &options, false));
         assert_eq!(print, plans.fingerprint(&wf.clone(), &options));
         type Change = (&'static str, fn(&mut Workflow));
-        let changes: [Change; 5] = [
+        let changes: [Change; 7] = [
             ("config", |wf| {
                 wf.nodes[7].config = serde_json::json!({ "add": 1 })
             }),
             ("label", |wf| wf.handles[3].label = "In".to_owned()),
+            ("last handle's label", |wf| {
+                wf.handles.last_mut().unwrap().label = "Out".to_owned()
+            }),
+            ("a handle moved from the last node to the first", |wf| {
+                let moved = wf.handles.pop().unwrap();
+                wf.handles.insert(0, moved);
+            }),
             ("edge id", |wf| {
                 wf.edges.last_mut().unwrap().id = "e0".to_owned()
             }),

@@ -1023,6 +1023,9 @@ impl RunState {
         };
         // The node's key: for the cache, for a resumed result recorded with its key, and for
         // the record when an observer asks (the plan hashed the prefix in each case).
+        // Where the node's duration starts: resolving its inputs and its key take no time
+        // worth a clock read of its own.
+        let mut began = started;
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
         let key =
             (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys).then(|| {
@@ -1054,7 +1057,12 @@ impl RunState {
             }
             let found = match cache.try_get(key) {
                 Some(found) => found,
-                None => cache.get(key).await,
+                None => {
+                    let found = cache.get(key).await;
+                    // A lookup that waited (a store's cache) is not the node's time.
+                    began = Instant::now();
+                    found
+                }
             };
             match found {
                 Ok(Some(generations)) => {
@@ -1076,7 +1084,9 @@ impl RunState {
             }
         }
         let span = tracing::info_span!(parent: &self.span, "node", node_id = %node.id, node_type = %node.node_type);
-        let outcome = self.execute_with_retries(idx, node, &inputs, &span).await;
+        let outcome = self
+            .execute_with_retries(idx, node, &inputs, &span, began)
+            .await;
         // Fail-fast: this node's failure stops the run (once it is settled, so that the
         // failure is what the run reports).
         let mut stops_run = false;
@@ -1202,10 +1212,10 @@ impl RunState {
         node: &PlanNode,
         inputs: &Inputs,
         span: &tracing::Span,
+        began: Instant,
     ) -> Attempted {
         let mut attempt = 0u32;
-        // The node's duration runs from here (waits for slots and retry pauses included).
-        let began = Instant::now();
+        // The node's duration runs from `began` (waits for slots and retry pauses included).
         loop {
             attempt += 1;
             // Concurrency: the node type's limit first, then the global one, so a node waiting
