@@ -4,13 +4,17 @@
 //! allocation here, the engine's more than the baselines'). `gatewai_engine` runs a
 //! document the engine has run before (its plan is kept: no validation, no planning);
 //! `gatewai_engine_new_document` validates and plans on every run. `--features mimalloc` runs
-//! everything, baselines included, on mimalloc instead of the system allocator.
+//! everything, baselines included, on mimalloc instead of the system allocator. Summary lines
+//! (`engine summary, …`) print each graph's ratio to the tokio baseline from runs of the two
+//! interleaved in this process, and the cached re-run's median: the figures the speed goals
+//! are about.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gatewai_benches::{Dag, registry, sequential_baseline, sink_value, tokio_baseline};
 use gatewai_core::{Engine, MemoryResultCache, Observer, RunEvent, RunOptions, RunStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 #[global_allocator]
 static ALLOC: gatewai_benches::HostAllocator = gatewai_benches::HOST_ALLOCATOR;
@@ -25,6 +29,12 @@ impl Observer for EventCounter {
         self.0.fetch_add(events.len(), Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The median of some times.
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -81,6 +91,35 @@ fn schedulers(c: &mut Criterion) {
             expected
         );
 
+        // The goal's ratio, measured interleaved in this process (one run of each in turn, so
+        // that a machine busy with something else slows both alike): criterion's figures come
+        // from runs minutes apart.
+        let rounds = if dag.len() > 50_000 { 7 } else { 31 };
+        let (mut baseline, mut engine_times) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let start = Instant::now();
+            rt.block_on(tokio_baseline(dag_arc.clone(), children.clone()));
+            baseline.push(start.elapsed());
+            let doc = wf.clone();
+            let start = Instant::now();
+            let outcome = rt
+                .block_on(engine.run(doc, RunOptions::default()))
+                .expect("run");
+            engine_times.push(start.elapsed());
+            drop(outcome);
+        }
+        let (baseline, engine_time) = (median(baseline), median(engine_times));
+        println!(
+            "engine summary, {name} ({} nodes): tokio baseline {:.3} ms, engine {:.3} ms = {:.2}x \
+             ({:.2} µs per node against {:.2})",
+            dag.len(),
+            baseline.as_secs_f64() * 1e3,
+            engine_time.as_secs_f64() * 1e3,
+            engine_time.as_secs_f64() / baseline.as_secs_f64(),
+            engine_time.as_secs_f64() * 1e6 / dag.len() as f64,
+            baseline.as_secs_f64() * 1e6 / dag.len() as f64,
+        );
+
         let mut group = c.benchmark_group(name);
         group.throughput(Throughput::Elements(dag.len() as u64));
         group.sample_size(if dag.len() > 50_000 { 10 } else { 20 });
@@ -129,6 +168,23 @@ fn cached_rerun(c: &mut Criterion) {
         .block_on(engine.run(dag.workflow(), RunOptions::default()))
         .expect("run");
     let wf = first.workflow.clone();
+    let times: Vec<Duration> = (0..31)
+        .map(|_| {
+            let doc = wf.clone();
+            let start = Instant::now();
+            let outcome = rt
+                .block_on(engine.run(doc, RunOptions::default()))
+                .expect("run");
+            let elapsed = start.elapsed();
+            assert!(outcome.executions.iter().all(|e| e.cached));
+            elapsed
+        })
+        .collect();
+    println!(
+        "engine summary, cached re-run of layered_10000 ({} nodes): {:.3} ms (median of 31; goal: under 10 ms)",
+        dag.len(),
+        median(times).as_secs_f64() * 1e3
+    );
     let mut group = c.benchmark_group("cached_rerun");
     group.throughput(Throughput::Elements(dag.len() as u64));
     group.sample_size(20);

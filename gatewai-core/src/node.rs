@@ -224,8 +224,9 @@ impl Inputs {
 /// onto the node's instance handles.
 #[derive(Debug, Clone, Default)]
 pub struct Outputs {
-    /// Every (handle, value) of every generation, in order.
-    pub(crate) items: Vec<(Cow<'static, str>, Item)>,
+    /// Every (handle, value) of every generation, in order (a single value inline: most nodes
+    /// produce one, and it then costs no allocation of its own).
+    pub(crate) items: SmallVec<[(Cow<'static, str>, Item); 1]>,
     /// Where generations after the first start in `items` (none for one generation, so the
     /// common single-generation output is one allocation).
     pub(crate) starts: Vec<usize>,
@@ -242,7 +243,7 @@ impl Outputs {
     /// One generation with one value.
     pub fn one(handle: impl Into<Cow<'static, str>>, item: Item) -> Self {
         Outputs {
-            items: vec![(handle.into(), item)],
+            items: smallvec::smallvec![(handle.into(), item)],
             starts: Vec::new(),
             count: 1,
         }
