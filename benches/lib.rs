@@ -215,6 +215,12 @@ pub fn observed_engine(observer: Arc<dyn gatewai_core::Observer>) -> gatewai_cor
         .expect("engine")
 }
 
+/// The median of some times (of interleaved runs, in the benches' summary lines).
+pub fn median(mut times: Vec<std::time::Duration>) -> std::time::Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// The sink's value from a run outcome.
 pub fn sink_value(outcome: &gatewai_core::RunOutcome, dag: &Dag) -> Option<i64> {
     let id = format!("n{}", dag.len() - 1);

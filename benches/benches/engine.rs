@@ -10,7 +10,7 @@
 //! are about.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gatewai_benches::{Dag, registry, sequential_baseline, sink_value, tokio_baseline};
+use gatewai_benches::{Dag, median, registry, sequential_baseline, sink_value, tokio_baseline};
 use gatewai_core::{Engine, MemoryResultCache, Observer, RunEvent, RunOptions, RunStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,12 +29,6 @@ impl Observer for EventCounter {
         self.0.fetch_add(events.len(), Ordering::Relaxed);
         Ok(())
     }
-}
-
-/// The median of some times.
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 fn runtime() -> tokio::runtime::Runtime {

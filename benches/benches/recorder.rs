@@ -8,7 +8,7 @@
 //! in a database of its own, created on the server and dropped at the end.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gatewai_benches::{Dag, observed_engine, registry, sink_value};
+use gatewai_benches::{Dag, median, observed_engine, registry, sink_value};
 use gatewai_core::{Engine, Observer, RunEvent, RunOptions, RunStatus, Workflow};
 use gatewai_store::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -121,12 +121,6 @@ fn time_run(rt: &tokio::runtime::Runtime, engine: &Engine, wf: &Workflow) -> Dur
     let elapsed = start.elapsed();
     assert_eq!(outcome.run.status, RunStatus::Completed);
     elapsed
-}
-
-/// The median of some times.
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 /// Median wall times of `n` runs without and with a recorder, interleaved (one of each in

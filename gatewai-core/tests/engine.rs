@@ -1940,32 +1940,46 @@ async fn a_small_run_is_not_queued_behind_a_big_one() {
     );
 }
 
+/// A result cache that keeps nothing and whose lookups go as told.
+enum Lookup {
+    /// Every lookup panics.
+    Panics,
+    /// Every lookup finds nothing, after this long.
+    MissesAfter(Duration),
+}
+
+#[async_trait]
+impl gatewai_core::ResultCache for Lookup {
+    async fn get(
+        &self,
+        _key: &gatewai_core::CacheKey,
+    ) -> gatewai_core::Result<Option<gatewai_core::CachedOutputs>> {
+        match self {
+            Lookup::Panics => panic!("cache exploded"),
+            Lookup::MissesAfter(wait) => {
+                tokio::time::sleep(*wait).await;
+                Ok(None)
+            }
+        }
+    }
+    async fn put(
+        &self,
+        _key: gatewai_core::CacheKey,
+        _outputs: gatewai_core::CachedOutputs,
+    ) -> gatewai_core::Result<()> {
+        Ok(())
+    }
+}
+
 /// A node's duration is its execution's (slot waits and retry pauses included), not the time a
 /// slow result cache (a database) took to find nothing: a lookup that missed after 300 ms
 /// leaves an instant node's duration near zero, while its record's start is before the lookup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_cache_miss_is_not_the_nodes_duration() {
-    struct Slow;
-    #[async_trait]
-    impl gatewai_core::ResultCache for Slow {
-        async fn get(
-            &self,
-            _key: &gatewai_core::CacheKey,
-        ) -> gatewai_core::Result<Option<gatewai_core::CachedOutputs>> {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            Ok(None)
-        }
-        async fn put(
-            &self,
-            _key: gatewai_core::CacheKey,
-            _outputs: gatewai_core::CachedOutputs,
-        ) -> gatewai_core::Result<()> {
-            Ok(())
-        }
-    }
     for kind in EXECUTORS {
         let c = Counters::default();
-        let engine = engine(kind, &c, 1).cache(Arc::new(Slow)).build().unwrap();
+        let slow = Lookup::MissesAfter(Duration::from_millis(300));
+        let engine = engine(kind, &c, 1).cache(Arc::new(slow)).build().unwrap();
         let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
         let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
         assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
@@ -1985,26 +1999,12 @@ async fn a_slow_cache_miss_is_not_the_nodes_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_cache_fails_the_node_instead_of_hanging_the_run() {
-    struct Broken;
-    #[async_trait]
-    impl gatewai_core::ResultCache for Broken {
-        async fn get(
-            &self,
-            _key: &gatewai_core::CacheKey,
-        ) -> gatewai_core::Result<Option<gatewai_core::CachedOutputs>> {
-            panic!("cache exploded")
-        }
-        async fn put(
-            &self,
-            _key: gatewai_core::CacheKey,
-            _outputs: gatewai_core::CachedOutputs,
-        ) -> gatewai_core::Result<()> {
-            Ok(())
-        }
-    }
     for kind in EXECUTORS {
         let c = Counters::default();
-        let engine = engine(kind, &c, 1).cache(Arc::new(Broken)).build().unwrap();
+        let engine = engine(kind, &c, 1)
+            .cache(Arc::new(Lookup::Panics))
+            .build()
+            .unwrap();
         let wf = workflow(
             engine.registry(),
             &[("a", "Sum", json!({})), ("b", "Sum", json!({}))],
