@@ -114,11 +114,12 @@ impl Error {
         }
     }
 
-    /// A not-found error.
+    /// A not-found error. The id is usually the request's own (a URL's path): it is quoted
+    /// at most [`gatewai_core::error::MAX_SHOWN`] characters long, control characters escaped.
     pub fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
         Error::NotFound {
             entity,
-            id: id.into(),
+            id: gatewai_core::error::shown(&id.into()),
         }
     }
 

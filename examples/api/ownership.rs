@@ -7,7 +7,11 @@ use crate::api::RunHub;
 use crate::error::{Error, Result};
 use crate::host;
 use async_trait::async_trait;
+use gatewai_core::error::{shown_list, shown_up_to};
 use gatewai_core::{EventKind, FileAsset, Observer, RunEvent, Workflow};
+
+/// The most characters of a request's id an answer quotes.
+const QUOTED_ID: usize = 80;
 use gatewai_store::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -73,14 +77,19 @@ pub async fn check_assets(store: &Store, document: &Workflow, user: &str) -> Res
             .await?
             .is_some_and(|record| is_owner(&record, user));
         if !owned {
-            foreign.push(format!("node `{node}` names asset `{asset}`"));
+            // The ids are the request's own: quoted briefly, control characters escaped.
+            foreign.push(format!(
+                "node `{}` names asset `{}`",
+                shown_up_to(&node, QUOTED_ID),
+                shown_up_to(&asset, QUOTED_ID)
+            ));
         }
     }
     match foreign.is_empty() {
         true => Ok(()),
         false => Err(Error::bad_request(format!(
             "the workflow names assets that are not yours (or do not exist); upload them or clear those nodes: {}",
-            foreign.join(", ")
+            shown_list(&foreign, ", ")
         ))),
     }
 }

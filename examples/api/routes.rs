@@ -46,7 +46,7 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
 
 /// The JSON 404 of unknown routes.
 pub(super) async fn not_found(uri: axum::http::Uri) -> Error {
-    Error::not_found("route", uri.path().chars().take(200).collect::<String>())
+    Error::not_found("route", uri.path())
 }
 
 async fn health() -> Json<Value> {

@@ -577,6 +577,69 @@ async fn ownership_between_two_users_and_authentication() {
     let (_, got) = server.get(&format!("/api/workflows/{id}"), "alice").await;
     assert_eq!(got["name"], "Mine", "bob changed nothing");
 
+    // An answer quotes a request's ids briefly, control characters escaped: a long id in the
+    // URL, and a document naming many long asset ids.
+    let long_id = format!("{}%0Aforged", "w".repeat(5_000));
+    for path in [
+        format!("/api/workflows/{long_id}"),
+        format!("/api/workflows/{long_id}/runs"),
+        format!("/api/no-such-route/{long_id}"),
+    ] {
+        let (status, body) = server.get(&path, "alice").await;
+        assert!(status.is_client_error(), "{path}: {status}");
+        let error = body["error"].as_str().unwrap();
+        assert!(error.len() < 400, "{status}: {} characters", error.len());
+        assert!(!error.contains('\n'), "{error}");
+    }
+    let mut many = pipeline_document("x");
+    let file_node = many["nodes"][0].clone();
+    many["nodes"] = Value::Array(
+        (0..100)
+            .map(|i| {
+                let mut node = file_node.clone();
+                node["id"] = json!(format!("file{i}"));
+                node["config"] =
+                    json!({ "asset": { "id": format!("{i}{}\nforged", "a".repeat(2_000)) } });
+                node
+            })
+            .collect(),
+    );
+    many["edges"] = json!([]);
+    many["handles"] = Value::Array(
+        many["handles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["nodeId"] == file_node["id"])
+            .flat_map(|h| {
+                (0..100).map(move |i| {
+                    let mut h = h.clone();
+                    h["id"] = json!(format!("{}-{i}", h["id"].as_str().unwrap()));
+                    h["nodeId"] = json!(format!("file{i}"));
+                    h
+                })
+            })
+            .collect(),
+    );
+    let (status, created) = server
+        .post(
+            "/api/workflows",
+            "alice",
+            json!({ "name": "Many", "document": many }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let many_id = created["id"].as_str().unwrap();
+    let (status, body) = server
+        .post(&format!("/api/workflows/{many_id}/run"), "alice", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("node `file0` names asset `0aaa"), "{error}");
+    assert!(error.contains("(80 more)"), "{error}");
+    assert!(error.len() < 20 * 200 + 400, "{} characters", error.len());
+    assert!(!error.contains('\n'), "the ids' newlines are escaped");
+
     // A run names only its owner's assets: a missing one is refused before the run starts.
     let (status, body) = server
         .post(&format!("/api/workflows/{id}/run"), "alice", json!({}))
