@@ -228,7 +228,7 @@ pub struct Outputs {
     /// produce one, and it then costs no allocation of its own).
     pub(crate) items: SmallVec<[(Cow<'static, str>, Item); 1]>,
     /// Where generations after the first start in `items` (none for one generation, so the
-    /// common single-generation output is one allocation).
+    /// common single-generation output allocates at most `items`, and nothing for one value).
     pub(crate) starts: Vec<usize>,
     /// How many generations there are (0: none at all).
     pub(crate) count: usize,

@@ -1971,29 +1971,51 @@ impl gatewai_core::ResultCache for Lookup {
     }
 }
 
-/// A node's duration is its execution's (slot waits and retry pauses included), not the time a
-/// slow result cache (a database) took to find nothing: a lookup that missed after 300 ms
-/// leaves an instant node's duration near zero, while its record's start is before the lookup.
+/// An executed node's record starts once its inputs are ready and the cache had nothing for
+/// it: a slow result cache (a database) that took 300 ms to find nothing is not the node's time.
+/// The record's start, its duration and its `NodeStarted` event agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_cache_miss_is_not_the_nodes_duration() {
+async fn a_slow_cache_miss_is_not_the_nodes_time() {
+    let lookup = Duration::from_millis(300);
+    let lookup_delta = chrono::Duration::milliseconds(300);
     for kind in EXECUTORS {
         let c = Counters::default();
-        let slow = Lookup::MissesAfter(Duration::from_millis(300));
+        let slow = Lookup::MissesAfter(lookup);
         let engine = engine(kind, &c, 1).cache(Arc::new(slow)).build().unwrap();
         let wf = workflow(engine.registry(), &[("a", "Sum", json!({}))], &[]);
-        let outcome = engine.run(wf, RunOptions::default()).await.unwrap();
+        let options = RunOptions {
+            stream_events: true,
+            ..Default::default()
+        };
+        let mut handle = engine.start(wf, options).unwrap();
+        let mut stream = handle.events().unwrap();
+        let outcome = handle.wait().await.unwrap();
         assert_eq!(outcome.run.status, RunStatus::Completed, "{kind:?}");
-        let record = &outcome.executions[0];
+        let run = outcome.run.finished_at.unwrap() - outcome.run.created_at;
         assert!(
-            record.duration_ms.unwrap() < 200,
+            run >= lookup_delta,
+            "{kind:?}: the lookup was awaited ({run})"
+        );
+        let record = &outcome.executions[0];
+        let (started, finished) = (record.started_at.unwrap(), record.finished_at.unwrap());
+        // Any of the lookup counted would make these 300 ms or more.
+        assert!(
+            record.duration_ms.unwrap() < 300,
             "{kind:?}: duration {:?} ms counts the cache lookup",
             record.duration_ms
         );
-        let span = record.finished_at.unwrap() - record.started_at.unwrap();
         assert!(
-            span >= chrono::Duration::milliseconds(300),
-            "{kind:?}: the record spans the lookup ({span})"
+            finished - started < lookup_delta,
+            "{kind:?}: the record starts before the lookup ended ({})",
+            finished - started
         );
+        let mut started_events = Vec::new();
+        while let Ok(event) = stream.try_recv() {
+            if let EventKind::NodeStarted { .. } = event.kind {
+                started_events.push(event.at);
+            }
+        }
+        assert_eq!(started_events, [started], "{kind:?}");
     }
 }
 

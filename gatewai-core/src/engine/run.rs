@@ -1023,8 +1023,9 @@ impl RunState {
         };
         // The node's key: for the cache, for a resumed result recorded with its key, and for
         // the record when an observer asks (the plan hashed the prefix in each case).
-        // Where the node's duration starts: resolving its inputs and its key take no time
-        // worth a clock read of its own.
+        // Where an executed node's record and duration start: its inputs are ready (resolving
+        // them and hashing its key take no time worth a clock read of its own), and the cache
+        // had nothing for it (a lookup that waited moves it).
         let mut began = started;
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
         let key =
@@ -1176,8 +1177,10 @@ impl RunState {
         self.settle(
             idx,
             Settled {
+                // Its record starts where its duration does (and its first `NodeStarted`, when
+                // it waited for no slot).
                 end,
-                started,
+                started: began,
                 finished,
                 attempts,
                 duration_ms,

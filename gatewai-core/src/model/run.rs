@@ -115,7 +115,10 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    /// When it started executing.
+    /// When it started: for a node that executed, once its inputs were ready and the result
+    /// cache had nothing for it (where `duration_ms` starts; also its first `NodeStarted`
+    /// event's time when it waited for no concurrency slot); otherwise when the engine began
+    /// settling it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
@@ -154,15 +157,18 @@ pub struct NodeExecution {
     /// Whether the result came from the cache (or was pinned) instead of executing.
     #[serde(default)]
     pub cached: bool,
-    /// When it started executing.
+    /// When it started: for a node that executed, once its inputs were ready and the result
+    /// cache had nothing for it (where `duration_ms` starts; also its first `NodeStarted`
+    /// event's time when it waited for no concurrency slot); otherwise when the engine began
+    /// settling it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
-    /// Wall time of the node's execution in milliseconds: from its first attempt (waits for
-    /// concurrency slots and retry pauses included) to the end of its last; 0 for a result
-    /// from the cache or handed in, none when it never executed.
+    /// Wall time of the node's execution in milliseconds: from `started_at` (waits for
+    /// concurrency slots and retry pauses included; a result-cache lookup not) to the end of its
+    /// last attempt; 0 for a result from the cache or handed in, none when it never executed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// How many attempts were made (0 when it never executed).
