@@ -6,8 +6,8 @@
 //! `gatewai_engine_new_document` validates and plans on every run. `--features mimalloc` runs
 //! everything, baselines included, on mimalloc instead of the system allocator. Summary lines
 //! (`engine summary, …`) print each graph's ratio to the tokio baseline from runs of the two
-//! interleaved in this process, and the cached re-run's median: the figures the speed goals
-//! are about.
+//! interleaved in this process, and the cached re-run's median: a second view of criterion's
+//! figures, which the README compares.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use gatewai_benches::{Dag, median, registry, sequential_baseline, sink_value, tokio_baseline};
@@ -85,22 +85,28 @@ fn schedulers(c: &mut Criterion) {
             expected
         );
 
-        // The goal's ratio, measured interleaved in this process (one run of each in turn, so
-        // that a machine busy with something else slows both alike): criterion's figures come
-        // from runs minutes apart.
-        let rounds = if dag.len() > 50_000 { 7 } else { 31 };
+        // The ratio measured interleaved in this process: one run of each in turn, so that a
+        // machine busy with something else slows both alike, which goes first alternating
+        // between rounds (a run is faster or slower for the kind of run before it: see the
+        // README). Criterion's figures come from loops of one kind, minutes apart.
+        let rounds = if dag.len() > 50_000 { 8 } else { 32 };
         let (mut baseline, mut engine_times) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            let start = Instant::now();
-            rt.block_on(tokio_baseline(dag_arc.clone(), children.clone()));
-            baseline.push(start.elapsed());
-            let doc = wf.clone();
-            let start = Instant::now();
-            let outcome = rt
-                .block_on(engine.run(doc, RunOptions::default()))
-                .expect("run");
-            engine_times.push(start.elapsed());
-            drop(outcome);
+        for round in 0..rounds {
+            for engine_first in [round % 2 == 0, round % 2 == 1] {
+                if engine_first {
+                    let doc = wf.clone();
+                    let start = Instant::now();
+                    let outcome = rt
+                        .block_on(engine.run(doc, RunOptions::default()))
+                        .expect("run");
+                    engine_times.push(start.elapsed());
+                    drop(outcome);
+                } else {
+                    let start = Instant::now();
+                    rt.block_on(tokio_baseline(dag_arc.clone(), children.clone()));
+                    baseline.push(start.elapsed());
+                }
+            }
         }
         let (baseline, engine_time) = (median(baseline), median(engine_times));
         println!(

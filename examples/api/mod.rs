@@ -410,6 +410,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         } else {
             "the body does not have the expected shape"
         };
-        Error::bad_request(format!("{what}: {e}"))
+        // serde quotes an unknown field or a value of the wrong type whole (a body may hold
+        // megabytes of it): briefly, control characters escaped.
+        Error::bad_request(format!(
+            "{what}: {}",
+            gatewai_core::error::shown_up_to(&e, 400)
+        ))
     })
 }

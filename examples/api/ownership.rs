@@ -9,12 +9,12 @@ use crate::host;
 use async_trait::async_trait;
 use gatewai_core::error::{shown_list, shown_up_to};
 use gatewai_core::{EventKind, FileAsset, Observer, RunEvent, Workflow};
-
-/// The most characters of a request's id an answer quotes.
-const QUOTED_ID: usize = 80;
 use gatewai_store::prelude::*;
 use serde_json::{Value, json};
 use std::sync::Arc;
+
+/// The most characters of a request's id an answer quotes.
+const QUOTED_ID: usize = 80;
 
 /// The users an asset belongs to.
 pub fn owners_of(asset: &FileAsset) -> Vec<String> {

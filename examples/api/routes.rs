@@ -182,8 +182,14 @@ async fn delete_workflow(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    state.store().delete_workflow(user.id(), &id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match state.store().delete_workflow(user.id(), &id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        // The store's error quotes the id whole: the answer quotes it briefly.
+        Err(e) if e.kind() == gatewai_store::ErrorKind::NotFound => {
+            Err(Error::not_found("workflow", id))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Body of `POST /api/workflows/{id}/run`: empty for the whole workflow.
@@ -212,15 +218,15 @@ async fn start_run(
             ));
         }
         Some(ids) => {
-            let missing: Vec<&str> = ids
+            let missing: Vec<String> = ids
                 .iter()
                 .filter(|n| stored.document.node(n).is_none())
-                .map(String::as_str)
+                .cloned()
                 .collect();
             if !missing.is_empty() {
                 return Err(Error::bad_request(format!(
                     "field `nodeIds`: the workflow has no node {}",
-                    missing.join(", ")
+                    gatewai_core::error::shown_list(&missing, ", ")
                 )));
             }
             RunTarget::Nodes(ids)

@@ -578,18 +578,58 @@ async fn ownership_between_two_users_and_authentication() {
     assert_eq!(got["name"], "Mine", "bob changed nothing");
 
     // An answer quotes a request's ids briefly, control characters escaped: a long id in the
-    // URL, and a document naming many long asset ids.
+    // URL, unknown node ids and an unknown field in a body, and a document naming many long
+    // asset ids.
     let long_id = format!("{}%0Aforged", "w".repeat(5_000));
-    for path in [
-        format!("/api/workflows/{long_id}"),
-        format!("/api/workflows/{long_id}/runs"),
-        format!("/api/no-such-route/{long_id}"),
+    for (method, path) in [
+        (reqwest::Method::GET, format!("/api/workflows/{long_id}")),
+        (reqwest::Method::DELETE, format!("/api/workflows/{long_id}")),
+        (
+            reqwest::Method::GET,
+            format!("/api/workflows/{long_id}/runs"),
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/api/no-such-route/{long_id}"),
+        ),
     ] {
-        let (status, body) = server.get(&path, "alice").await;
-        assert!(status.is_client_error(), "{path}: {status}");
+        let (status, body) = server.call(method.clone(), &path, "alice", None).await;
+        assert!(status.is_client_error(), "{method}: {status}");
         let error = body["error"].as_str().unwrap();
-        assert!(error.len() < 400, "{status}: {} characters", error.len());
+        assert!(
+            error.len() < 400,
+            "{method} {status}: {} characters",
+            error.len()
+        );
         assert!(!error.contains('\n'), "{error}");
+    }
+    let long_ids: Vec<String> = (0..100)
+        .map(|i| format!("{i}{}\nforged", "n".repeat(2_000)))
+        .collect();
+    let long_key = format!("{}\nforged", "k".repeat(100_000));
+    for (path, body) in [
+        (
+            format!("/api/workflows/{id}/run"),
+            json!({ "nodeIds": long_ids }),
+        ),
+        (
+            format!("/api/workflows/{id}/run"),
+            json!({ long_key.clone(): 1 }),
+        ),
+        (
+            "/api/workflows".to_owned(),
+            json!({ "name": "x", long_key: 1 }),
+        ),
+    ] {
+        let (status, body) = server.post(&path, "alice", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.len() < 20 * 200 + 400,
+            "{path}: {} characters",
+            error.len()
+        );
+        assert!(!error.contains('\n'), "{path}: {error}");
     }
     let mut many = pipeline_document("x");
     let file_node = many["nodes"][0].clone();
