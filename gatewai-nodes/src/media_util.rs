@@ -191,7 +191,7 @@ pub async fn read_asset(
 
 /// An asset as a message names it: `` asset `<id>` `` and its name when it has one, both
 /// quoted with [`shown`](crate::error::shown).
-fn named(asset: &FileAsset) -> String {
+pub(crate) fn named(asset: &FileAsset) -> String {
     let id = crate::error::shown(&asset.id);
     match asset.name.trim() {
         "" => format!("asset `{id}`"),

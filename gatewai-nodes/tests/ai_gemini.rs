@@ -260,6 +260,69 @@ async fn media_over_the_input_limit_is_refused_before_any_request() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
+/// The limit holds for a node's media inputs together: two images that each fit are refused
+/// when both would go past it (naming the second, unread, and the limit), before any request;
+/// both of exactly the limit together are sent.
+#[tokio::test]
+async fn a_nodes_media_inputs_are_held_to_the_limit_together() {
+    let server = MockServer::start().await;
+    mount_stream(&server, &[gemini_text("ok", Some("STOP"))]).await;
+    let store = assets();
+    let bytes = png(2, 2);
+    let first = put(&store, "first.png", "image/png", bytes.clone()).await;
+    let second = put(&store, "second.png", "image/png", bytes.clone()).await;
+    let limited = |max_input_bytes: usize| {
+        Providers::new(&AiSettings {
+            max_input_bytes: max_input_bytes as u64,
+            ..settings(&server.uri())
+        })
+        .unwrap()
+    };
+    let config = json!({"model": "gemini-test"});
+    let both = Inputs::default()
+        .with("prompt", Item::text("p"))
+        .with("image", Item::file(DataType::Image, first.clone()))
+        .with("image", Item::file(DataType::Image, second.clone()));
+    let alone = Inputs::default()
+        .with("prompt", Item::text("p"))
+        .with("image", Item::file(DataType::Image, second.clone()));
+    let limit = 2 * bytes.len() - 1;
+    LlmNode::new(limited(limit))
+        .execute(&ctx("LLM", config.clone(), &store), &alone)
+        .await
+        .expect("one image fits");
+    let sent = server.received_requests().await.unwrap().len();
+    let e = LlmNode::new(limited(limit))
+        .execute(&ctx("LLM", config.clone(), &store), &both)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    for part in [
+        "input `image`".to_owned(),
+        format!("asset `{}` (`second.png`)", second.id),
+        format!(
+            "with the {} bytes of the node's other media inputs",
+            bytes.len()
+        ),
+        format!("over the {limit}-byte limit"),
+    ] {
+        assert!(e.message().contains(&part), "{part:?} not in {e}");
+    }
+    assert_eq!(server.received_requests().await.unwrap().len(), sent);
+    LlmNode::new(limited(2 * bytes.len()))
+        .execute(&ctx("LLM", config, &store), &both)
+        .await
+        .expect("both fit the limit exactly");
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), sent + 1);
+    let parts = &json_body(&requests[sent])["contents"][0]["parts"];
+    assert_eq!(
+        parts.as_array().unwrap().len(),
+        3,
+        "the prompt and both images"
+    );
+}
+
 #[tokio::test]
 async fn config_prompts_fill_in_for_unconnected_inputs() {
     let server = MockServer::start().await;

@@ -120,11 +120,11 @@ pub struct AiSettings {
     pub read_timeout: Duration,
     /// Timeout of establishing a connection.
     pub connect_timeout: Duration,
-    /// The largest media file (an image, an audio file), in bytes, a node reads from the asset
-    /// store to send to a provider
+    /// The most media (images, audio), in bytes, one node reads from the asset store to send
+    /// to a provider, all its media inputs together
     /// ([`DEFAULT_MAX_MEDIA_BYTES`](crate::media_util::DEFAULT_MAX_MEDIA_BYTES), 100 MiB, by
-    /// default): a larger one is an input error naming the asset and the limit, refused
-    /// without being read whole and before any request is made. Each input is held to it apart.
+    /// default): a file that would take it over is an input error naming the asset and the
+    /// limit, refused without being read whole and before any request is made.
     pub max_input_bytes: u64,
 }
 
@@ -236,7 +236,7 @@ impl Providers {
         })
     }
 
-    /// The largest media file a node sends to these providers
+    /// The most media bytes one node sends to these providers, its media inputs together
     /// ([`AiSettings::max_input_bytes`]).
     pub fn max_input_bytes(&self) -> u64 {
         self.max_input_bytes

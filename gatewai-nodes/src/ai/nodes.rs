@@ -64,8 +64,8 @@ fn text_or(
 }
 
 /// The media on every input slot but `skip`, in handle order, each checked to be of `kind`
-/// (`"image"` or `"audio"`) by the asset's mime type or, failing that, by its bytes, and each
-/// at most `max_bytes` long.
+/// (`"image"` or `"audio"`) by the asset's mime type or, failing that, by its bytes, and at
+/// most `max_bytes` long all together.
 async fn media_inputs(
     ctx: &NodeContext,
     inputs: &Inputs,
@@ -74,6 +74,9 @@ async fn media_inputs(
     max_bytes: u64,
 ) -> Result<Vec<Media>, NodeError> {
     let mut media = Vec::new();
+    // `max_bytes` bounds the node's media inputs together: a node fed many files holds no more
+    // than one of the limit's size would take.
+    let mut used = 0u64;
     for slot in inputs.slots() {
         let key = slot
             .template_handle_id
@@ -83,7 +86,26 @@ async fn media_inputs(
             continue;
         }
         for item in &slot.values {
-            media.push(media_of(ctx, &slot.handle_id, item, kind, max_bytes).await?);
+            let left = max_bytes.saturating_sub(used);
+            // A file its record says is too large for what is left is refused unread; one
+            // whose record says less is still read no further than what is left.
+            if let Some(asset) = item.as_asset()
+                && used > 0
+                && asset.size > left
+            {
+                return Err(NodeError::input(
+                    &slot.handle_id,
+                    format!(
+                        "{} is {} bytes: with the {used} bytes of the node's other media inputs, \
+                         over the {max_bytes}-byte limit for all of them",
+                        crate::media_util::named(asset),
+                        asset.size
+                    ),
+                ));
+            }
+            let read = media_of(ctx, &slot.handle_id, item, kind, left).await?;
+            used = used.saturating_add(read.bytes.len() as u64);
+            media.push(read);
         }
     }
     Ok(media)
