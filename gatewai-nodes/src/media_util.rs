@@ -147,6 +147,51 @@ pub fn image_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
     None
 }
 
+/// A byte budget several reads of one node share: the node's input files together are held to
+/// one limit (a node fed many files holds no more than one file of the limit's size would take).
+#[cfg(any(feature = "image", feature = "llm"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadBudget {
+    max_bytes: u64,
+    used: u64,
+}
+
+#[cfg(any(feature = "image", feature = "llm"))]
+impl ReadBudget {
+    /// A budget of `max_bytes` for all of a node's reads.
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        ReadBudget { max_bytes, used: 0 }
+    }
+
+    /// Reads `asset` ([`read_asset`]) within what is left of the budget. A file its record
+    /// says is larger than what is left, once an earlier read took some, is refused unread,
+    /// naming it, the bytes taken and the limit; any file is read no further than what is left.
+    pub(crate) async fn read(
+        &mut self,
+        ctx: &NodeContext,
+        handle: &str,
+        asset: &FileAsset,
+    ) -> Result<Bytes, NodeError> {
+        let left = self.max_bytes.saturating_sub(self.used);
+        if self.used > 0 && asset.size > left {
+            return Err(NodeError::input(
+                handle,
+                format!(
+                    "{} is {} bytes: with the {} bytes of the node's other inputs, over the \
+                     {}-byte limit for all of them",
+                    named(asset),
+                    asset.size,
+                    self.used,
+                    self.max_bytes
+                ),
+            ));
+        }
+        let bytes = read_asset(ctx, handle, asset, left).await?;
+        self.used = self.used.saturating_add(bytes.len() as u64);
+        Ok(bytes)
+    }
+}
+
 /// Reads the bytes of an asset through the context's asset store, if there are at most
 /// `max_bytes` of them ([`AssetStore::read_limited`]: a larger asset is refused without being
 /// read whole). A missing asset, or one over the limit, is an input error naming `handle` and

@@ -300,10 +300,7 @@ async fn a_nodes_media_inputs_are_held_to_the_limit_together() {
     for part in [
         "input `image`".to_owned(),
         format!("asset `{}` (`second.png`)", second.id),
-        format!(
-            "with the {} bytes of the node's other media inputs",
-            bytes.len()
-        ),
+        format!("with the {} bytes of the node's other inputs", bytes.len()),
         format!("over the {limit}-byte limit"),
     ] {
         assert!(e.message().contains(&part), "{part:?} not in {e}");

@@ -7,8 +7,8 @@ mod common;
 
 use common::*;
 use gatewai_core::{
-    AssetStore, Engine, ErrorKind, ExecutionStatus, FileAsset, Item, NodeContext, NodeError,
-    NodeRegistry, RunOptions, RunStatus, Workflow,
+    AssetStore, Engine, ErrorKind, ExecutionStatus, FileAsset, Inputs, Item, Node, NodeContext,
+    NodeError, NodeRegistry, RunOptions, RunStatus, Workflow,
 };
 use gatewai_nodes::fetch::FetchPolicy;
 use gatewai_nodes::media::{Blur, Compositor, Crop, File, ImageLimits, Modulate, Resize};
@@ -132,6 +132,38 @@ async fn compositor_refuses_an_image_layer_over_its_limit() {
         .await
         .unwrap_err();
     assert_too_large(&err, "image", &asset, asset.size - 1);
+}
+
+/// The Compositor holds its layers' files to `max_bytes` together: two layers that each fit
+/// are refused when both would go past it (naming the second, unread, and the limit), and
+/// composited at exactly the limit.
+#[tokio::test]
+async fn compositor_holds_its_layers_to_the_limit_together() {
+    let h = Harness::new();
+    let first = h.put_image(&pattern(4, 4), ImageFormat::Png).await;
+    let second = h.put_image(&pattern(4, 4), ImageFormat::Png).await;
+    let config = json!({"width": 8, "height": 8});
+    let layers = Inputs::default()
+        .with("image", image_item(first.clone()))
+        .with("image", image_item(second.clone()));
+    let run = |max_bytes: u64| {
+        let node = Compositor::with_limits(limited(max_bytes));
+        let ctx = h.ctx("Compositor", config.clone());
+        let layers = layers.clone();
+        async move { node.execute(&ctx, &layers).await }
+    };
+    let total = first.size + second.size;
+    let err = run(total - 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    for part in [
+        "input `image`".to_owned(),
+        format!("asset `{}`", second.id),
+        format!("with the {} bytes of the node's other inputs", first.size),
+        format!("over the {}-byte limit", total - 1),
+    ] {
+        assert!(err.message().contains(&part), "{part:?} not in {err}");
+    }
+    run(total).await.expect("both layers fit the limit exactly");
 }
 
 /// The File node holds a stored asset (by config, run input or uploaded result) to its fetch

@@ -3,7 +3,7 @@
 use super::Providers;
 use super::provider::{ImageRequest, Media, Part, Provider, SpeechRequest, TextRequest};
 use super::wav;
-use crate::media_util::{detect_mime, read_asset, store_bytes};
+use crate::media_util::{ReadBudget, detect_mime, store_bytes};
 use crate::text::{json_kind, keep_unknown_fields};
 use async_trait::async_trait;
 use gatewai_core::model::Extra;
@@ -74,9 +74,8 @@ async fn media_inputs(
     max_bytes: u64,
 ) -> Result<Vec<Media>, NodeError> {
     let mut media = Vec::new();
-    // `max_bytes` bounds the node's media inputs together: a node fed many files holds no more
-    // than one of the limit's size would take.
-    let mut used = 0u64;
+    // `max_bytes` bounds the node's media inputs together.
+    let mut budget = ReadBudget::new(max_bytes);
     for slot in inputs.slots() {
         let key = slot
             .template_handle_id
@@ -86,38 +85,19 @@ async fn media_inputs(
             continue;
         }
         for item in &slot.values {
-            let left = max_bytes.saturating_sub(used);
-            // A file its record says is too large for what is left is refused unread; one
-            // whose record says less is still read no further than what is left.
-            if let Some(asset) = item.as_asset()
-                && used > 0
-                && asset.size > left
-            {
-                return Err(NodeError::input(
-                    &slot.handle_id,
-                    format!(
-                        "{} is {} bytes: with the {used} bytes of the node's other media inputs, \
-                         over the {max_bytes}-byte limit for all of them",
-                        crate::media_util::named(asset),
-                        asset.size
-                    ),
-                ));
-            }
-            let read = media_of(ctx, &slot.handle_id, item, kind, left).await?;
-            used = used.saturating_add(read.bytes.len() as u64);
-            media.push(read);
+            media.push(media_of(ctx, &slot.handle_id, item, kind, &mut budget).await?);
         }
     }
     Ok(media)
 }
 
-/// The bytes (at most `max_bytes` of them) and mime type of one media item.
+/// The bytes (within `budget`) and mime type of one media item.
 async fn media_of(
     ctx: &NodeContext,
     handle: &str,
     item: &Item,
     kind: &str,
-    max_bytes: u64,
+    budget: &mut ReadBudget,
 ) -> Result<Media, NodeError> {
     let asset = item.as_asset().ok_or_else(|| {
         NodeError::input(
@@ -125,7 +105,7 @@ async fn media_of(
             format!("expected an {kind} file, got {}", item.data_type),
         )
     })?;
-    let bytes = read_asset(ctx, handle, asset, max_bytes).await?;
+    let bytes = budget.read(ctx, handle, asset).await?;
     if bytes.is_empty() {
         return Err(NodeError::input(handle, "the file is empty"));
     }
@@ -749,14 +729,8 @@ impl Node for SpeechToTextNode {
         let model = model_or(&config.model, DEFAULT_STT_MODEL);
         let provider: Arc<dyn Provider> = self.providers.get(config.provider.as_deref(), &model)?;
         let item = inputs.require("audio")?;
-        let audio = media_of(
-            ctx,
-            "audio",
-            item,
-            "audio",
-            self.providers.max_input_bytes(),
-        )
-        .await?;
+        let mut budget = ReadBudget::new(self.providers.max_input_bytes());
+        let audio = media_of(ctx, "audio", item, "audio", &mut budget).await?;
         let instruction = text_or(inputs, "prompt", &config.prompt)?
             .unwrap_or_else(|| DEFAULT_TRANSCRIBE_PROMPT.to_owned());
         let request = TextRequest {

@@ -11,7 +11,8 @@ use std::io::Cursor;
 pub struct ImageLimits {
     /// The largest input image file, in bytes, read from the asset store: a larger one is an
     /// input error naming the asset and the limit, refused without being read whole
-    /// ([`read_asset`](crate::media_util::read_asset)).
+    /// ([`read_asset`](crate::media_util::read_asset)). The Compositor's layer files are held
+    /// to it together.
     pub max_bytes: u64,
     /// The most pixels (width × height) an image may have.
     pub max_pixels: u64,

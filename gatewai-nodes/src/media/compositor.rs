@@ -7,7 +7,7 @@ use super::codec::{
 use super::config::{FieldError, field_error, number, number_in, pixels};
 use super::resize::resize_image;
 use crate::error::shown;
-use crate::media_util::{read_asset, store_bytes};
+use crate::media_util::{ReadBudget, store_bytes};
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -553,6 +553,8 @@ impl Node for Compositor {
             return Err(canvas_too_large(ctx.raw_config(), &size));
         }
         let mut layers = Vec::new();
+        // The layers' files together are held to `max_bytes`.
+        let mut budget = ReadBudget::new(self.limits.max_bytes);
         for slot in inputs.slots() {
             let mut keys: Vec<&str> = vec![&slot.handle_id];
             if let Some(t) = &slot.template_handle_id {
@@ -563,9 +565,9 @@ impl Node for Compositor {
             for item in &slot.values {
                 let content = match (item.data_type, item.as_text(), item.as_asset()) {
                     (DataType::Text, Some(text), _) => LayerContent::Text(text.to_owned()),
-                    (DataType::Image | DataType::File, _, Some(asset)) => LayerContent::Image(
-                        read_asset(ctx, &slot.handle_id, asset, self.limits.max_bytes).await?,
-                    ),
+                    (DataType::Image | DataType::File, _, Some(asset)) => {
+                        LayerContent::Image(budget.read(ctx, &slot.handle_id, asset).await?)
+                    }
                     (other, _, _) => {
                         return Err(NodeError::input(
                             &slot.handle_id,
