@@ -480,7 +480,8 @@ async fn download_asset(
         .await?
         .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
-    let bytes = state.assets().read(&asset).await?;
+    // Streamed as it is read: a large video is never held whole.
+    let bytes = axum::body::Body::from_stream(state.assets().read_stream(&asset).await?);
     let content_type = HeaderValue::from_str(&asset.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     Ok((

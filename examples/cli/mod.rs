@@ -8,6 +8,7 @@ pub use progress::{ProgressView, Settled};
 use crate::error::{Error, Result};
 use crate::host;
 use clap::{Args, Parser, Subcommand};
+use futures::StreamExt;
 use gatewai_core::model::Data;
 use gatewai_core::{
     AssetStore, DataType, Item, NodeResult, RunOptions, RunOutcome, RunStatus, RunTarget, Workflow,
@@ -464,26 +465,44 @@ pub async fn write_outputs(
             } else {
                 stem.clone()
             };
-            let (bytes, ext) = match (&item.data, item.data_type) {
-                (Data::Text(text), _) => (bytes::Bytes::from(text.clone()), "txt"),
+            // A file asset is copied chunk by chunk, never held whole.
+            let (content, ext) = match (&item.data, item.data_type) {
+                (Data::Text(text), _) => (one_chunk(text.clone()), "txt"),
                 (Data::File(file), t) if t.is_media() || t == DataType::File => {
                     let Some(asset) = &file.entity else { continue };
-                    let bytes = assets.read(asset).await?;
-                    (bytes, host::extension_for_mime(&asset.mime_type))
+                    let stream = assets.read_stream(asset).await?;
+                    (stream, host::extension_for_mime(&asset.mime_type))
                 }
                 (other, _) => (
-                    bytes::Bytes::from(serde_json::to_string(other).unwrap_or_default()),
+                    one_chunk(serde_json::to_string(other).unwrap_or_default()),
                     "json",
                 ),
             };
             let path = dir.join(format!("{stem}.{ext}"));
-            tokio::fs::write(&path, &bytes)
-                .await
-                .map_err(|e| Error::io(&path, e))?;
+            write_stream(&path, content).await?;
             written.push((node_id.clone(), path));
         }
     }
     Ok(written)
+}
+
+/// Text as a stream of one chunk.
+fn one_chunk(text: String) -> gatewai_core::AssetStream {
+    futures::stream::iter([Ok(bytes::Bytes::from(text))]).boxed()
+}
+
+/// Writes a stream of chunks into a new file at `path`.
+async fn write_stream(path: &Path, mut content: gatewai_core::AssetStream) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(|e| Error::io(path, e))?;
+    while let Some(chunk) = content.next().await {
+        file.write_all(&chunk?)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+    }
+    file.flush().await.map_err(|e| Error::io(path, e))
 }
 
 /// `runs`: the run history kept in the database, newest first.

@@ -30,6 +30,10 @@ pub struct NewAsset {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// An asset's bytes in chunks ([`AssetStore::read_stream`]).
+pub type AssetStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes>> + Send + 'static>>;
+
 /// Stores file assets: blobs plus their [`FileAsset`] description.
 #[async_trait]
 pub trait AssetStore: Send + Sync + 'static {
@@ -75,6 +79,17 @@ pub trait AssetStore: Send + Sync + 'static {
             ));
         }
         Ok(bytes)
+    }
+
+    /// An asset's bytes as a stream of chunks, for sending them on (an HTTP download, a file)
+    /// without holding them whole. Opening the asset fails as [`read`](Self::read) would (a
+    /// missing asset is not found); a failure while streaming is the stream's last item.
+    ///
+    /// The default implementation reads the asset whole with `read` and yields it as one
+    /// chunk; the stores of `gatewai-store` stream their files and objects.
+    async fn read_stream(&self, asset: &FileAsset) -> Result<AssetStream> {
+        let bytes = self.read(asset).await?;
+        Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })))
     }
 
     /// Looks an asset up by id.

@@ -109,7 +109,7 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 /// Hash sets keyed by ids from documents (see [`FastMap`]).
 pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
-pub use assets::{AssetStore, MemoryAssetStore, NewAsset};
+pub use assets::{AssetStore, AssetStream, MemoryAssetStore, NewAsset};
 pub use cache::{CacheKey, CachedOutputs, MemoryResultCache, ResultCache};
 pub use engine::{
     Engine, EngineBuilder, NodeDispatcher, Resumed, RetryPolicy, RunHandle, RunOptions, RunOutcome,

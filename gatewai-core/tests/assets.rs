@@ -152,3 +152,23 @@ async fn the_default_bounded_read_refuses_by_record_before_reading_and_never_ret
     let err = store.read_limited(&unknown, 5).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
+
+/// The default stream of an asset is its bytes in one chunk; a missing asset fails when the
+/// stream is opened.
+#[tokio::test]
+async fn the_default_stream_yields_the_asset_whole() {
+    use futures::StreamExt;
+    let store = MemoryAssetStore::new();
+    let asset = store.put(new_asset(b"twelve bytes")).await.unwrap();
+    let chunks: Vec<Bytes> = store
+        .read_stream(&asset)
+        .await
+        .unwrap()
+        .map(|chunk| chunk.unwrap())
+        .collect()
+        .await;
+    assert_eq!(chunks, [Bytes::from_static(b"twelve bytes")]);
+    store.delete(&asset).await.unwrap();
+    let err = store.read_stream(&asset).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}

@@ -78,6 +78,74 @@ async fn fs_store_puts_reads_and_deletes() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
+/// Bytes that differ chunk to chunk, `len` of them.
+fn patterned(len: usize) -> Bytes {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// Collects a stream's chunks: their sizes and their bytes joined.
+async fn collect(mut stream: gatewai_core::AssetStream) -> (Vec<usize>, Vec<u8>) {
+    use futures::StreamExt;
+    let (mut sizes, mut all) = (Vec::new(), Vec::new());
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        sizes.push(chunk.len());
+        all.extend_from_slice(&chunk);
+    }
+    (sizes, all)
+}
+
+/// A download streams an asset's file in chunks, never all of it at once; a missing asset or
+/// file fails when the stream is opened, as a read does.
+#[tokio::test]
+async fn fs_store_streams_a_file_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let assets = fs_assets(&dir, store).await;
+    let bytes = patterned(200 * 1024 + 7);
+    let put = assets
+        .put(NewAsset {
+            bytes: bytes.clone(),
+            ..png("big.bin")
+        })
+        .await
+        .unwrap();
+    let (sizes, all) = collect(assets.read_stream(&put).await.unwrap()).await;
+    assert_eq!(all, bytes);
+    assert!(sizes.len() >= 4, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n > 0 && n <= 64 * 1024), "{sizes:?}");
+    // The file gone behind the store's back, then the asset deleted.
+    std::fs::remove_file(assets.path_of(&put.key).unwrap()).unwrap();
+    let err = assets.read_stream(&put).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    assets.delete(&put).await.unwrap();
+    let err = assets.read_stream(&put).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// The object store streams an object as its store answers, whole once joined.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn object_store_streams_an_object() {
+    use gatewai_store::ObjectAssetStore;
+    use std::sync::Arc;
+    let objects = Arc::new(object_store::memory::InMemory::new());
+    let assets = ObjectAssetStore::new(objects, "media", Store::memory());
+    let bytes = patterned(200 * 1024 + 7);
+    let put = assets
+        .put(NewAsset {
+            bytes: bytes.clone(),
+            ..png("big.bin")
+        })
+        .await
+        .unwrap();
+    let (_, all) = collect(assets.read_stream(&put).await.unwrap()).await;
+    assert_eq!(all, bytes);
+    assets.delete(&put).await.unwrap();
+    let err = assets.read_stream(&put).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
 /// A workflow document is untrusted: an asset reference pairing an id its author may use with
 /// another asset's key must not reach that other blob (nor delete it).
 #[tokio::test]

@@ -10,6 +10,11 @@ use gatewai_core::{FileAsset, NewAsset};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncReadExt;
 
+/// The most bytes of a file one chunk of [`AssetStore::read_stream`] holds.
+///
+/// [`AssetStore::read_stream`]: gatewai_core::AssetStore::read_stream
+const STREAM_CHUNK: usize = 64 * 1024;
+
 /// An [`AssetStore`](gatewai_core::AssetStore) keeping blobs as files under a root directory, and their descriptions in
 /// a [`Store`]'s `file_assets` table. Keys are made here (`assets/<2 hex>/<id>`); a key read
 /// back is checked ([`FsAssetStore::path_of`]) so that no asset, whatever its JSON says, can
@@ -102,6 +107,35 @@ impl FsAssetStore {
             }
             Err(source) => Err(Error::Io { path, source }),
         }
+    }
+
+    /// An asset's file as a stream of chunks of at most [`STREAM_CHUNK`] bytes, read as the
+    /// stream is polled (a download holds one chunk at a time, not the file).
+    async fn read_blob_stream(&self, asset: &FileAsset) -> Result<gatewai_core::AssetStream> {
+        use futures::TryStreamExt;
+        let path = self.file_of(asset).await?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::not_found("asset", &asset.id));
+            }
+            Err(source) => return Err(Error::Io { path, source }),
+        };
+        let id = asset.id.clone();
+        let chunks = futures::stream::try_unfold((file, path), |(mut file, path)| async move {
+            let mut chunk = vec![0u8; STREAM_CHUNK];
+            match file.read(&mut chunk).await {
+                Ok(0) => Ok(None),
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Ok(Some((Bytes::from(chunk), (file, path))))
+                }
+                Err(source) => Err(Error::Io { path, source }),
+            }
+        });
+        Ok(Box::pin(
+            chunks.map_err(move |e| e.into_core_asset_error(&id)),
+        ))
     }
 
     /// Reads an asset's file if it holds at most `max_bytes`: refused by its record's size,

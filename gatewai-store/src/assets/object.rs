@@ -92,6 +92,23 @@ impl ObjectAssetStore {
         }
     }
 
+    /// An asset's object as the stream of chunks its store answers with.
+    async fn read_blob_stream(&self, asset: &FileAsset) -> Result<gatewai_core::AssetStream> {
+        use futures::TryStreamExt;
+        let location = self.location_of(asset).await?;
+        let found = match self.objects.get(&location).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(Error::not_found("asset", &asset.id));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let id = asset.id.clone();
+        Ok(Box::pin(found.into_stream().map_err(move |e| {
+            Error::from(e).into_core_asset_error(&id)
+        })))
+    }
+
     /// Reads an asset's object if it holds at most `max_bytes`: refused by its record's size,
     /// then by the object's length as the store answers the request (before any of the body
     /// is read), then while streaming the body (never more than `max_bytes` plus one chunk is
