@@ -78,9 +78,17 @@ async fn fs_store_puts_reads_and_deletes() {
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
 }
 
-/// Bytes that differ chunk to chunk, `len` of them.
-fn patterned(len: usize) -> Bytes {
-    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+/// Stores 200 KiB and a few bytes that differ chunk to chunk; returns the asset and its bytes.
+async fn put_large(assets: &dyn AssetStore) -> (FileAsset, Bytes) {
+    let bytes: Bytes = (0..200 * 1024 + 7).map(|i| (i * 31 % 251) as u8).collect();
+    let put = assets
+        .put(NewAsset {
+            bytes: bytes.clone(),
+            ..png("large.bin")
+        })
+        .await
+        .unwrap();
+    (put, bytes)
 }
 
 /// Collects a stream's chunks: their sizes and their bytes joined.
@@ -102,14 +110,7 @@ async fn fs_store_streams_a_file_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let store = sqlite_store(&dir).await;
     let assets = fs_assets(&dir, store).await;
-    let bytes = patterned(200 * 1024 + 7);
-    let put = assets
-        .put(NewAsset {
-            bytes: bytes.clone(),
-            ..png("big.bin")
-        })
-        .await
-        .unwrap();
+    let (put, bytes) = put_large(&assets).await;
     let (sizes, all) = collect(assets.read_stream(&put).await.unwrap()).await;
     assert_eq!(all, bytes);
     assert!(sizes.len() >= 4, "{sizes:?}");
@@ -131,14 +132,7 @@ async fn object_store_streams_an_object() {
     use std::sync::Arc;
     let objects = Arc::new(object_store::memory::InMemory::new());
     let assets = ObjectAssetStore::new(objects, "media", Store::memory());
-    let bytes = patterned(200 * 1024 + 7);
-    let put = assets
-        .put(NewAsset {
-            bytes: bytes.clone(),
-            ..png("big.bin")
-        })
-        .await
-        .unwrap();
+    let (put, bytes) = put_large(&assets).await;
     let (_, all) = collect(assets.read_stream(&put).await.unwrap()).await;
     assert_eq!(all, bytes);
     assets.delete(&put).await.unwrap();
