@@ -182,14 +182,8 @@ async fn delete_workflow(
     user: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    match state.store().delete_workflow(user.id(), &id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        // The store's error quotes the id whole: the answer quotes it briefly.
-        Err(e) if e.kind() == gatewai_store::ErrorKind::NotFound => {
-            Err(Error::not_found("workflow", id))
-        }
-        Err(e) => Err(e.into()),
-    }
+    state.store().delete_workflow(user.id(), &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Body of `POST /api/workflows/{id}/run`: empty for the whole workflow.

@@ -10,8 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The row does not exist, or belongs to another owner (never told apart, so that a caller
-    /// cannot probe for other users' ids).
-    #[error("{entity} `{id}` not found")]
+    /// cannot probe for other users' ids). The message quotes the id briefly, control
+    /// characters escaped (it is often a request's own); `id` keeps it whole.
+    #[error("{entity} `{}` not found", gatewai_core::error::shown(id))]
     NotFound {
         /// What was looked for (`"workflow"`, `"run"`, `"user"`, …).
         entity: &'static str,
@@ -19,7 +20,7 @@ pub enum Error {
         id: String,
     },
     /// A row with this id already exists.
-    #[error("{entity} `{id}` already exists")]
+    #[error("{entity} `{}` already exists", gatewai_core::error::shown(id))]
     Conflict {
         /// What was created (`"workflow"`, `"run"`, …).
         entity: &'static str,
@@ -293,4 +294,33 @@ fn is_sqlite_io_failure(db: &dyn sqlx::error::DatabaseError) -> bool {
         && code
             .parse::<i32>()
             .is_ok_and(|c| matches!(c & 0xff, 8 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An id a caller sent is quoted briefly and escaped in the message, and kept whole in the
+    /// error for code that matches on it.
+    #[test]
+    fn messages_quote_ids_briefly() {
+        let id = format!("{}\nforged", "x".repeat(5_000));
+        for error in [
+            Error::not_found("workflow", id.clone()),
+            Error::Conflict {
+                entity: "workflow",
+                id: id.clone(),
+            },
+        ] {
+            let message = error.to_string();
+            assert!(message.len() < 300, "{} characters", message.len());
+            assert!(!message.contains('\n'), "{message}");
+            match error {
+                Error::NotFound { id: kept, .. } | Error::Conflict { id: kept, .. } => {
+                    assert_eq!(kept, id)
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
 }
