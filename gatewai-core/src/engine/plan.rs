@@ -1029,32 +1029,49 @@ pub(crate) fn restore_documents_owned<T: Send>(
         }
     };
     let mid = n / 2;
-    // Taken by the second thread; left here when it cannot be started.
-    let mut second = Some(runs.split_off(mid));
+    let runs_b = runs.split_off(mid);
     let (nodes_a, nodes_b) = plan.nodes.split_at(mid);
-    std::thread::scope(|scope| {
-        let (docs_a, docs_b) = ordered.split_at_mut(mid);
-        let (settled_a, settled_b) = settled.split_at_mut(mid);
-        let second = &mut second;
-        let part = &part;
+    let (docs_a, docs_b) = ordered.split_at_mut(mid);
+    let (settled_a, settled_b) = settled.split_at_mut(mid);
+    let part = &part;
+    // A panic on the other thread would be a bug in plain moves; what it handed back stays.
+    let _ = on_two_threads(
+        "gatewai-restore",
+        || part(nodes_a, docs_a, runs, settled_a),
+        || part(nodes_b, docs_b, runs_b, settled_b),
+    );
+}
+
+/// Runs `here` on this thread and `there` on a scoped thread named `name`, joined before this
+/// returns; `there` runs on this thread after `here` when no thread can be started. `there`'s
+/// result is `None` only when it panicked on its thread.
+fn on_two_threads<A, B: Send>(
+    name: &str,
+    here: impl FnOnce() -> A,
+    there: impl FnOnce() -> B + Send,
+) -> (A, Option<B>) {
+    let mut there = Some(there);
+    let mut result = None;
+    let here = std::thread::scope(|scope| {
+        let (job, out) = (&mut there, &mut result);
         let other = std::thread::Builder::new()
-            .name("gatewai-restore".into())
+            .name(name.to_owned())
             .spawn_scoped(scope, move || {
-                if let Some(runs) = second.take() {
-                    part(nodes_b, docs_b, runs, settled_b);
+                if let Some(job) = job.take() {
+                    *out = Some(job());
                 }
             });
-        part(nodes_a, docs_a, runs, settled_a);
+        let here = here();
         if let Ok(other) = other {
-            // A panic there would be a bug in plain moves; what it handed back stays.
             let _ = other.join();
         }
+        here
     });
-    if let Some(runs) = second {
-        let (_, docs_b) = ordered.split_at_mut(mid);
-        let (_, settled_b) = settled.split_at_mut(mid);
-        part(nodes_b, docs_b, runs, settled_b);
+    // Still here: no thread could be started.
+    if let Some(there) = there {
+        result = Some(there());
     }
+    (here, result)
 }
 
 /// The compiled plans of recently run documents, keyed by a fingerprint of everything that
@@ -1156,17 +1173,9 @@ impl PlanCache {
         // A large document's halves are hashed on two threads (each half is mostly memory
         // reads of scattered strings); a thread that cannot be started leaves it to this one.
         let (first, second) = if two_threads {
-            std::thread::scope(|scope| {
-                let other = std::thread::Builder::new()
-                    .name("gatewai-fingerprint".into())
-                    .spawn_scoped(scope, || half(false))
-                    .ok();
-                let first = half(true);
-                let second = other
-                    .and_then(|t| t.join().ok())
-                    .unwrap_or_else(|| half(false));
-                (first, second)
-            })
+            let (first, second) =
+                on_two_threads("gatewai-fingerprint", || half(true), || half(false));
+            (first, second.unwrap_or_else(|| half(false)))
         } else {
             (half(true), half(false))
         };
@@ -1486,6 +1495,16 @@ mod tests {
                 "{gather}"
             );
         }
+    }
+
+    /// Both halves run, the other one on its own thread; one that panics there is `None`.
+    #[test]
+    fn two_threads_run_both_halves() {
+        let here = std::thread::current().id();
+        let (a, b) = on_two_threads("t", || 1, || std::thread::current().id());
+        assert_eq!((a, b.map(|id| id != here)), (1, Some(true)));
+        let (a, b) = on_two_threads("t", || 2, || -> u8 { panic!("on purpose") });
+        assert_eq!((a, b), (2, None));
     }
 
     /// Every length a short field can have is copied whole, and nothing past it is written.

@@ -1021,12 +1021,12 @@ impl RunState {
                 return;
             }
         };
-        // The node's key: for the cache, for a resumed result recorded with its key, and for
-        // the record when an observer asks (the plan hashed the prefix in each case).
         // Where an executed node's record and duration start: its inputs are ready (resolving
         // them and hashing its key take no time worth a clock read of its own), and the cache
         // had nothing for it (a lookup that waited moves it).
         let mut began = started;
+        // The node's key: for the cache, for a resumed result recorded with its key, and for
+        // the record when an observer asks (the plan hashed the prefix in each case).
         let cache = self.engine.cache.as_ref().filter(|_| node.cacheable);
         let key =
             (cache.is_some() || run.resume_key.is_some() || self.engine.records_keys).then(|| {
@@ -1177,9 +1177,9 @@ impl RunState {
         self.settle(
             idx,
             Settled {
+                end,
                 // Its record starts where its duration does (and its first `NodeStarted`, when
                 // it waited for no slot).
-                end,
                 started: began,
                 finished,
                 attempts,
