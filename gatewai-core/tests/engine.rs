@@ -2383,6 +2383,54 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_output_of_a_node_with_many_finds_its_item_in_linear_time() {
+    let c = Counters::default();
+    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let mut wf = a_feeds_b(&engine);
+    // `a` gets 40,000 more outputs, each feeding b's input (made a many-edge one), and a
+    // pinned result with an item for each, in the reverse order of the handles, and a second
+    // item for `a:out0` after them: the first item naming a handle is the one that flows.
+    let n = 40_000usize;
+    let mut a_out = wf.handle("a:out").unwrap().clone();
+    a_out.template_handle_id = None;
+    wf.handles
+        .iter_mut()
+        .find(|h| h.id == "b:in")
+        .unwrap()
+        .multiple = Some(true);
+    for i in 0..n {
+        let mut output = a_out.clone();
+        output.id = format!("a:out{i}");
+        wf.handles.push(output);
+        let mut edge = wf.edges[0].clone();
+        edge.id = format!("many{i}");
+        edge.source_handle_id = format!("a:out{i}");
+        wf.edges.push(edge);
+    }
+    let mut items: Vec<_> = (0..n)
+        .rev()
+        .map(|i| Item::number(i as f64).on(format!("a:out{i}").as_str()))
+        .collect();
+    items.push(Item::number(1e9).on("a:out0"));
+    items.push(Item::number(0.5).on("a:out"));
+    let options = RunOptions {
+        pinned: [(
+            "a".to_owned(),
+            NodeResult::single(gatewai_core::Generation { items }),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let outcome = engine.run(wf, options).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(outcome.run.status, RunStatus::Completed);
+    let sum = (n * (n - 1) / 2) as f64 + 0.5;
+    assert_eq!(value_of(&outcome, "b"), Some(sum));
+    assert!(elapsed.as_secs() < 5, "took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_many_handles_is_planned_in_linear_time() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();

@@ -27,6 +27,16 @@ pub(crate) struct SlotPlan {
     pub(crate) sources: std::ops::Range<u32>,
 }
 
+/// Where a slot's value comes from: an upstream node and one of its handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Source {
+    /// The upstream node's index in the plan.
+    pub(crate) node: u32,
+    /// The position of the edge's source handle in the upstream node's
+    /// [`handles`](PlanNode::handles) (outputs first).
+    pub(crate) handle: u32,
+}
+
 /// A handle a node's output key may name.
 pub(crate) struct HandlePlan {
     pub(crate) id: Arc<str>,
@@ -168,9 +178,8 @@ pub(crate) struct Plan {
     /// slots and their sources where the previous node's end, not behind two pointers of
     /// the node's own.
     pub(crate) slots: Vec<SlotPlan>,
-    /// Every slot's sources, slot after slot: (source node index, source output handle id),
-    /// in edge order.
-    pub(crate) sources: Vec<(u32, Arc<str>)>,
+    /// Every slot's sources, slot after slot, in edge order.
+    pub(crate) sources: Vec<Source>,
     /// Number of nodes in the document.
     doc_nodes: usize,
     /// Document node id → (document index, plan index or `u32::MAX`), built on first need
@@ -331,8 +340,8 @@ impl Plan {
         &self.slots[node.slots.start as usize..node.slots.end as usize]
     }
 
-    /// A slot's sources: (source node index, source output handle id), in edge order.
-    pub(crate) fn sources_of(&self, slot: &SlotPlan) -> &[(u32, Arc<str>)] {
+    /// A slot's sources, in edge order.
+    pub(crate) fn sources_of(&self, slot: &SlotPlan) -> &[Source] {
         &self.sources[slot.sources.start as usize..slot.sources.end as usize]
     }
 
@@ -538,7 +547,7 @@ impl Plan {
         // handles).
         let mut handles_by_id: Vec<ById<'_>> = Vec::with_capacity(order.len());
         let mut all_slots: Vec<SlotPlan> = Vec::with_capacity(order.len());
-        let mut all_sources: Vec<(u32, Arc<str>)> = Vec::with_capacity(workflow.edges.len());
+        let mut all_sources: Vec<Source> = Vec::with_capacity(workflow.edges.len());
         for &i in &order {
             let i = i as usize;
             let node = &workflow.nodes[i];
@@ -590,8 +599,8 @@ impl Plan {
                     is_output,
                 });
             }
-            // (slot, source node, source handle), in edge order.
-            let mut fed: Vec<(u32, u32, Arc<str>)> = Vec::new();
+            // (slot, source), in edge order.
+            let mut fed: Vec<(u32, Source)> = Vec::new();
             if !preset[i] {
                 let slot_by_id = ById::new(handle_ids.iter().filter(is_input).map(id_of));
                 for &(s, e) in incoming_of(i) {
@@ -607,27 +616,30 @@ impl Plan {
                         continue;
                     };
                     let src = position[s as usize] as usize;
-                    let Some(src_handle) = nodes.get(src).and_then(|src_node| {
-                        handles_by_id
-                            .get(src)?
-                            .find(
-                                &edge.source_handle_id,
-                                src_node.handles.iter().map(|h| &*h.id),
-                            )
-                            .map(|h| src_node.handles[h as usize].id.clone())
+                    let Some(handle) = nodes.get(src).and_then(|src_node| {
+                        handles_by_id.get(src)?.find(
+                            &edge.source_handle_id,
+                            src_node.handles.iter().map(|h| &*h.id),
+                        )
                     }) else {
                         continue;
                     };
-                    fed.push((slot, src as u32, src_handle));
+                    fed.push((
+                        slot,
+                        Source {
+                            node: src as u32,
+                            handle,
+                        },
+                    ));
                 }
             }
             // Each slot's sources after the previous slot's, in edge order (a stable sort).
-            fed.sort_by_key(|&(slot, _, _)| slot);
+            fed.sort_by_key(|&(slot, _)| slot);
             let mut fed = fed.into_iter().peekable();
             for (k, slot) in all_slots[slot_start..].iter_mut().enumerate() {
                 let start = all_sources.len() as u32;
-                while let Some((_, src, handle)) = fed.next_if(|&(s, _, _)| s as usize == k) {
-                    all_sources.push((src, handle));
+                while let Some((_, source)) = fed.next_if(|&(s, _)| s as usize == k) {
+                    all_sources.push(source);
                 }
                 slot.sources = start..all_sources.len() as u32;
             }
@@ -679,8 +691,8 @@ impl Plan {
         // Dependents (CSR), once per edge, from the slot sources.
         let count = nodes.len();
         let mut dep_counts = vec![0u32; count + 1];
-        for (s, _) in &all_sources {
-            dep_counts[*s as usize] += 1;
+        for source in &all_sources {
+            dep_counts[source.node as usize] += 1;
         }
         let dep_offsets = prefix_sums(&dep_counts);
         let mut fill = dep_offsets.clone();
@@ -689,8 +701,8 @@ impl Plan {
         for (t, node) in nodes.iter().enumerate() {
             for slot in &all_slots[node.slots.start as usize..node.slots.end as usize] {
                 let sources = slot.sources.start as usize..slot.sources.end as usize;
-                for (s, _) in &all_sources[sources] {
-                    let at = &mut fill[*s as usize];
+                for source in &all_sources[sources] {
+                    let at = &mut fill[source.node as usize];
                     dependents[*at as usize] = t as u32;
                     *at += 1;
                     indegree[t] += 1;

@@ -16,7 +16,7 @@ use crate::event::{
     EventKind, EventReceiver, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason,
 };
 use crate::model::{
-    ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
+    Data, ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
     OnError, OutputItem, RunRecord, RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput, RunScope, Scope};
@@ -70,6 +70,59 @@ pub(crate) struct Settled {
     duration_ms: Option<u64>,
     /// The node's cache key, when the run computed it.
     key: Option<CacheKey>,
+    /// For a completed node, what flows on from each of its output handles (set by
+    /// [`RunState::settle`]).
+    flows: Flows,
+}
+
+/// What a completed node's selected generation holds for one of its output handles, found
+/// once as the node settles: its dependents take their values from here instead of searching
+/// the result for their handle, and a number or a boolean without following a pointer.
+enum Flow {
+    /// No item: the handle's dependents are not taken.
+    Absent,
+    /// The item at this position in the selected generation.
+    At(u32),
+    /// The item's value (a number or a boolean: copying it costs nothing).
+    Value(Item),
+}
+
+/// A node's [`Flow`]s, one per output handle, in the order of [`PlanNode::handles`].
+type Flows = smallvec::SmallVec<[Flow; 1]>;
+
+/// The flows of `result` out of `node`'s output handles: each handle's item is the first in
+/// the selected generation that names it (items the engine produced name it by the plan's
+/// own `Arc`, so a pointer comparison usually finds it).
+fn flows_of(node: &PlanNode, result: &NodeResult) -> Flows {
+    let outputs = node.handles.iter().take_while(|h| h.is_output);
+    let Some(generation) = result.selected() else {
+        return outputs.map(|_| Flow::Absent).collect();
+    };
+    let items = &generation.items;
+    let flow = |at: Option<usize>| match at {
+        Some(at) => match &items[at].data {
+            Data::Boolean(_) | Data::Number(_) => Flow::Value(items[at].to_item()),
+            _ => Flow::At(at as u32),
+        },
+        None => Flow::Absent,
+    };
+    // A node with many items finds them through a map, so that this stays linear.
+    if items.len() > 16 {
+        let mut by_handle: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        for (at, item) in items.iter().enumerate() {
+            by_handle.entry(&item.output_handle_id).or_insert(at);
+        }
+        return outputs
+            .map(|h| flow(by_handle.get(&*h.id).copied()))
+            .collect();
+    }
+    outputs
+        .map(|h| {
+            flow(items.iter().position(|i| {
+                Arc::ptr_eq(&i.output_handle_id, &h.id) || *i.output_handle_id == *h.id
+            }))
+        })
+        .collect()
 }
 
 impl Settled {
@@ -82,6 +135,7 @@ impl Settled {
             attempts: 0,
             duration_ms: None,
             key: None,
+            flows: Flows::new(),
         }
     }
 
@@ -917,8 +971,14 @@ impl RunState {
 
     /// Records how a node settled (first writer wins) and queues its event, with the inputs
     /// it ran with (they go to the dispatcher, which builds the record).
-    fn settle(&self, idx: usize, settled: Settled, inputs: Option<Arc<Inputs>>) {
+    fn settle(&self, idx: usize, mut settled: Settled, inputs: Option<Arc<Inputs>>) {
         let cancelled = matches!(settled.end, End::Cancelled { .. });
+        // (Only what a dependent will read.)
+        if let End::Completed { result, .. } = &settled.end
+            && !self.plan.dependents_of(idx).is_empty()
+        {
+            settled.flows = flows_of(&self.plan.nodes[idx], result);
+        }
         if self.settled[idx].set(settled).is_ok() {
             if cancelled {
                 self.any_cancelled.store(true, Ordering::Release);
@@ -940,14 +1000,32 @@ impl RunState {
         for slot in slot_plans {
             let sources = self.plan.sources_of(slot);
             let mut values = Vec::with_capacity(sources.len());
-            for (src, handle) in sources {
+            for source in sources {
                 edges += 1;
-                let upstream = &self.plan.nodes[*src as usize];
-                match self.settled[*src as usize].get().map(|s| &s.end) {
-                    Some(End::Completed { result, .. }) => match selected_item(result, handle) {
-                        Some(item) => values.push(item.to_item()),
-                        None => not_taken = Some(upstream.id.clone()),
-                    },
+                let upstream = &self.plan.nodes[source.node as usize];
+                let settled = self.settled[source.node as usize].get();
+                match settled.map(|s| &s.end) {
+                    Some(End::Completed { result, .. }) => {
+                        let flow = settled.and_then(|s| s.flows.get(source.handle as usize));
+                        let item = match flow {
+                            Some(Flow::Value(item)) => Some(item.clone()),
+                            Some(Flow::At(at)) => result
+                                .selected()
+                                .and_then(|g| g.items.get(*at as usize))
+                                .map(OutputItem::to_item),
+                            Some(Flow::Absent) => None,
+                            // An edge out of an input handle (validation refuses one): the
+                            // item is looked for by the handle's id.
+                            None => upstream
+                                .handles
+                                .get(source.handle as usize)
+                                .and_then(|h| result.selected_item(&h.id).map(OutputItem::to_item)),
+                        };
+                        match item {
+                            Some(item) => values.push(item),
+                            None => not_taken = Some(upstream.id.clone()),
+                        }
+                    }
                     Some(End::Failed { error, .. }) => {
                         return Resolution::Skip(SkipReason::UpstreamFailed {
                             node_id: upstream.id.clone(),
@@ -1185,6 +1263,7 @@ impl RunState {
                 attempts,
                 duration_ms,
                 key,
+                flows: Flows::new(),
             },
             Some(inputs),
         );
@@ -1551,18 +1630,6 @@ fn merge_cached(node: &PlanNode, run: &NodeRun, cached: &CachedOutputs) -> Arc<N
         }
         _ => Arc::new(merge(node, run, generations.clone())),
     }
-}
-
-/// The item an upstream result holds for `handle` in its selected generation. Items the
-/// engine produced name their handle by the plan's own `Arc`, so a pointer comparison finds
-/// them; pinned, resumed and cached results fall back to comparing the text.
-fn selected_item<'a>(result: &'a NodeResult, handle: &Arc<str>) -> Option<&'a OutputItem> {
-    let generation = result.selected()?;
-    generation
-        .items
-        .iter()
-        .find(|i| Arc::ptr_eq(&i.output_handle_id, handle))
-        .or_else(|| generation.item(handle))
 }
 
 /// The text of a panic payload.
