@@ -474,13 +474,16 @@ async fn download_asset(
         .await?
         .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
-    // Streamed as it is read: a large video is never held whole.
-    let bytes = axum::body::Body::from_stream(state.assets().read_stream(&asset).await?);
+    // Streamed as it is read: a large video is never held whole. Its length is declared
+    // first, from its record; bytes that turn out to differ break the download.
+    let stream = state.assets().read_stream(&asset).await?;
+    let bytes = axum::body::Body::from_stream(gatewai_core::assets::sized_stream(&asset, stream));
     let content_type = HeaderValue::from_str(&asset.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     Ok((
         [
             (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_LENGTH, HeaderValue::from(asset.size)),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -253,6 +253,69 @@ async fn upload_photo(server: &TestServer, user: &str) -> String {
     asset["id"].as_str().unwrap().to_owned()
 }
 
+/// The one file under `dir` holding exactly `bytes`.
+fn file_holding(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read(&path).unwrap() == bytes {
+                found.push(path);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_declares_its_length_and_breaks_when_its_file_changed() {
+    let server = TestServer::default().await;
+    let photo = upload_photo(&server, "alice").await;
+    let bytes = std::fs::read(shipped("assets/photo.jpg")).unwrap();
+    let download = || {
+        server
+            .as_user(
+                server.http.get(server.url(&format!("/api/assets/{photo}"))),
+                "alice",
+            )
+            .send()
+    };
+    let resp = download().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    assert_eq!(resp.bytes().await.unwrap(), bytes);
+
+    // The stored file grows, then shrinks, behind the store's back: the length declared
+    // from the asset's record no longer holds, and the client sees a broken download rather
+    // than a whole one.
+    let file = file_holding(server._dir.path(), &bytes);
+    let mut longer = bytes.clone();
+    longer.extend_from_slice(b"appended");
+    for changed in [longer, bytes[..bytes.len() / 2].to_vec()] {
+        std::fs::write(&file, &changed).unwrap();
+        // (A first chunk already too long fails before the headers go out.)
+        if let Ok(resp) = download().await {
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                resp.headers()["content-length"],
+                bytes.len().to_string().as_str()
+            );
+            assert!(
+                resp.bytes().await.is_err(),
+                "{} bytes on file",
+                changed.len()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflow_crud_cycle() {
     let mut server = TestServer::default().await;
@@ -415,6 +478,10 @@ async fn run_followed_over_sse_then_history_downloads_and_cache() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(
+        resp.headers()["content-length"],
+        card["size"].to_string().as_str()
+    );
     let png = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!((png.width(), png.height()), (320, 360));
     let (status, _) = server.get(&format!("/api/assets/{card_id}"), "bob").await;

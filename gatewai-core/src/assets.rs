@@ -34,6 +34,60 @@ pub struct NewAsset {
 pub type AssetStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes>> + Send + 'static>>;
 
+/// `stream` (an asset's bytes) checked against the asset's recorded size: should the bytes
+/// come to more or fewer, the stream ends in an error (kind [`ErrorKind::Io`]) naming the
+/// asset, where it would otherwise send more or end early. For a host that declares the size
+/// (an HTTP `Content-Length`) before streaming: a file changed behind its store's back then
+/// breaks the download instead of passing for a whole one.
+pub fn sized_stream(asset: &FileAsset, stream: AssetStream) -> AssetStream {
+    use futures::StreamExt;
+    struct State {
+        stream: AssetStream,
+        id: String,
+        size: u64,
+        sent: u64,
+        ended: bool,
+    }
+    let state = State {
+        stream,
+        id: asset.id.clone(),
+        size: asset.size,
+        sent: 0,
+        ended: false,
+    };
+    let mismatch = |s: &State, what: &str| {
+        tracing::error!(asset_id = %s.id, size = s.size, sent = s.sent, "asset bytes {what} than its record says");
+        Error::asset(
+            &s.id,
+            ErrorKind::Io,
+            format!(
+                "the stored bytes are {what} than the asset's recorded size ({} bytes)",
+                s.size
+            ),
+        )
+    };
+    Box::pin(futures::stream::unfold(state, move |mut s| async move {
+        if s.ended {
+            return None;
+        }
+        let item = match s.stream.next().await {
+            Some(Ok(chunk)) => {
+                s.sent += chunk.len() as u64;
+                if s.sent > s.size {
+                    Err(mismatch(&s, "more"))
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None if s.sent < s.size => Err(mismatch(&s, "fewer")),
+            None => return None,
+        };
+        s.ended = item.is_err();
+        Some((item, s))
+    }))
+}
+
 /// Stores file assets: blobs plus their [`FileAsset`] description.
 #[async_trait]
 pub trait AssetStore: Send + Sync + 'static {
@@ -182,5 +236,70 @@ impl AssetStore for MemoryAssetStore {
     async fn delete(&self, asset: &FileAsset) -> Result<()> {
         self.lock().remove(&asset.id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    fn asset(size: u64) -> FileAsset {
+        FileAsset {
+            id: "a1".to_owned(),
+            size,
+            ..FileAsset::default()
+        }
+    }
+
+    fn chunks(parts: Vec<Result<&'static [u8]>>) -> AssetStream {
+        Box::pin(futures::stream::iter(
+            parts.into_iter().map(|p| p.map(Bytes::from_static)),
+        ))
+    }
+
+    async fn collect(asset: &FileAsset, parts: Vec<Result<&'static [u8]>>) -> Vec<Result<Bytes>> {
+        sized_stream(asset, chunks(parts)).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_stream_of_the_recorded_size_passes_whole() {
+        let got = collect(&asset(5), vec![Ok(b"abc"), Ok(b""), Ok(b"de")]).await;
+        let bytes: Vec<u8> = got.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        assert_eq!(bytes, b"abcde");
+        assert!(collect(&asset(0), vec![]).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn more_or_fewer_bytes_than_recorded_end_the_stream_in_an_error() {
+        // More: the chunk that goes past the size is not sent, and nothing after it.
+        let got = collect(&asset(4), vec![Ok(b"abc"), Ok(b"de"), Ok(b"f")]).await;
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].as_ref().unwrap(), &b"abc"[..]);
+        let e = got[1].as_ref().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Io);
+        assert!(
+            e.to_string().contains("a1") && e.to_string().contains("more"),
+            "{e}"
+        );
+        // Fewer: an error after the last chunk.
+        let got = collect(&asset(10), vec![Ok(b"abc")]).await;
+        assert_eq!(got.len(), 2);
+        let e = got[1].as_ref().unwrap_err();
+        assert!(
+            e.to_string().contains("fewer") && e.to_string().contains("10 bytes"),
+            "{e}"
+        );
+        // The store's own error is passed on, and ends the stream.
+        let failed = Error::asset("a1", ErrorKind::Io, "disk gone");
+        let got = collect(&asset(10), vec![Ok(b"abc"), Err(failed), Ok(b"de")]).await;
+        assert_eq!(got.len(), 2);
+        assert!(
+            got[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("disk gone")
+        );
     }
 }
