@@ -462,11 +462,14 @@ async fn upload_asset(
     }
 }
 
-/// `GET /api/assets/{id}`: the asset's bytes, for its owners only (404 for anyone else).
+/// `GET /api/assets/{id}`: the asset's bytes, for its owners only (404 for anyone else), or
+/// the one byte range a `Range` header asks for (206; 416 for a range past the end), so that a
+/// video player can seek.
 async fn download_asset(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     let asset = state
         .store()
@@ -474,22 +477,175 @@ async fn download_asset(
         .await?
         .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
+    let size = asset.size;
+    let range = match requested_range(&headers, size) {
+        Ok(range) => range,
+        Err(Unsatisfiable) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            let value = HeaderValue::from_str(&format!("bytes */{size}"));
+            if let Ok(value) = value {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
     // Streamed as it is read: a large video is never held whole. Its length is declared
     // first, from its record; bytes that turn out to differ break the download.
-    let stream = state.assets().read_stream(&asset).await?;
-    let bytes = axum::body::Body::from_stream(gatewai_core::assets::sized_stream(&asset, stream));
+    let (status, stream, length) = match &range {
+        Some(range) => (
+            StatusCode::PARTIAL_CONTENT,
+            state.assets().read_range(&asset, range.clone()).await?,
+            range.end - range.start,
+        ),
+        None => (
+            StatusCode::OK,
+            state.assets().read_stream(&asset).await?,
+            size,
+        ),
+    };
+    let body = axum::body::Body::from_stream(gatewai_core::assets::sized_stream(
+        &asset.id, length, stream,
+    ));
     let content_type = HeaderValue::from_str(&asset.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
-    Ok((
+    let mut response = (
+        status,
         [
             (header::CONTENT_TYPE, content_type),
-            (header::CONTENT_LENGTH, HeaderValue::from(asset.size)),
+            (header::CONTENT_LENGTH, HeaderValue::from(length)),
+            (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             ),
         ],
-        bytes,
+        body,
     )
-        .into_response())
+        .into_response();
+    if let Some(range) = range
+        && let Ok(value) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
+    {
+        response.headers_mut().insert(header::CONTENT_RANGE, value);
+    }
+    Ok(response)
+}
+
+/// A `Range` header that no byte of the body satisfies (answered 416).
+#[derive(Debug, PartialEq)]
+struct Unsatisfiable;
+
+/// The byte range a request's `Range` header asks of a `size`-byte body (RFC 9110 §14.2), as
+/// offsets: `bytes=a-b`, `bytes=a-` or `bytes=-n` (the last `n` bytes). `None` (the whole body
+/// is sent, as the RFC lets a server do) for no header, one that is not a single byte range
+/// (several ranges, another unit, bad syntax), or one with an `If-Range` (this server has no
+/// validators to compare it with).
+fn requested_range(
+    headers: &HeaderMap,
+    size: u64,
+) -> std::result::Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
+    if headers.contains_key(header::IF_RANGE) {
+        return Ok(None);
+    }
+    let Some(spec) = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (unit, spec) = v.trim().split_once('=')?;
+            unit.trim()
+                .eq_ignore_ascii_case("bytes")
+                .then_some(spec.trim())
+        })
+        .filter(|spec| !spec.contains(','))
+    else {
+        return Ok(None);
+    };
+    let Some((first, last)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    // A position of digits only; one beyond u64 stands for "past any end".
+    let position = |text: &str| {
+        let text = text.trim();
+        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| text.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    match (position(first), last.trim().is_empty()) {
+        // The last `n` bytes.
+        (None, false) if first.trim().is_empty() => match position(last) {
+            Some(0) => Err(Unsatisfiable),
+            Some(_) if size == 0 => Err(Unsatisfiable),
+            Some(n) => Ok(Some(size - n.min(size)..size)),
+            None => Ok(None),
+        },
+        (Some(start), true) if start >= size => Err(Unsatisfiable),
+        (Some(start), true) => Ok(Some(start..size)),
+        (Some(start), false) => match position(last) {
+            Some(last) if last < start => Ok(None),
+            Some(_) if start >= size => Err(Unsatisfiable),
+            Some(last) => Ok(Some(start..last.saturating_add(1).min(size))),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(
+        value: &str,
+        size: u64,
+    ) -> std::result::Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_str(value).unwrap());
+        requested_range(&headers, size)
+    }
+
+    #[test]
+    fn byte_ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(requested_range(&HeaderMap::new(), 100), Ok(None));
+        // First and last positions (inclusive), open-ended, suffix.
+        assert_eq!(range("bytes=0-0", 100), Ok(Some(0..1)));
+        assert_eq!(range("bytes=10-19", 100), Ok(Some(10..20)));
+        assert_eq!(range(" Bytes = 10 - 19 ", 100), Ok(Some(10..20)));
+        assert_eq!(range("bytes=90-", 100), Ok(Some(90..100)));
+        assert_eq!(range("bytes=-5", 100), Ok(Some(95..100)));
+        // A last position past the end, or beyond u64, ends at the end; so does a suffix
+        // longer than the body.
+        assert_eq!(range("bytes=95-1000", 100), Ok(Some(95..100)));
+        assert_eq!(
+            range("bytes=95-99999999999999999999999", 100),
+            Ok(Some(95..100))
+        );
+        assert_eq!(range("bytes=-1000", 100), Ok(Some(0..100)));
+        // Nothing to send: 416.
+        assert_eq!(range("bytes=100-", 100), Err(Unsatisfiable));
+        assert_eq!(range("bytes=100-200", 100), Err(Unsatisfiable));
+        assert_eq!(
+            range("bytes=99999999999999999999999-", 100),
+            Err(Unsatisfiable)
+        );
+        assert_eq!(range("bytes=-0", 100), Err(Unsatisfiable));
+        assert_eq!(range("bytes=-5", 0), Err(Unsatisfiable));
+        // Not a single byte range: the whole body.
+        for ignored in [
+            "bytes=0-1,5-6",
+            "items=0-5",
+            "bytes=9-3",
+            "bytes=a-b",
+            "bytes=5",
+            "bytes=-",
+            "bytes=+1-2",
+            "bytes=--5",
+            "0-5",
+        ] {
+            assert_eq!(range(ignored, 100), Ok(None), "{ignored}");
+        }
+        // An If-Range this server cannot evaluate: the whole body.
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-5"));
+        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"v1\""));
+        assert_eq!(requested_range(&headers, 100), Ok(None));
+    }
 }

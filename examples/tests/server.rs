@@ -272,7 +272,7 @@ fn file_holding(dir: &Path, bytes: &[u8]) -> std::path::PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_download_declares_its_length_and_breaks_when_its_file_changed() {
+async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_file_changed() {
     let server = TestServer::default().await;
     let photo = upload_photo(&server, "alice").await;
     let bytes = std::fs::read(shipped("assets/photo.jpg")).unwrap();
@@ -290,7 +290,57 @@ async fn a_download_declares_its_length_and_breaks_when_its_file_changed() {
         resp.headers()["content-length"],
         bytes.len().to_string().as_str()
     );
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
     assert_eq!(resp.bytes().await.unwrap(), bytes);
+
+    // One byte range (a video player seeking): 206 with the range; none past the end: 416;
+    // several ranges: the whole file.
+    let n = bytes.len();
+    let ranged = |range: String| {
+        server
+            .as_user(
+                server.http.get(server.url(&format!("/api/assets/{photo}"))),
+                "alice",
+            )
+            .header("range", range)
+            .send()
+    };
+    for (asked, from, to) in [
+        ("bytes=10-19".to_owned(), 10, 20),
+        ("bytes=-5".to_owned(), n - 5, n),
+        (format!("bytes={}-", n - 100), n - 100, n),
+        (format!("bytes=70000-{}", n * 2), 70_000, n),
+    ] {
+        let resp = ranged(asked.clone()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{asked}");
+        let headers = resp.headers().clone();
+        assert_eq!(
+            headers["content-range"],
+            format!("bytes {from}-{}/{n}", to - 1).as_str()
+        );
+        assert_eq!(headers["content-length"], (to - from).to_string().as_str());
+        assert_eq!(resp.bytes().await.unwrap(), bytes[from..to], "{asked}");
+    }
+    let resp = ranged(format!("bytes={n}-")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes */{n}").as_str()
+    );
+    let resp = ranged("bytes=0-1,5-6".to_owned()).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), bytes);
+    // Someone else's asset stays not found, ranges or not.
+    let resp = server
+        .as_user(
+            server.http.get(server.url(&format!("/api/assets/{photo}"))),
+            "bob",
+        )
+        .header("range", "bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // The stored file grows, then shrinks, behind the store's back: the length declared
     // from the asset's record no longer holds, and the client sees a broken download rather

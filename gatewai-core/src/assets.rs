@@ -34,12 +34,13 @@ pub struct NewAsset {
 pub type AssetStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<Bytes>> + Send + 'static>>;
 
-/// `stream` (an asset's bytes) checked against the asset's recorded size: should the bytes
-/// come to more or fewer, the stream ends in an error (kind [`ErrorKind::Io`]) naming the
-/// asset, where it would otherwise send more or end early. For a host that declares the size
-/// (an HTTP `Content-Length`) before streaming: a file changed behind its store's back then
-/// breaks the download instead of passing for a whole one.
-pub fn sized_stream(asset: &FileAsset, stream: AssetStream) -> AssetStream {
+/// `stream` (bytes of the asset `asset_id`) checked against the length expected of it (the
+/// asset's recorded size, or the length of the range read): should the bytes come to more or
+/// fewer, the stream ends in an error (kind [`ErrorKind::Io`]) naming the asset, where it
+/// would otherwise send more or end early. For a host that declares the length (an HTTP
+/// `Content-Length`) before streaming: a file changed behind its store's back then breaks the
+/// download instead of passing for a whole one.
+pub fn sized_stream(asset_id: &str, size: u64, stream: AssetStream) -> AssetStream {
     use futures::StreamExt;
     struct State {
         stream: AssetStream,
@@ -50,18 +51,18 @@ pub fn sized_stream(asset: &FileAsset, stream: AssetStream) -> AssetStream {
     }
     let state = State {
         stream,
-        id: asset.id.clone(),
-        size: asset.size,
+        id: asset_id.to_owned(),
+        size,
         sent: 0,
         ended: false,
     };
     let mismatch = |s: &State, what: &str| {
-        tracing::error!(asset_id = %s.id, size = s.size, sent = s.sent, "asset bytes {what} than its record says");
+        tracing::error!(asset_id = %s.id, expected = s.size, sent = s.sent, "asset bytes {what} than its record says");
         Error::asset(
             &s.id,
             ErrorKind::Io,
             format!(
-                "the stored bytes are {what} than the asset's recorded size ({} bytes)",
+                "the stored bytes are {what} than its record says ({} bytes expected)",
                 s.size
             ),
         )
@@ -86,6 +87,39 @@ pub fn sized_stream(asset: &FileAsset, stream: AssetStream) -> AssetStream {
         s.ended = item.is_err();
         Some((item, s))
     }))
+}
+
+/// The bytes of `stream` within `range` (offsets into the whole stream), without copying:
+/// chunks before it are skipped, the stream is dropped once the range is sent, and a range
+/// reaching past the end yields what there is. What [`AssetStore::read_range`] does by
+/// default.
+pub fn range_of_stream(stream: AssetStream, range: std::ops::Range<u64>) -> AssetStream {
+    use futures::StreamExt;
+    let state = (
+        Some(stream),
+        range.start,
+        range.end.saturating_sub(range.start),
+    );
+    Box::pin(futures::stream::unfold(
+        state,
+        |(stream, mut skip, left)| async move {
+            let mut stream = stream.filter(|_| left > 0)?;
+            loop {
+                let chunk = match stream.next().await? {
+                    Ok(chunk) => chunk,
+                    Err(e) => return Some((Err(e), (None, 0, 0))),
+                };
+                let len = chunk.len() as u64;
+                if skip >= len {
+                    skip -= len;
+                    continue;
+                }
+                let take = (len - skip).min(left);
+                let part = chunk.slice(skip as usize..(skip + take) as usize);
+                return Some((Ok(part), (Some(stream), 0, left - take)));
+            }
+        },
+    ))
 }
 
 /// Stores file assets: blobs plus their [`FileAsset`] description.
@@ -144,6 +178,23 @@ pub trait AssetStore: Send + Sync + 'static {
     async fn read_stream(&self, asset: &FileAsset) -> Result<AssetStream> {
         let bytes = self.read(asset).await?;
         Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })))
+    }
+
+    /// Bytes `range` of an asset (offsets into its bytes) as a stream of chunks, for an HTTP
+    /// range request (a video player seeking). A range reaching past the asset's end yields
+    /// what there is: a host checks the range against the asset's size first, and the length
+    /// it gets with [`sized_stream`]. Opening fails as [`read_stream`](Self::read_stream)
+    /// does.
+    ///
+    /// The default implementation streams the asset from its start and keeps the range
+    /// ([`range_of_stream`]); the stores of `gatewai-store` start reading at the range.
+    async fn read_range(
+        &self,
+        asset: &FileAsset,
+        range: std::ops::Range<u64>,
+    ) -> Result<AssetStream> {
+        let stream = self.read_stream(asset).await?;
+        Ok(range_of_stream(stream, range))
     }
 
     /// Looks an asset up by id.
@@ -259,7 +310,65 @@ mod tests {
     }
 
     async fn collect(asset: &FileAsset, parts: Vec<Result<&'static [u8]>>) -> Vec<Result<Bytes>> {
-        sized_stream(asset, chunks(parts)).collect().await
+        sized_stream(&asset.id, asset.size, chunks(parts))
+            .collect()
+            .await
+    }
+
+    async fn joined(stream: AssetStream) -> Vec<u8> {
+        let parts: Vec<Result<Bytes>> = stream.collect().await;
+        parts
+            .into_iter()
+            .flat_map(|p| p.unwrap().to_vec())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_range_of_a_stream_spans_its_chunks() {
+        let parts = || chunks(vec![Ok(b"abc"), Ok(b""), Ok(b"defg"), Ok(b"hij")]);
+        let all = b"abcdefghij";
+        for (start, end) in [
+            (0, 10),
+            (0, 0),
+            (2, 3),
+            (2, 8),
+            (3, 7),
+            (9, 10),
+            (5, 100),
+            (10, 12),
+        ] {
+            let got = joined(range_of_stream(parts(), start..end)).await;
+            let want = &all[(start as usize).min(10)..(end as usize).min(10)];
+            assert_eq!(got, want, "{start}..{end}");
+        }
+        // Once the range is sent, the rest of the stream is not read: an error after it is
+        // never seen; one within it is passed on.
+        let failing = || {
+            chunks(vec![
+                Ok(b"abc"),
+                Err(Error::asset("a1", ErrorKind::Io, "disk gone")),
+            ])
+        };
+        assert_eq!(joined(range_of_stream(failing(), 1..3)).await, b"bc");
+        let got: Vec<_> = range_of_stream(failing(), 1..5).collect().await;
+        assert_eq!(got.len(), 2);
+        assert!(got[1].is_err());
+    }
+
+    #[tokio::test]
+    async fn the_default_range_read_keeps_the_range_of_the_whole() {
+        let store = MemoryAssetStore::default();
+        let asset = store
+            .put(NewAsset {
+                name: "a.bin".into(),
+                mime_type: "application/octet-stream".into(),
+                bytes: Bytes::from_static(b"0123456789"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got = joined(store.read_range(&asset, 3..7).await.unwrap()).await;
+        assert_eq!(got, b"3456");
     }
 
     #[tokio::test]

@@ -103,6 +103,60 @@ async fn collect(mut stream: gatewai_core::AssetStream) -> (Vec<usize>, Vec<u8>)
     (sizes, all)
 }
 
+/// Reads ranges of the large asset: at its start, across and at chunk boundaries, at its end,
+/// past its end (what there is), and empty; each joined is that slice of the bytes.
+async fn check_ranges(assets: &dyn AssetStore, put: &FileAsset, bytes: &Bytes) {
+    let len = bytes.len() as u64;
+    let cases = [
+        (0, 1),
+        (1, 70_000),
+        (65_535, 65_537),
+        (65_536, 131_072),
+        (len - 10, len),
+        (len - 10, len + 1_000),
+        (7, 7),
+        (0, len),
+    ];
+    for (start, end) in cases {
+        let (_, all) = collect(assets.read_range(put, start..end).await.unwrap()).await;
+        let want = &bytes[start as usize..end.min(len) as usize];
+        assert_eq!(all, want, "{start}..{end}");
+    }
+}
+
+/// A range read starts at the range (a video player seeking) and stops at its end.
+#[tokio::test]
+async fn fs_store_reads_a_range_of_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let assets = fs_assets(&dir, store).await;
+    let (put, bytes) = put_large(&assets).await;
+    check_ranges(&assets, &put, &bytes).await;
+    // Read in chunks, as the whole is.
+    let (sizes, _) = collect(assets.read_range(&put, 1..150_000).await.unwrap()).await;
+    assert_eq!(sizes, [65_536, 65_536, 18_927]);
+    assets.delete(&put).await.unwrap();
+    let err = assets.read_range(&put, 0..10).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+}
+
+/// The object store asks its store for the range only.
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn object_store_reads_a_range_of_an_object() {
+    use gatewai_store::ObjectAssetStore;
+    use std::sync::Arc;
+    let objects = Arc::new(object_store::memory::InMemory::new());
+    let assets = ObjectAssetStore::new(objects, "media", Store::memory());
+    let (put, bytes) = put_large(&assets).await;
+    check_ranges(&assets, &put, &bytes).await;
+    assets.delete(&put).await.unwrap();
+    for range in [0..10, 5..5] {
+        let err = assets.read_range(&put, range).await.err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
+}
+
 /// A download streams an asset's file in chunks, never all of it at once; a missing asset or
 /// file fails when the stream is opened, as a read does.
 #[tokio::test]

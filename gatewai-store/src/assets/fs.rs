@@ -112,27 +112,49 @@ impl FsAssetStore {
     /// An asset's file as a stream of chunks of at most [`STREAM_CHUNK`] bytes, read as the
     /// stream is polled (a download holds one chunk at a time, not the file).
     async fn read_blob_stream(&self, asset: &FileAsset) -> Result<gatewai_core::AssetStream> {
+        self.read_blob_range(asset, 0..u64::MAX).await
+    }
+
+    /// Bytes `range` of an asset's file, as [`read_blob_stream`](Self::read_blob_stream)
+    /// streams the whole: the file is read from the range's start, and no further than its
+    /// end.
+    async fn read_blob_range(
+        &self,
+        asset: &FileAsset,
+        range: std::ops::Range<u64>,
+    ) -> Result<gatewai_core::AssetStream> {
         use futures::TryStreamExt;
+        use tokio::io::AsyncSeekExt;
         let path = self.file_of(asset).await?;
-        let file = match tokio::fs::File::open(&path).await {
+        let mut file = match tokio::fs::File::open(&path).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::not_found("asset", &asset.id));
             }
             Err(source) => return Err(Error::Io { path, source }),
         };
+        if range.start > 0
+            && let Err(source) = file.seek(std::io::SeekFrom::Start(range.start)).await
+        {
+            return Err(Error::Io { path, source });
+        }
         let id = asset.id.clone();
-        let chunks = futures::stream::try_unfold((file, path), |(mut file, path)| async move {
-            let mut chunk = vec![0u8; STREAM_CHUNK];
-            match file.read(&mut chunk).await {
-                Ok(0) => Ok(None),
-                Ok(n) => {
-                    chunk.truncate(n);
-                    Ok(Some((Bytes::from(chunk), (file, path))))
+        let left = range.end.saturating_sub(range.start);
+        let chunks =
+            futures::stream::try_unfold((file, path, left), |(mut file, path, left)| async move {
+                if left == 0 {
+                    return Ok(None);
                 }
-                Err(source) => Err(Error::Io { path, source }),
-            }
-        });
+                let mut chunk = vec![0u8; (STREAM_CHUNK as u64).min(left) as usize];
+                match file.read(&mut chunk).await {
+                    Ok(0) => Ok(None),
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        Ok(Some((Bytes::from(chunk), (file, path, left - n as u64))))
+                    }
+                    Err(source) => Err(Error::Io { path, source }),
+                }
+            });
         Ok(Box::pin(
             chunks.map_err(move |e| e.into_core_asset_error(&id)),
         ))

@@ -12,7 +12,7 @@
 //! behind the store's back, and its record never see it).
 
 /// Implements core's `AssetStore` for a blob store with `put_blob`, `read_blob`,
-/// `read_blob_limited`, `read_blob_stream` and `delete_blob` methods and a `records` field (the
+/// `read_blob_limited`, `read_blob_stream`, `read_blob_range` and `delete_blob` methods and a `records` field (the
 /// [`Store`](crate::Store) keeping asset descriptions), reporting every error as core's asset
 /// error. Both blob stores share it.
 #[cfg(any(feature = "fs", feature = "s3"))]
@@ -53,6 +53,16 @@ macro_rules! asset_store_over_blobs {
                 asset: &gatewai_core::FileAsset,
             ) -> gatewai_core::Result<gatewai_core::AssetStream> {
                 self.read_blob_stream(asset)
+                    .await
+                    .map_err(|e| e.into_core_asset_error(&asset.id))
+            }
+
+            async fn read_range(
+                &self,
+                asset: &gatewai_core::FileAsset,
+                range: std::ops::Range<u64>,
+            ) -> gatewai_core::Result<gatewai_core::AssetStream> {
+                self.read_blob_range(asset, range)
                     .await
                     .map_err(|e| e.into_core_asset_error(&asset.id))
             }

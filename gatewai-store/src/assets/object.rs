@@ -94,9 +94,37 @@ impl ObjectAssetStore {
 
     /// An asset's object as the stream of chunks its store answers with.
     async fn read_blob_stream(&self, asset: &FileAsset) -> Result<gatewai_core::AssetStream> {
+        self.stream_object(asset, None).await
+    }
+
+    /// Bytes `range` of an asset's object: only the range is asked of its store.
+    async fn read_blob_range(
+        &self,
+        asset: &FileAsset,
+        range: std::ops::Range<u64>,
+    ) -> Result<gatewai_core::AssetStream> {
+        if range.is_empty() {
+            // (A store refuses an empty range; the asset must still exist.)
+            self.location_of(asset).await?;
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        self.stream_object(asset, Some(object_store::GetRange::Bounded(range)))
+            .await
+    }
+
+    /// The object's bytes, or those of `range`, as its store streams them.
+    async fn stream_object(
+        &self,
+        asset: &FileAsset,
+        range: Option<object_store::GetRange>,
+    ) -> Result<gatewai_core::AssetStream> {
         use futures::TryStreamExt;
         let location = self.location_of(asset).await?;
-        let found = match self.objects.get(&location).await {
+        let options = object_store::GetOptions {
+            range,
+            ..Default::default()
+        };
+        let found = match self.objects.get_opts(&location, options).await {
             Ok(found) => found,
             Err(object_store::Error::NotFound { .. }) => {
                 return Err(Error::not_found("asset", &asset.id));
