@@ -459,10 +459,11 @@ async fn ffmpeg_errors_do_not_show_temporary_paths() {
     fails_without_temporary_paths(&h, nodes, &video, "No such file").await;
 }
 
-/// A time past what ffmpeg can seek to (its times are 64-bit microseconds) is the config
-/// field's fault, also when ffprobe cannot tell the media's duration to compare it with.
+/// A time past what ffmpeg can seek to (its times are 64-bit microseconds), or past the
+/// video's end, is the config field's fault, also when ffprobe cannot tell the media's duration
+/// to compare it with.
 #[tokio::test]
-async fn times_beyond_ffmpeg_s_range_name_their_field_when_the_duration_is_unknown() {
+async fn times_past_the_end_or_ffmpeg_s_range_name_their_field_when_the_duration_is_unknown() {
     let h = Harness::new();
     let bytes = colour_video_without_duration();
     let dir = tempfile::tempdir().unwrap();
@@ -507,8 +508,26 @@ async fn times_beyond_ffmpeg_s_range_name_their_field_when_the_duration_is_unkno
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{config}: {err}");
         assert!(err.message().contains(&format!("`{field}`")), "{err}");
     }
-    // A time within reach still works.
+    // A time within reach still works; one past the end (which ffprobe could not tell) finds
+    // no frame, and says so rather than hand back another frame.
     assert_eq!(frame_colour(&h, &video, "1.5").await, "green");
+    assert_eq!(frame_colour(&h, &video, "2.85").await, "blue");
+    for past in ["3.5", "10", "1000"] {
+        let err = h
+            .run(
+                &extract,
+                json!({ "timestamp": past }),
+                "video",
+                Item::file(DataType::Video, video.clone()),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{past}: {err}");
+        assert!(
+            err.message().contains("no frame") && err.message().contains("unknown time"),
+            "{err}"
+        );
+    }
     // An end out of reach cuts to the end, as an end past a known duration does.
     let out = h
         .run(
