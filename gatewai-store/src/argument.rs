@@ -2,7 +2,10 @@
 //!
 //! Every backend refuses the same arguments with the same error, whatever its database would
 //! take: PostgreSQL's `text` cannot hold a NUL character (SQLite's and the memory backend's
-//! can), so a NUL in an id or a name is refused everywhere, naming the field.
+//! can), so a NUL in an id or a name is refused everywhere, naming the field; a number beyond
+//! its column (an asset's width past `i32`, its size past `i64`) or one SQLite cannot keep (a
+//! NaN becomes NULL there) is refused everywhere too, rather than stored changed by some
+//! backends only.
 
 use crate::error::{Error, Result};
 use crate::model::{NewUser, NewWorkflow, WorkflowUpdate};
@@ -78,7 +81,34 @@ pub(crate) fn asset(asset: &FileAsset, owner_id: Option<&str>) -> Result<()> {
     text("asset bucket", &asset.bucket)?;
     text("asset key", &asset.key)?;
     text("asset mime type", &asset.mime_type)?;
-    optional_text("asset owner", owner_id)
+    optional_text("asset owner", owner_id)?;
+    within("asset size", asset.size, i64::MAX as u64)?;
+    for (field, value) in [("asset width", asset.width), ("asset height", asset.height)] {
+        within(field, u64::from(value.unwrap_or(0)), i32::MAX as u64)?;
+    }
+    for (field, value) in [("asset fps", asset.fps), ("asset duration", asset.duration)] {
+        match value {
+            Some(v) if !v.is_finite() || v < 0.0 => {
+                return Err(Error::InvalidInput {
+                    field,
+                    message: format!("is {v}; a finite number of at least 0 is needed"),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Fails when a number is beyond what its column holds.
+fn within(field: &'static str, value: u64, max: u64) -> Result<()> {
+    match value > max {
+        true => Err(Error::InvalidInput {
+            field,
+            message: format!("is {value}; at most {max} can be stored"),
+        }),
+        false => Ok(()),
+    }
 }
 
 /// Checks an execution record's ids and type (its label and error are free text, which the
@@ -98,6 +128,36 @@ pub(crate) fn run(run: &gatewai_core::RunRecord) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asset_numbers_beyond_their_columns_are_refused_naming_the_field() {
+        let fine = FileAsset {
+            id: "a".into(),
+            size: i64::MAX as u64,
+            width: Some(i32::MAX as u32),
+            height: Some(0),
+            fps: Some(0.0),
+            duration: Some(1e300),
+            ..FileAsset::default()
+        };
+        assert!(asset(&fine, None).is_ok());
+        let cases: [(&str, fn(&mut FileAsset)); 7] = [
+            ("asset size", |a| a.size = i64::MAX as u64 + 1),
+            ("asset width", |a| a.width = Some(i32::MAX as u32 + 1)),
+            ("asset height", |a| a.height = Some(u32::MAX)),
+            ("asset fps", |a| a.fps = Some(f64::NAN)),
+            ("asset fps", |a| a.fps = Some(-1.0)),
+            ("asset duration", |a| a.duration = Some(f64::INFINITY)),
+            ("asset duration", |a| a.duration = Some(f64::NEG_INFINITY)),
+        ];
+        for (field, change) in cases {
+            let mut bad = fine.clone();
+            change(&mut bad);
+            let err = asset(&bad, None).unwrap_err();
+            assert!(err.to_string().contains(field), "{field}: {err}");
+            assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        }
+    }
 
     #[test]
     fn nul_characters_are_refused_naming_the_field() {

@@ -119,7 +119,11 @@ pub trait CacheStore: Send + Sync {
 /// The `file_assets` table: descriptions of asset blobs (the blobs live in an asset store).
 #[async_trait]
 pub trait AssetRecordStore: Send + Sync {
-    /// Stores an asset's description, replacing the one with the same id.
+    /// Stores an asset's description, replacing the one with the same id. A signed URL
+    /// (`signed_url`, `signed_url_exp`) is not stored: it is made when the asset is served.
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a NUL in a text, a size beyond
+    /// `i64`, a width or height beyond `i32`, or an fps or duration that is not a finite
+    /// number of at least 0.
     async fn put_asset_record(&self, asset: &FileAsset, owner_id: Option<&str>) -> Result<()>;
 
     /// The asset with this id.

@@ -485,7 +485,13 @@ impl CacheStore for MemoryBackend {
 impl AssetRecordStore for MemoryBackend {
     async fn put_asset_record(&self, asset: &FileAsset, owner_id: Option<&str>) -> Result<()> {
         crate::argument::asset(asset, owner_id)?;
-        self.lock().assets.insert(asset.id.clone(), asset.clone());
+        // As the databases store it: a signed URL is not kept.
+        let asset = FileAsset {
+            signed_url: None,
+            signed_url_exp: None,
+            ..asset.clone()
+        };
+        self.lock().assets.insert(asset.id.clone(), asset);
         Ok(())
     }
 

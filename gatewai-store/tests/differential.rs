@@ -81,7 +81,44 @@ enum Op {
         owner: usize,
         workflow: usize,
     },
+    PutAsset {
+        asset: usize,
+        owner: Option<usize>,
+        text: String,
+        size: u64,
+        width: Option<u32>,
+        number: f64,
+    },
+    GetAsset {
+        asset: usize,
+    },
+    DeleteAsset {
+        asset: usize,
+    },
 }
+
+/// Asset ids.
+const ASSETS: &[&str] = &["a0", "a1 ☃"];
+
+/// Sizes and numbers at the edges of what a column holds.
+const SIZES: &[u64] = &[0, 1, i64::MAX as u64, i64::MAX as u64 + 1, u64::MAX];
+const WIDTHS: &[Option<u32>] = &[
+    None,
+    Some(0),
+    Some(640),
+    Some(i32::MAX as u32),
+    Some(u32::MAX),
+];
+const NUMBERS: &[f64] = &[
+    0.0,
+    -0.0,
+    23.976,
+    1e308,
+    f64::MIN_POSITIVE,
+    f64::NAN,
+    f64::INFINITY,
+    -1.0,
+];
 
 /// Users (the last one's id is awkward text itself).
 const USERS: &[&str] = &["alice", "bob", "carol ☃ ' %"];
@@ -104,7 +141,18 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(owner, limit, offset)| Op::List { owner, limit, offset }),
         3 => (user.clone(), workflow.clone(), prop::option::of(text()), prop::option::of(text()))
             .prop_map(|(owner, workflow, name, document)| Op::Update { owner, workflow, name, document }),
-        1 => (user, workflow).prop_map(|(owner, workflow)| Op::Delete { owner, workflow }),
+        1 => (user.clone(), workflow).prop_map(|(owner, workflow)| Op::Delete { owner, workflow }),
+        2 => (
+            0..ASSETS.len(),
+            prop::option::of(user),
+            text(),
+            prop::sample::select(SIZES),
+            prop::sample::select(WIDTHS),
+            prop::sample::select(NUMBERS),
+        )
+            .prop_map(|(asset, owner, text, size, width, number)| Op::PutAsset { asset, owner, text, size, width, number }),
+        1 => (0..ASSETS.len()).prop_map(|asset| Op::GetAsset { asset }),
+        1 => (0..ASSETS.len()).prop_map(|asset| Op::DeleteAsset { asset }),
     ]
 }
 
@@ -125,6 +173,9 @@ enum Outcome {
         document: Value,
     },
     Listed(Vec<(String, String)>),
+    /// An asset record, as JSON.
+    Asset(Value),
+    Deleted(bool),
     Failed(ErrorKind),
 }
 
@@ -143,6 +194,10 @@ fn document(text: &str) -> Workflow {
         "description": text
     }))
     .expect("a document")
+}
+
+fn asset_outcome(asset: gatewai_core::FileAsset) -> Outcome {
+    Outcome::Asset(serde_json::to_value(&asset).expect("an asset serializes"))
 }
 
 fn workflow_outcome(w: StoredWorkflow) -> Outcome {
@@ -229,6 +284,46 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             .delete_workflow(&user(*owner), &workflow(*w))
             .await
             .map(|()| Outcome::Done),
+        Op::PutAsset {
+            asset: a,
+            owner,
+            text,
+            size,
+            width,
+            number,
+        } => {
+            let record = gatewai_core::FileAsset {
+                id: format!("{case}{}", ASSETS[*a]),
+                name: text.clone(),
+                bucket: "media".into(),
+                key: format!("{case}{a}.bin"),
+                mime_type: text.clone(),
+                size: *size,
+                width: *width,
+                height: width.map(|w| w / 2),
+                fps: Some(*number),
+                duration: Some(number.abs()),
+                signed_url: Some(text.clone()),
+                metadata: Some(json!({ "note": text, "n": [1, 2.5] })),
+                ..Default::default()
+            };
+            let owner = owner.map(user);
+            match store.put_asset_record(&record, owner.as_deref()).await {
+                Ok(()) => store
+                    .get_asset_record(&record.id)
+                    .await
+                    .map(|got| got.map_or(Outcome::Missing, asset_outcome)),
+                Err(e) => Err(e),
+            }
+        }
+        Op::GetAsset { asset: a } => store
+            .get_asset_record(&format!("{case}{}", ASSETS[*a]))
+            .await
+            .map(|got| got.map_or(Outcome::Missing, asset_outcome)),
+        Op::DeleteAsset { asset: a } => store
+            .delete_asset_record(&format!("{case}{}", ASSETS[*a]))
+            .await
+            .map(Outcome::Deleted),
     };
     outcome.unwrap_or_else(|e| Outcome::Failed(e.kind()))
 }
@@ -306,6 +401,9 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
         "listed nothing",
         "failed NotFound",
         "failed Conflict",
+        "asset",
+        "deleted true",
+        "deleted false",
     ];
     for kind in wanted {
         assert!(seen.contains(kind), "no `{kind}` outcome in {seen:?}");
@@ -321,6 +419,8 @@ fn kind_of(outcome: &Outcome) -> String {
         Outcome::Workflow { .. } => "workflow".into(),
         Outcome::Listed(list) if list.is_empty() => "listed nothing".into(),
         Outcome::Listed(_) => "listed".into(),
+        Outcome::Asset(_) => "asset".into(),
+        Outcome::Deleted(deleted) => format!("deleted {deleted}"),
         Outcome::Failed(kind) => format!("failed {kind:?}"),
     }
 }
