@@ -141,7 +141,8 @@ mod tests {
             ..FileAsset::default()
         };
         assert!(asset(&fine, None).is_ok());
-        let cases: [(&str, fn(&mut FileAsset)); 7] = [
+        type Change = fn(&mut FileAsset);
+        let cases: [(&str, Change); 7] = [
             ("asset size", |a| a.size = i64::MAX as u64 + 1),
             ("asset width", |a| a.width = Some(i32::MAX as u32 + 1)),
             ("asset height", |a| a.height = Some(u32::MAX)),
