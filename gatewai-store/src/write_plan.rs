@@ -111,7 +111,7 @@ impl BatchWrite<'_> {
                 node_id: p.node_id.to_owned(),
                 status: p.status,
                 started_at: p.started_at.trunc_subsecs(6),
-                attempts: p.attempts,
+                attempts: storable_attempts(p.attempts),
                 error: p.error.as_deref().map(str::to_owned),
             }),
         }
@@ -372,14 +372,22 @@ pub(crate) fn normalize_run(run: &RunRecord) -> RunRecord {
 }
 
 /// The execution as every backend stores it: timestamps kept to the microsecond, its label
-/// and error [storable](storable_text).
+/// and error [storable](storable_text), its duration and attempts held to what the databases'
+/// columns keep (`i64` and `i32`: a duration of 292 million years, 2 billion attempts).
 pub(crate) fn normalize_execution(execution: &NodeExecution) -> NodeExecution {
     let mut execution = Cow::Borrowed(execution);
     storable_execution(&mut execution);
     let mut execution = execution.into_owned();
     execution.started_at = execution.started_at.map(|t| t.trunc_subsecs(6));
     execution.finished_at = execution.finished_at.map(|t| t.trunc_subsecs(6));
+    execution.duration_ms = execution.duration_ms.map(|d| d.min(i64::MAX as u64));
+    execution.attempts = storable_attempts(execution.attempts);
     execution
+}
+
+/// Attempts held to what the databases' `INTEGER` column keeps.
+pub(crate) fn storable_attempts(attempts: u32) -> u32 {
+    attempts.min(i32::MAX as u32)
 }
 
 /// Now, to the microsecond.

@@ -1,10 +1,11 @@
-//! Generated sequences of user and workflow operations, with untrusted names, emails and
-//! documents, applied to every backend in turn: each operation must have the same outcome on
+//! Generated sequences of operations on users, workflows, asset records, runs and node
+//! executions, with untrusted texts, numbers at the edges of their columns and odd times,
+//! applied to every backend in turn: each operation must have the same outcome on
 //! SQLite (a real file) and PostgreSQL (when `GATEWAI_TEST_POSTGRES_URL` names a server) as on
-//! the memory backend — the same workflows, names and documents, the same listings in the same
+//! the memory backend — the same records, the same listings in the same
 //! order, the same kind of error. The conformance suite checks chosen cases; this one looks
-//! for the cases nobody thought of (a NUL in a name, an owner scope crossed by an id taken
-//! twice, ties in the listing order).
+//! for the cases nobody thought of (a NUL in a name, an asset width past a column, a time
+//! before the epoch stored to the microsecond, an owner scope crossed by an id taken twice).
 //!
 //! The cases are the same on every run (a fixed seed). `GATEWAI_FUZZ_CASES=500` runs more,
 //! `GATEWAI_FUZZ_SEED=random` draws a fresh seed; a failure prints the smallest sequence
@@ -13,7 +14,7 @@
 mod common;
 
 use common::Target;
-use gatewai_core::Workflow;
+use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType, Workflow};
 use gatewai_store::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -95,6 +96,70 @@ enum Op {
     DeleteAsset {
         asset: usize,
     },
+    /// `save_run` (`update` false) or `update_run`.
+    SaveRun {
+        update: bool,
+        run: usize,
+        workflow: Option<usize>,
+        status: usize,
+        error: Option<String>,
+        at: usize,
+    },
+    GetRun {
+        run: usize,
+    },
+    SaveExecution {
+        run: usize,
+        node: usize,
+        status: usize,
+        text: String,
+        at: usize,
+        duration_ms: u64,
+        attempts: u32,
+    },
+    Executions {
+        run: usize,
+    },
+    History {
+        owner: usize,
+        workflow: usize,
+        limit: u32,
+        offset: u64,
+    },
+}
+
+/// Run ids, and node ids within a run.
+const RUNS: &[&str] = &["r0", "r1 ☃"];
+const NODES: &[&str] = &["n0", "n1 ' %"];
+const RUN_STATUSES: &[RunStatus] = &[
+    RunStatus::Pending,
+    RunStatus::Running,
+    RunStatus::Completed,
+    RunStatus::Failed,
+    RunStatus::Cancelled,
+];
+const EXECUTION_STATUSES: &[ExecutionStatus] = &[
+    ExecutionStatus::Queued,
+    ExecutionStatus::Executing,
+    ExecutionStatus::Completed,
+    ExecutionStatus::Failed,
+    ExecutionStatus::Skipped,
+    ExecutionStatus::Cancelled,
+];
+/// Times a record may carry: nanoseconds (stored to the microsecond), either side of the
+/// epoch, and far from it.
+const TIMES: &[&str] = &[
+    "2026-11-25T10:20:30.123456789Z",
+    "1969-12-31T23:59:59.9999995Z",
+    "1970-01-01T00:00:00Z",
+    "0001-01-01T00:00:00.000001Z",
+    "9999-12-31T23:59:59.999999999Z",
+];
+const DURATIONS: &[u64] = &[0, 1, i64::MAX as u64, u64::MAX];
+const ATTEMPTS: &[u32] = &[0, 1, i32::MAX as u32, u32::MAX];
+
+fn time(at: usize) -> chrono::DateTime<chrono::Utc> {
+    TIMES[at].parse().expect("a time")
 }
 
 /// Asset ids.
@@ -153,6 +218,31 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(asset, owner, text, size, width, number)| Op::PutAsset { asset, owner, text, size, width, number }),
         1 => (0..ASSETS.len()).prop_map(|asset| Op::GetAsset { asset }),
         1 => (0..ASSETS.len()).prop_map(|asset| Op::DeleteAsset { asset }),
+        3 => (
+            any::<bool>(),
+            0..RUNS.len(),
+            prop::option::of(0..WORKFLOWS.len()),
+            0..RUN_STATUSES.len(),
+            prop::option::of(text()),
+            0..TIMES.len(),
+        )
+            .prop_map(|(update, run, workflow, status, error, at)| Op::SaveRun { update, run, workflow, status, error, at }),
+        1 => (0..RUNS.len()).prop_map(|run| Op::GetRun { run }),
+        3 => (
+            0..RUNS.len(),
+            0..NODES.len(),
+            0..EXECUTION_STATUSES.len(),
+            text(),
+            0..TIMES.len(),
+            prop::sample::select(DURATIONS),
+            prop::sample::select(ATTEMPTS),
+        )
+            .prop_map(|(run, node, status, text, at, duration_ms, attempts)| Op::SaveExecution {
+                run, node, status, text, at, duration_ms, attempts,
+            }),
+        1 => (0..RUNS.len()).prop_map(|run| Op::Executions { run }),
+        2 => (0..USERS.len(), 0..WORKFLOWS.len(), 0u32..4, 0u64..3)
+            .prop_map(|(owner, workflow, limit, offset)| Op::History { owner, workflow, limit, offset }),
     ]
 }
 
@@ -175,6 +265,8 @@ enum Outcome {
     Listed(Vec<(String, String)>),
     /// An asset record, as JSON.
     Asset(Value),
+    /// Run records, node executions or run history entries, as JSON.
+    Records(Value),
     Deleted(bool),
     Failed(ErrorKind),
 }
@@ -194,6 +286,11 @@ fn document(text: &str) -> Workflow {
         "description": text
     }))
     .expect("a document")
+}
+
+/// Records as their JSON.
+fn records(records: impl serde::Serialize) -> Outcome {
+    Outcome::Records(serde_json::to_value(records).expect("records serialize"))
 }
 
 fn asset_outcome(asset: gatewai_core::FileAsset) -> Outcome {
@@ -324,6 +421,92 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             .delete_asset_record(&format!("{case}{}", ASSETS[*a]))
             .await
             .map(Outcome::Deleted),
+        Op::SaveRun {
+            update,
+            run,
+            workflow: w,
+            status,
+            error,
+            at,
+        } => {
+            let record = RunRecord {
+                id: format!("{case}{}", RUNS[*run]),
+                workflow_id: w.map(workflow),
+                trigger_type: TriggerType::Manual,
+                status: RUN_STATUSES[*status],
+                error: error.clone(),
+                created_at: time(*at),
+                started_at: Some(time(*at)),
+                finished_at: Some(time((*at + 1) % TIMES.len())),
+                cache_scope: error.clone(),
+            };
+            let saved = match update {
+                true => store.update_run(&record).await,
+                false => store.save_run(&record).await,
+            };
+            match saved {
+                Ok(()) => store.get_run(&record.id).await.map(records),
+                Err(e) => Err(e),
+            }
+        }
+        Op::GetRun { run } => store
+            .get_run(&format!("{case}{}", RUNS[*run]))
+            .await
+            .map(records),
+        Op::SaveExecution {
+            run,
+            node,
+            status,
+            text,
+            at,
+            duration_ms,
+            attempts,
+        } => {
+            let run_id = format!("{case}{}", RUNS[*run]);
+            let execution = NodeExecution {
+                run_id: run_id.as_str().into(),
+                node_id: NODES[*node].into(),
+                node_type: "Text".into(),
+                label: text.as_str().into(),
+                status: EXECUTION_STATUSES[*status],
+                input: Some(json!({ "in": [text, 2.5] }).into()),
+                output: Some(std::sync::Arc::new(gatewai_core::NodeResult::single(
+                    gatewai_core::Generation {
+                        items: vec![gatewai_core::Item::text(text.as_str()).on("n:out")],
+                    },
+                ))),
+                error: Some(text.clone()),
+                cached: text.len() % 2 == 0,
+                started_at: Some(time(*at)),
+                finished_at: None,
+                duration_ms: Some(*duration_ms),
+                attempts: *attempts,
+                cache_key: None,
+            };
+            match store.save_node_execution(&execution).await {
+                Ok(()) => store.node_executions(&run_id).await.map(records),
+                Err(e) => Err(e),
+            }
+        }
+        Op::Executions { run } => store
+            .node_executions(&format!("{case}{}", RUNS[*run]))
+            .await
+            .map(records),
+        Op::History {
+            owner,
+            workflow: w,
+            limit,
+            offset,
+        } => store
+            .run_history(&user(*owner), &workflow(*w), Page::new(*limit, *offset))
+            .await
+            .map(|entries| {
+                let entries: Vec<Value> = entries
+                    .into_iter()
+                    .map(|e| json!({ "run": e.run, "executions": e.executions }))
+                    .collect();
+                Outcome::Records(Value::Array(entries))
+            }),
     };
     outcome.unwrap_or_else(|e| Outcome::Failed(e.kind()))
 }
@@ -364,7 +547,7 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
     });
     let cases = AtomicUsize::new(0);
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let result = runner(48).run(&prop::collection::vec(op(), 1..40), |ops| {
+    let result = runner(64).run(&prop::collection::vec(op(), 1..60), |ops| {
         let case = format!("c{}-", cases.fetch_add(1, Ordering::Relaxed));
         rt.block_on(async {
             // A memory store of the case's own: the reference.
@@ -404,6 +587,9 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
         "asset",
         "deleted true",
         "deleted false",
+        "records",
+        "no record",
+        "no records",
     ];
     for kind in wanted {
         assert!(seen.contains(kind), "no `{kind}` outcome in {seen:?}");
@@ -420,6 +606,9 @@ fn kind_of(outcome: &Outcome) -> String {
         Outcome::Listed(list) if list.is_empty() => "listed nothing".into(),
         Outcome::Listed(_) => "listed".into(),
         Outcome::Asset(_) => "asset".into(),
+        Outcome::Records(Value::Null) => "no record".into(),
+        Outcome::Records(Value::Array(list)) if list.is_empty() => "no records".into(),
+        Outcome::Records(_) => "records".into(),
         Outcome::Deleted(deleted) => format!("deleted {deleted}"),
         Outcome::Failed(kind) => format!("failed {kind:?}"),
     }
