@@ -41,6 +41,15 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The route has no handler for the request's method (HTTP 405; axum adds the `Allow`
+    /// header naming those it has).
+    #[error("method {method} is not allowed on `{path}`")]
+    MethodNotAllowed {
+        /// The request's method.
+        method: String,
+        /// The request's path, quoted briefly.
+        path: String,
+    },
     /// The server is shutting down and starts no new runs (HTTP 503).
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -138,6 +147,7 @@ impl Error {
             Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::MissingProgram { .. } | Error::MissingApiKey { .. } => {

@@ -275,6 +275,7 @@ pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
     routes::routes(config.upload_limit)
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.json_limit))
         .layer(cors_layer(&config.cors_origins))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -49,6 +49,14 @@ pub(super) async fn not_found(uri: axum::http::Uri) -> Error {
     Error::not_found("route", uri.path())
 }
 
+/// The JSON 405 of a known route asked with a method it does not have.
+pub(super) async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Error {
+    Error::MethodNotAllowed {
+        method: gatewai_core::error::shown(&method.as_str()),
+        path: gatewai_core::error::shown(&uri.path()),
+    }
+}
+
 async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
