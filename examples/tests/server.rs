@@ -1678,7 +1678,7 @@ fn changed_at(mut document: Value, at: proptest::sample::Index, value: Value) ->
                 *child = value;
                 return;
             }
-            if at <= n - 1 {
+            if at < n {
                 return change(child, at - 1, value);
             }
             at -= n;
@@ -1857,8 +1857,7 @@ async fn generated_requests_get_client_errors_never_server_errors() {
             .await
             .unwrap_or_else(|e| panic!("{e} reading the answer to {}", shown()));
         // A provider that cannot be reached is the direct LLM call's only server-side error.
-        let upstream =
-            request.path == "/api/llm/execute" && matches!(status.as_u16(), 502 | 503 | 504);
+        let upstream = request.path == "/api/llm/execute" && matches!(status.as_u16(), 502..=504);
         assert!(
             !status.is_server_error() || upstream,
             "{status} {} for {}",
