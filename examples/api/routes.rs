@@ -477,6 +477,7 @@ async fn download_asset(
     State(state): State<AppState>,
     user: AuthUser,
     Path(id): Path<String>,
+    method: axum::http::Method,
     headers: HeaderMap,
 ) -> Result<Response> {
     let asset = state
@@ -486,7 +487,12 @@ async fn download_asset(
         .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
     let size = asset.size;
-    let range = match requested_range(&headers, size) {
+    // Only a GET reads a range (RFC 9110 §14.2): a HEAD describes the whole.
+    let ranged = match method == axum::http::Method::GET {
+        true => requested_range(&headers, size),
+        false => Ok(None),
+    };
+    let range = match ranged {
         Ok(range) => range,
         Err(Unsatisfiable) => {
             let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
@@ -546,25 +552,26 @@ struct Unsatisfiable;
 /// The byte range a request's `Range` header asks of a `size`-byte body (RFC 9110 §14.2), as
 /// offsets: `bytes=a-b`, `bytes=a-` or `bytes=-n` (the last `n` bytes). `None` (the whole body
 /// is sent, as the RFC lets a server do) for no header, one that is not a single byte range
-/// (several ranges, another unit, bad syntax), or one with an `If-Range` (this server has no
-/// validators to compare it with).
+/// (several ranges, another unit, bad syntax), one with an `If-Range` (this server has no
+/// validators to compare it with), and an empty body (no range of it can be sent, and the
+/// RFC counts a suffix range of it as satisfiable).
 fn requested_range(
     headers: &HeaderMap,
     size: u64,
 ) -> std::result::Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
-    if headers.contains_key(header::IF_RANGE) {
+    if headers.contains_key(header::IF_RANGE) || size == 0 {
         return Ok(None);
     }
+    // One range, in a list whose empty elements do not count (RFC 9110 §5.6.1).
     let Some(spec) = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
-            let (unit, spec) = v.trim().split_once('=')?;
-            unit.trim()
-                .eq_ignore_ascii_case("bytes")
-                .then_some(spec.trim())
+            let (unit, list) = v.trim().split_once('=')?;
+            let mut ranges = list.split(',').map(str::trim).filter(|r| !r.is_empty());
+            let spec = ranges.next()?;
+            (unit.trim().eq_ignore_ascii_case("bytes") && ranges.next().is_none()).then_some(spec)
         })
-        .filter(|spec| !spec.contains(','))
     else {
         return Ok(None);
     };
@@ -581,7 +588,6 @@ fn requested_range(
         // The last `n` bytes.
         (None, false) if first.trim().is_empty() => match position(last) {
             Some(0) => Err(Unsatisfiable),
-            Some(_) if size == 0 => Err(Unsatisfiable),
             Some(n) => Ok(Some(size - n.min(size)..size)),
             None => Ok(None),
         },
@@ -635,10 +641,17 @@ mod tests {
             Err(Unsatisfiable)
         );
         assert_eq!(range("bytes=-0", 100), Err(Unsatisfiable));
-        assert_eq!(range("bytes=-5", 0), Err(Unsatisfiable));
+        // An empty list element does not count.
+        assert_eq!(range("bytes=0-5,", 100), Ok(Some(0..6)));
+        assert_eq!(range("bytes= , -5", 100), Ok(Some(95..100)));
+        // An empty body: the whole (nothing), whatever is asked.
+        for asked in ["bytes=-5", "bytes=0-", "bytes=0-0"] {
+            assert_eq!(range(asked, 0), Ok(None), "{asked}");
+        }
         // Not a single byte range: the whole body.
         for ignored in [
             "bytes=0-1,5-6",
+            "bytes=,",
             "items=0-5",
             "bytes=9-3",
             "bytes=a-b",

@@ -38,8 +38,9 @@ pub type AssetStream =
 /// asset's recorded size, or the length of the range read): should the bytes come to more or
 /// fewer, the stream ends in an error (kind [`ErrorKind::Io`]) naming the asset, where it
 /// would otherwise send more or end early. For a host that declares the length (an HTTP
-/// `Content-Length`) before streaming: a file changed behind its store's back then breaks the
-/// download instead of passing for a whole one.
+/// `Content-Length`) before streaming: a file whose size changed behind its store's back then
+/// breaks the download instead of passing for a whole one. (Only the length is checked: a file
+/// rewritten at the same size passes.)
 pub fn sized_stream(asset_id: &str, size: u64, stream: AssetStream) -> AssetStream {
     use futures::StreamExt;
     struct State {
@@ -57,13 +58,13 @@ pub fn sized_stream(asset_id: &str, size: u64, stream: AssetStream) -> AssetStre
         ended: false,
     };
     let mismatch = |s: &State, what: &str| {
-        tracing::error!(asset_id = %s.id, expected = s.size, sent = s.sent, "asset bytes {what} than its record says");
+        tracing::error!(asset_id = %s.id, expected = s.size, read = s.sent, "the asset's stored bytes come to {what} than expected");
         Error::asset(
             &s.id,
             ErrorKind::Io,
             format!(
-                "the stored bytes are {what} than its record says ({} bytes expected)",
-                s.size
+                "the stored bytes come to {what} than the {} expected ({} read)",
+                s.size, s.sent
             ),
         )
     };
@@ -396,7 +397,8 @@ mod tests {
         assert_eq!(got.len(), 2);
         let e = got[1].as_ref().unwrap_err();
         assert!(
-            e.to_string().contains("fewer") && e.to_string().contains("10 bytes"),
+            e.to_string()
+                .contains("fewer than the 10 expected (3 read)"),
             "{e}"
         );
         // The store's own error is passed on, and ends the stream.

@@ -104,7 +104,8 @@ async fn collect(mut stream: gatewai_core::AssetStream) -> (Vec<usize>, Vec<u8>)
 }
 
 /// Reads ranges of the large asset: at its start, across and at chunk boundaries, at its end,
-/// past its end (what there is), and empty; each joined is that slice of the bytes.
+/// past its end (what there is), starting past its end (nothing), and empty; each joined is
+/// that slice of the bytes.
 async fn check_ranges(assets: &dyn AssetStore, put: &FileAsset, bytes: &Bytes) {
     let len = bytes.len() as u64;
     let cases = [
@@ -116,10 +117,13 @@ async fn check_ranges(assets: &dyn AssetStore, put: &FileAsset, bytes: &Bytes) {
         (len - 10, len + 1_000),
         (7, 7),
         (0, len),
+        // Starting at or past the end: nothing.
+        (len, len + 5),
+        (len + 10, len + 20),
     ];
     for (start, end) in cases {
         let (_, all) = collect(assets.read_range(put, start..end).await.unwrap()).await;
-        let want = &bytes[start as usize..end.min(len) as usize];
+        let want = &bytes[start.min(len) as usize..end.min(len) as usize];
         assert_eq!(all, want, "{start}..{end}");
     }
 }

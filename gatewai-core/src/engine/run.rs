@@ -70,8 +70,9 @@ pub(crate) struct Settled {
     duration_ms: Option<u64>,
     /// The node's cache key, when the run computed it.
     key: Option<CacheKey>,
-    /// For a completed node, what flows on from each of its output handles (set by
-    /// [`RunState::settle`]).
+    /// For a completed node with dependents, what flows on from each of its output handles
+    /// (set by [`RunState::settle`]; empty for a node no edge leaves, which no one resolves
+    /// inputs from).
     flows: Flows,
 }
 
@@ -1014,8 +1015,9 @@ impl RunState {
                                 .and_then(|g| g.items.get(*at as usize))
                                 .map(OutputItem::to_item),
                             Some(Flow::Absent) => None,
-                            // An edge out of an input handle (validation refuses one): the
-                            // item is looked for by the handle's id.
+                            // An edge out of an input handle (validation refuses one), or a
+                            // settlement without flows: the item is looked for by the handle's
+                            // id.
                             None => upstream
                                 .handles
                                 .get(source.handle as usize)

@@ -94,32 +94,50 @@ impl ObjectAssetStore {
 
     /// An asset's object as the stream of chunks its store answers with.
     async fn read_blob_stream(&self, asset: &FileAsset) -> Result<gatewai_core::AssetStream> {
-        self.stream_object(asset, None).await
+        let location = self.location_of(asset).await?;
+        self.stream_object(asset, location, None).await
     }
 
-    /// Bytes `range` of an asset's object: only the range is asked of its store.
+    /// Bytes `range` of an asset's object: only the range is asked of its store. A range
+    /// starting at or past the object's end yields nothing, as a file's does (a store refuses
+    /// such a range; the object's length then tells).
     async fn read_blob_range(
         &self,
         asset: &FileAsset,
         range: std::ops::Range<u64>,
     ) -> Result<gatewai_core::AssetStream> {
+        let location = self.location_of(asset).await?;
         if range.is_empty() {
-            // (A store refuses an empty range; the asset must still exist.)
-            self.location_of(asset).await?;
+            // (A store refuses an empty range: there is nothing to read.)
             return Ok(Box::pin(futures::stream::empty()));
         }
-        self.stream_object(asset, Some(object_store::GetRange::Bounded(range)))
+        let start = range.start;
+        match self
+            .stream_object(
+                asset,
+                location.clone(),
+                Some(object_store::GetRange::Bounded(range)),
+            )
             .await
+        {
+            Err(e) if e.kind() != crate::ErrorKind::NotFound => {
+                match self.objects.head(&location).await {
+                    Ok(meta) if meta.size <= start => Ok(Box::pin(futures::stream::empty())),
+                    _ => Err(e),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The object's bytes, or those of `range`, as its store streams them.
     async fn stream_object(
         &self,
         asset: &FileAsset,
+        location: ObjectPath,
         range: Option<object_store::GetRange>,
     ) -> Result<gatewai_core::AssetStream> {
         use futures::TryStreamExt;
-        let location = self.location_of(asset).await?;
         let options = object_store::GetOptions {
             range,
             ..Default::default()
