@@ -243,6 +243,21 @@ fn pipeline_document(asset_id: &str) -> Value {
     doc
 }
 
+/// Uploads the photo as `user` and stores the example pipeline over it as their workflow
+/// `name`: (the photo's asset id, the workflow's id).
+async fn pipeline_workflow(server: &TestServer, user: &str, name: &str) -> (String, String) {
+    let photo = upload_photo(server, user).await;
+    let (status, created) = server
+        .post(
+            "/api/workflows",
+            user,
+            json!({ "name": name, "document": pipeline_document(&photo) }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    (photo, created["id"].as_str().unwrap().to_owned())
+}
+
 async fn upload_photo(server: &TestServer, user: &str) -> String {
     let bytes = std::fs::read(shipped("assets/photo.jpg")).unwrap();
     let (status, asset) = server.upload(user, "photo.jpg", bytes).await;
@@ -517,16 +532,7 @@ fn nodes_of(events: &[(String, Value)], kind: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_followed_over_sse_then_history_downloads_and_cache() {
     let mut server = TestServer::default().await;
-    let asset_id = upload_photo(&server, "alice").await;
-    let (status, created) = server
-        .post(
-            "/api/workflows",
-            "alice",
-            json!({ "name": "Card", "document": pipeline_document(&asset_id) }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (asset_id, id) = pipeline_workflow(&server, "alice", "Card").await;
 
     let (status, started) = server
         .post(&format!("/api/workflows/{id}/run"), "alice", json!({}))
@@ -634,16 +640,7 @@ async fn run_followed_over_sse_then_history_downloads_and_cache() {
 
     // Bob, the same photo, the same canvas: his run shares no cached result with Alice's
     // (the same bytes make the same keys, but each user's runs have a cache of their own).
-    let bobs_photo = upload_photo(&server, "bob").await;
-    let (status, created) = server
-        .post(
-            "/api/workflows",
-            "bob",
-            json!({ "name": "Card", "document": pipeline_document(&bobs_photo) }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let bobs = created["id"].as_str().unwrap();
+    let (_, bobs) = pipeline_workflow(&server, "bob", "Card").await;
     let (status, started) = server
         .post(
             &format!("/api/workflows/{bobs}/run"),
@@ -1578,16 +1575,7 @@ async fn the_same_api_on_postgresql() {
     // Users unique to this test: the database may be shared with other tests.
     let alice = format!("alice-{}", uuid::Uuid::new_v4().simple());
     let bob = format!("bob-{}", uuid::Uuid::new_v4().simple());
-    let asset_id = upload_photo(&server, &alice).await;
-    let (status, created) = server
-        .post(
-            "/api/workflows",
-            &alice,
-            json!({ "name": "Card on PostgreSQL", "document": pipeline_document(&asset_id) }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
+    let (_, id) = pipeline_workflow(&server, &alice, "Card on PostgreSQL").await;
     let (status, started) = server
         .post(&format!("/api/workflows/{id}/run"), &alice, json!({}))
         .await;
@@ -1839,16 +1827,7 @@ async fn generated_requests_get_client_errors_never_server_errors() {
         ..AiSettings::default()
     };
     let server = TestServer::start(registry(ai), ServerConfig::default()).await;
-    let photo = upload_photo(&server, "alice").await;
-    let (status, created) = server
-        .post(
-            "/api/workflows",
-            "alice",
-            json!({ "name": "Pipeline", "document": pipeline_document(&photo) }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{created}");
-    let own = created["id"].as_str().unwrap().to_owned();
+    let (photo, own) = pipeline_workflow(&server, "alice", "Pipeline").await;
     let (status, run) = server
         .post(&format!("/api/workflows/{own}/run"), "alice", json!({}))
         .await;
