@@ -91,6 +91,14 @@ impl TestServer {
         req.bearer_auth(self.auth.token_for(user))
     }
 
+    /// A download of an asset as `user`, to send (after adding headers, if need be).
+    fn download(&self, asset_id: &str, user: &str) -> reqwest::RequestBuilder {
+        self.as_user(
+            self.http.get(self.url(&format!("/api/assets/{asset_id}"))),
+            user,
+        )
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -291,14 +299,7 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
     let server = TestServer::default().await;
     let photo = upload_photo(&server, "alice").await;
     let bytes = std::fs::read(shipped("assets/photo.jpg")).unwrap();
-    let download = || {
-        server
-            .as_user(
-                server.http.get(server.url(&format!("/api/assets/{photo}"))),
-                "alice",
-            )
-            .send()
-    };
+    let download = || server.download(&photo, "alice").send();
     let resp = download().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
@@ -313,10 +314,7 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
     let n = bytes.len();
     let ranged = |range: String| {
         server
-            .as_user(
-                server.http.get(server.url(&format!("/api/assets/{photo}"))),
-                "alice",
-            )
+            .download(&photo, "alice")
             .header("range", range)
             .send()
     };
@@ -347,10 +345,7 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
     assert_eq!(resp.bytes().await.unwrap(), bytes);
     // Someone else's asset stays not found, ranges or not.
     let resp = server
-        .as_user(
-            server.http.get(server.url(&format!("/api/assets/{photo}"))),
-            "bob",
-        )
+        .download(&photo, "bob")
         .header("range", "bytes=0-9")
         .send()
         .await
@@ -393,15 +388,7 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
     longer.extend_from_slice(b"appended");
     for changed in [longer, png[..png.len() - 100].to_vec()] {
         std::fs::write(&file, &changed).unwrap();
-        let sent = server
-            .as_user(
-                server
-                    .http
-                    .get(server.url(&format!("/api/assets/{noise_id}"))),
-                "alice",
-            )
-            .send()
-            .await;
+        let sent = server.download(&noise_id, "alice").send().await;
         // (The error may come before hyper has written the headers: the connection is then
         // closed without an answer, also a broken download.)
         if let Ok(resp) = sent {
@@ -419,16 +406,7 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
     }
     // Put back, it downloads whole again.
     std::fs::write(&file, &png).unwrap();
-    let resp = server
-        .as_user(
-            server
-                .http
-                .get(server.url(&format!("/api/assets/{noise_id}"))),
-            "alice",
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = server.download(&noise_id, "alice").send().await.unwrap();
     assert_eq!(resp.bytes().await.unwrap(), png);
 }
 
@@ -573,16 +551,7 @@ async fn run_followed_over_sse_then_history_downloads_and_cache() {
         .unwrap();
     let card = &export["result"]["outputs"][0]["items"][0]["data"]["entity"];
     let card_id = card["id"].as_str().unwrap();
-    let resp = server
-        .as_user(
-            server
-                .http
-                .get(server.url(&format!("/api/assets/{card_id}"))),
-            "alice",
-        )
-        .send()
-        .await
-        .unwrap();
+    let resp = server.download(card_id, "alice").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(
