@@ -37,6 +37,21 @@ async fn frame_colour(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &
     dominant(centre).to_owned()
 }
 
+/// ExtractFrame's error at `timestamp`, checked to be its config's fault: its message.
+async fn timestamp_error(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &str) -> String {
+    let err = h
+        .run(
+            &ExtractFrame::new(),
+            json!({ "timestamp": timestamp }),
+            "video",
+            Item::file(DataType::Video, video.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{timestamp}: {err}");
+    err.message().to_owned()
+}
+
 #[tokio::test]
 async fn extract_frame_takes_the_frame_at_seconds_clock_times_and_percentages() {
     let h = Harness::new();
@@ -82,31 +97,13 @@ async fn extract_frame_refuses_bad_timestamps_and_non_videos() {
             node.check_config(&json!({ "timestamp": bad }))[0].0,
             "timestamp"
         );
-        let err = h
-            .run(
-                &node,
-                json!({ "timestamp": bad }),
-                "video",
-                Item::file(DataType::Video, video.clone()),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{bad}: {err}");
-        assert!(err.message().contains("timestamp"), "{err}");
+        let message = timestamp_error(&h, &video, bad).await;
+        assert!(message.contains("timestamp"), "{message}");
     }
     // Past the end (3 s): a config error, never an empty image.
     for past in ["3", "5", "00:01:00"] {
-        let err = h
-            .run(
-                &node,
-                json!({ "timestamp": past }),
-                "video",
-                Item::file(DataType::Video, video.clone()),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{past}: {err}");
-        assert!(err.message().contains("past the end"), "{err}");
+        let message = timestamp_error(&h, &video, past).await;
+        assert!(message.contains("past the end"), "{message}");
     }
     // A PNG that claims to be a video.
     let png = encode(&pattern(8, 8), image::ImageFormat::Png);
@@ -513,19 +510,10 @@ async fn times_past_the_end_or_ffmpeg_s_range_name_their_field_when_the_duration
     assert_eq!(frame_colour(&h, &video, "1.5").await, "green");
     assert_eq!(frame_colour(&h, &video, "2.85").await, "blue");
     for past in ["3.5", "10", "1000"] {
-        let err = h
-            .run(
-                &extract,
-                json!({ "timestamp": past }),
-                "video",
-                Item::file(DataType::Video, video.clone()),
-            )
-            .await
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{past}: {err}");
+        let message = timestamp_error(&h, &video, past).await;
         assert!(
-            err.message().contains("no frame") && err.message().contains("unknown time"),
-            "{err}"
+            message.contains("no frame") && message.contains("unknown time"),
+            "{message}"
         );
     }
     // An end out of reach cuts to the end, as an end past a known duration does.
