@@ -7,6 +7,11 @@
 //! for the cases nobody thought of (a NUL in a name, an asset width past a column, a time
 //! before the epoch stored to the microsecond, an owner scope crossed by an id taken twice).
 //!
+//! A second property records generated runs (nodes that complete, fail, are retried, are
+//! skipped, come from the cache; errors with untrusted text) through `record_events`: the run
+//! and its executions must be stored alike by every backend, however the events were cut into
+//! batches.
+//!
 //! The cases are the same on every run (a fixed seed). `GATEWAI_FUZZ_CASES=500` runs more,
 //! `GATEWAI_FUZZ_SEED=random` draws a fresh seed; a failure prints the smallest sequence
 //! proptest found that still fails.
@@ -611,5 +616,192 @@ fn kind_of(outcome: &Outcome) -> String {
         Outcome::Records(_) => "records".into(),
         Outcome::Deleted(deleted) => format!("deleted {deleted}"),
         Outcome::Failed(kind) => format!("failed {kind:?}"),
+    }
+}
+
+/// Fails every attempt with its config's `message`, as retryable when `retry` says so.
+struct Fail(gatewai_core::NodeTemplate);
+
+#[async_trait::async_trait]
+impl gatewai_core::Node for Fail {
+    fn template(&self) -> &gatewai_core::NodeTemplate {
+        &self.0
+    }
+
+    async fn execute(
+        &self,
+        ctx: &gatewai_core::NodeContext,
+        _inputs: &gatewai_core::Inputs,
+    ) -> Result<gatewai_core::Outputs, gatewai_core::NodeError> {
+        let config = ctx.raw_config();
+        let message = config["message"].as_str().unwrap_or("failed").to_owned();
+        let kind = match config["retry"].as_bool() {
+            Some(true) => gatewai_core::ErrorKind::Unavailable,
+            _ => gatewai_core::ErrorKind::InvalidInput,
+        };
+        Err(gatewai_core::NodeError::new(kind, message))
+    }
+}
+
+/// Keeps every batch of events a run's observers get, and asks for cache keys (as the store's
+/// recorder does).
+#[derive(Default)]
+struct Capture(std::sync::Mutex<Vec<Vec<gatewai_core::RunEvent>>>);
+
+#[async_trait::async_trait]
+impl gatewai_core::Observer for Capture {
+    fn needs_cache_keys(&self) -> bool {
+        true
+    }
+
+    async fn on_events(&self, events: &[gatewai_core::RunEvent]) -> gatewai_core::Result<()> {
+        self.0.lock().unwrap().push(events.to_vec());
+        Ok(())
+    }
+}
+
+/// A generated run: its nodes (each `Sum`, or `Fail` with a message and whether it is
+/// retryable), each fed by up to two earlier nodes; and where its events are cut into
+/// batches, for each backend.
+#[derive(Debug, Clone)]
+struct GeneratedRun {
+    nodes: Vec<GeneratedNode>,
+    cuts: Vec<Vec<prop::sample::Index>>,
+}
+
+/// A node: `Fail` (its message, whether retryable) or `Sum` (`None`), and its parents' picks.
+type GeneratedNode = (Option<(String, bool)>, Vec<prop::sample::Index>);
+
+fn generated_run() -> impl Strategy<Value = GeneratedRun> {
+    let node = (
+        prop::option::weighted(0.3, (text(), any::<bool>())),
+        prop::collection::vec(any::<prop::sample::Index>(), 0..3),
+    );
+    (
+        prop::collection::vec(node, 1..12),
+        prop::collection::vec(prop::collection::vec(any::<prop::sample::Index>(), 0..6), 3),
+    )
+        .prop_map(|(nodes, cuts)| GeneratedRun { nodes, cuts })
+}
+
+/// The run's document: node `n{i}` fed by the earlier nodes its indices pick.
+fn run_document(run: &GeneratedRun, registry: &gatewai_core::NodeRegistry) -> Workflow {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    for (i, (fail, parents)) in run.nodes.iter().enumerate() {
+        let id = format!("n{i}");
+        let node = match fail {
+            Some((message, retry)) => (
+                id.clone(),
+                "Fail",
+                json!({ "message": message, "retry": retry }),
+            ),
+            None => (id.clone(), "Sum", json!({ "add": 1 })),
+        };
+        nodes.push(node);
+        if i > 0 {
+            let mut picked: Vec<usize> = parents.iter().map(|p| p.index(i)).collect();
+            picked.sort_unstable();
+            picked.dedup();
+            edges.extend(picked.into_iter().map(|p| (format!("n{p}"), id.clone())));
+        }
+    }
+    let nodes: Vec<(&str, &str, Value)> = nodes
+        .iter()
+        .map(|(id, ty, config)| (id.as_str(), *ty, config.clone()))
+        .collect();
+    let edges: Vec<(&str, &str)> = edges
+        .iter()
+        .map(|(s, t)| (s.as_str(), t.as_str()))
+        .collect();
+    common::workflow(registry, &nodes, &edges)
+}
+
+/// `events` cut into batches before the positions `cuts` pick (in order, none empty).
+fn batches(
+    events: &[gatewai_core::RunEvent],
+    cuts: &[prop::sample::Index],
+) -> Vec<Vec<gatewai_core::RunEvent>> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(events.len())).collect();
+    at.push(0);
+    at.push(events.len());
+    at.sort_unstable();
+    at.dedup();
+    at.windows(2).map(|w| events[w[0]..w[1]].to_vec()).collect()
+}
+
+#[test]
+fn a_recorded_run_is_stored_alike_by_every_backend_however_its_events_are_batched() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (sqlite, postgres) = (Target::sqlite(), rt.block_on(Target::postgres()));
+    let stores: Vec<(&str, Store)> = rt.block_on(async {
+        let mut stores = vec![("memory", Store::memory()), ("sqlite", sqlite.open().await)];
+        if let Some(pg) = &postgres {
+            stores.push(("postgres", pg.open().await));
+        }
+        stores
+    });
+    let mut registry = common::registry(&common::Probes::default());
+    registry
+        .register(Fail(common::number_template("Fail")))
+        .expect("registered");
+    let capture = std::sync::Arc::new(Capture::default());
+    let engine = gatewai_core::Engine::builder()
+        .registry(registry)
+        .observer(capture.clone())
+        .retry_policy(gatewai_core::RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: std::time::Duration::ZERO,
+            multiplier: 1.0,
+            max_backoff: std::time::Duration::ZERO,
+            jitter: 0.0,
+        })
+        .build()
+        .expect("an engine");
+    let result = runner(48).run(&generated_run(), |run| {
+        rt.block_on(async {
+            let document = run_document(&run, engine.registry());
+            let outcome = engine
+                .run(document, gatewai_core::RunOptions::default())
+                .await
+                .expect("a run");
+            let events: Vec<_> = std::mem::take(&mut *capture.0.lock().unwrap())
+                .into_iter()
+                .flatten()
+                .collect();
+            let run_id = outcome.run.id.clone();
+            // The memory backend records the events in one batch; each database, cut its own
+            // way into several.
+            let mut stored: Vec<(&str, Value)> = Vec::new();
+            for (k, (name, store)) in stores.iter().enumerate() {
+                let cut = if k == 0 {
+                    &[][..]
+                } else {
+                    &run.cuts[k % run.cuts.len()][..]
+                };
+                for batch in batches(&events, cut) {
+                    store.record_events(&batch).await.expect("recorded");
+                }
+                let record = store.get_run(&run_id).await.expect("read");
+                let executions = store.node_executions(&run_id).await.expect("read");
+                stored.push((name, json!({ "run": record, "executions": executions })));
+            }
+            let (_, expected) = &stored[0];
+            prop_assert_eq!(
+                expected["executions"].as_array().map(Vec::len),
+                Some(run.nodes.len())
+            );
+            for (name, got) in &stored[1..] {
+                prop_assert_eq!(got, expected, "{} differs from memory", name);
+            }
+            Ok::<(), TestCaseError>(())
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
 }
