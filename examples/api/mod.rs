@@ -10,7 +10,7 @@
 //! | GET | /api/runs/{id}/events | the run's events as server-sent events, live |
 //! | POST | /api/llm/execute | one direct LLM call |
 //! | POST | /api/assets | upload a file (multipart field `file`) |
-//! | GET | /api/assets/{id} | download an asset (owner only; streamed, with its `Content-Length` from the record: bytes that differ from it break the download; one `Range: bytes=…` answered 206, or 416 past the end) |
+//! | GET | /api/assets/{id} | download an asset (owner only; streamed, with its `Content-Length` from the record: bytes that differ from it break the download; one `Range: bytes=…` answered 206, or 416 past the end; an `ETag` for `If-None-Match` (304) and `If-Range`) |
 //!
 //! [`router`] builds the axum router from an [`AppState`]; [`serve`] runs it until ctrl-c or
 //! SIGTERM, then cancels running runs (recorded as CANCELLED) and stops.

@@ -472,7 +472,8 @@ async fn upload_asset(
 
 /// `GET /api/assets/{id}`: the asset's bytes, for its owners only (404 for anyone else), or
 /// the one byte range a `Range` header asks for (206; 416 for a range past the end), so that a
-/// video player can seek.
+/// video player can seek. Its `ETag` lets a client revalidate what it holds (`If-None-Match`:
+/// 304) and resume a download (`If-Range`).
 async fn download_asset(
     State(state): State<AppState>,
     user: AuthUser,
@@ -487,9 +488,22 @@ async fn download_asset(
         .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
     let size = asset.size;
+    let tag = entity_tag(&asset);
+    let tag_header = tag.as_deref().and_then(|t| HeaderValue::from_str(t).ok());
+    let cache_control = HeaderValue::from_static("private, no-cache");
+    if let (Some(tag), Some(value)) = (&tag, &tag_header)
+        && none_match_fails(&headers, tag)
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        response.headers_mut().insert(header::ETAG, value.clone());
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, cache_control);
+        return Ok(response);
+    }
     // Only a GET reads a range (RFC 9110 §14.2): a HEAD describes the whole.
     let ranged = match method == axum::http::Method::GET {
-        true => requested_range(&headers, size),
+        true => requested_range(&headers, size, tag.as_deref()),
         false => Ok(None),
     };
     let range = match ranged {
@@ -536,6 +550,12 @@ async fn download_asset(
         body,
     )
         .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, cache_control);
+    if let Some(value) = tag_header {
+        response.headers_mut().insert(header::ETAG, value);
+    }
     if let Some(range) = range
         && let Ok(value) =
             HeaderValue::from_str(&format!("bytes {}-{}/{size}", range.start, range.end - 1))
@@ -545,6 +565,28 @@ async fn download_asset(
     Ok(response)
 }
 
+/// An asset's entity tag: its id and size, quoted. An asset's bytes never change under its
+/// id (an upload or a node's output is a new asset), so the tag is a strong validator; the size
+/// makes a file replaced behind the store's back at another size a different entity. `None`
+/// for an id with characters a tag cannot carry plainly.
+fn entity_tag(asset: &gatewai_core::FileAsset) -> Option<String> {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+    (!asset.id.is_empty() && asset.id.bytes().all(plain))
+        .then(|| format!("\"{}-{}\"", asset.id, asset.size))
+}
+
+/// Whether `If-None-Match` names `tag` (or is `*`): the client holds the asset already
+/// (RFC 9110 §13.1.2, weak comparison).
+fn none_match_fails(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
 /// A `Range` header that no byte of the body satisfies (answered 416).
 #[derive(Debug, PartialEq)]
 struct Unsatisfiable;
@@ -552,14 +594,21 @@ struct Unsatisfiable;
 /// The byte range a request's `Range` header asks of a `size`-byte body (RFC 9110 §14.2), as
 /// offsets: `bytes=a-b`, `bytes=a-` or `bytes=-n` (the last `n` bytes). `None` (the whole body
 /// is sent, as the RFC lets a server do) for no header, one that is not a single byte range
-/// (several ranges, another unit, bad syntax), one with an `If-Range` (this server has no
-/// validators to compare it with), and an empty body (no range of it can be sent, and the
-/// RFC counts a suffix range of it as satisfiable).
+/// (several ranges, another unit, bad syntax), one with an `If-Range` that is not the body's
+/// entity `tag` (strong comparison: a weak tag or a date never matches, as this server sends no
+/// `Last-Modified`), and an empty body (no range of it can be sent, and the RFC counts a suffix
+/// range of it as satisfiable).
 fn requested_range(
     headers: &HeaderMap,
     size: u64,
+    tag: Option<&str>,
 ) -> std::result::Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
-    if headers.contains_key(header::IF_RANGE) || size == 0 {
+    if let Some(condition) = headers.get(header::IF_RANGE)
+        && tag.is_none_or(|tag| condition.as_bytes() != tag.as_bytes())
+    {
+        return Ok(None);
+    }
+    if size == 0 {
         return Ok(None);
     }
     // One range, in a list whose empty elements do not count (RFC 9110 §5.6.1).
@@ -613,12 +662,12 @@ mod tests {
     ) -> std::result::Result<Option<std::ops::Range<u64>>, Unsatisfiable> {
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, HeaderValue::from_str(value).unwrap());
-        requested_range(&headers, size)
+        requested_range(&headers, size, Some("\"a1-100\""))
     }
 
     #[test]
     fn byte_ranges_are_read_as_rfc_9110_says() {
-        assert_eq!(requested_range(&HeaderMap::new(), 100), Ok(None));
+        assert_eq!(requested_range(&HeaderMap::new(), 100, None), Ok(None));
         // First and last positions (inclusive), open-ended, suffix.
         assert_eq!(range("bytes=0-0", 100), Ok(Some(0..1)));
         assert_eq!(range("bytes=10-19", 100), Ok(Some(10..20)));
@@ -663,10 +712,53 @@ mod tests {
         ] {
             assert_eq!(range(ignored, 100), Ok(None), "{ignored}");
         }
-        // An If-Range this server cannot evaluate: the whole body.
+        // An If-Range: the range only when it is the body's tag (strong comparison).
         let mut headers = HeaderMap::new();
         headers.insert(header::RANGE, HeaderValue::from_static("bytes=0-5"));
-        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"v1\""));
-        assert_eq!(requested_range(&headers, 100), Ok(None));
+        let tag = Some("\"a1-100\"");
+        for (condition, ranged) in [
+            ("\"a1-100\"", true),
+            ("\"a1-99\"", false),
+            ("W/\"a1-100\"", false),
+            ("Tue, 24 Nov 2026 10:00:00 GMT", false),
+        ] {
+            headers.insert(header::IF_RANGE, HeaderValue::from_static(condition));
+            let want = if ranged { Some(0..6) } else { None };
+            assert_eq!(requested_range(&headers, 100, tag), Ok(want), "{condition}");
+            assert_eq!(
+                requested_range(&headers, 100, None),
+                Ok(None),
+                "{condition}"
+            );
+        }
+    }
+
+    #[test]
+    fn entity_tags_name_the_asset_and_its_size_and_match_if_none_match() {
+        let asset = gatewai_core::FileAsset {
+            id: "3f2a-b_c.d".into(),
+            size: 42,
+            ..Default::default()
+        };
+        let tag = entity_tag(&asset).unwrap();
+        assert_eq!(tag, "\"3f2a-b_c.d-42\"");
+        for odd in ["", "a\"b", "a b", "名"] {
+            let asset = gatewai_core::FileAsset {
+                id: odd.into(),
+                ..Default::default()
+            };
+            assert_eq!(entity_tag(&asset), None, "{odd}");
+        }
+        let held = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static(value));
+            none_match_fails(&headers, &tag)
+        };
+        assert!(held("\"3f2a-b_c.d-42\""));
+        assert!(held("W/\"3f2a-b_c.d-42\""));
+        assert!(held("\"other\", \"3f2a-b_c.d-42\""));
+        assert!(held("*"));
+        assert!(!held("\"3f2a-b_c.d-41\""));
+        assert!(!none_match_fails(&HeaderMap::new(), &tag));
     }
 }

@@ -307,7 +307,47 @@ async fn a_download_declares_its_length_serves_byte_ranges_and_breaks_when_its_s
         bytes.len().to_string().as_str()
     );
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    let tag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(tag, format!("\"{photo}-{}\"", bytes.len()));
+    assert_eq!(resp.headers()["cache-control"], "private, no-cache");
     assert_eq!(resp.bytes().await.unwrap(), bytes);
+    // What the client holds is not sent again; a resumed download gets the rest only while
+    // the asset is the one it began.
+    let resp = server
+        .download(&photo, "alice")
+        .header("if-none-match", &tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(resp.headers()["etag"], tag.as_str());
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = server
+        .download(&photo, "alice")
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    for (condition, status) in [
+        (tag.as_str(), StatusCode::PARTIAL_CONTENT),
+        ("\"other\"", StatusCode::OK),
+    ] {
+        let resp = server
+            .download(&photo, "alice")
+            .header("range", "bytes=100-")
+            .header("if-range", condition)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), status, "{condition}");
+        let want = if status == StatusCode::OK {
+            &bytes[..]
+        } else {
+            &bytes[100..]
+        };
+        assert_eq!(resp.bytes().await.unwrap(), want);
+    }
 
     // One byte range (a video player seeking): 206 with the range; none past the end: 416;
     // several ranges: the whole file.
