@@ -1575,26 +1575,8 @@ async fn malformed_json_is_an_error(target: &Target) {
     store.close().await;
 }
 
-/// A string with a NUL character is written in JSON as the escape `\u0000`, which
-/// Fails with the message its config names (a provider's error text, NULs and all).
-struct Fails(gatewai_core::NodeTemplate);
-
-#[async_trait::async_trait]
-impl gatewai_core::Node for Fails {
-    fn template(&self) -> &gatewai_core::NodeTemplate {
-        &self.0
-    }
-    async fn execute(
-        &self,
-        ctx: &gatewai_core::NodeContext,
-        _inputs: &gatewai_core::Inputs,
-    ) -> Result<gatewai_core::Outputs, gatewai_core::NodeError> {
-        let message = ctx.raw_config()["message"].as_str().unwrap_or("failed");
-        Err(gatewai_core::NodeError::internal(message))
-    }
-}
-
-/// PostgreSQL's `text` cannot hold a NUL character. Free text the engine hands over (a node's
+/// A string with a NUL character is written in JSON as the escape `\u0000`, and PostgreSQL's
+/// `text` cannot hold a NUL character. Free text the engine hands over (a node's
 /// label from an untrusted canvas, a provider's error) is stored on every backend with each
 /// NUL turned into U+FFFD, so the run is recorded whole; an id or a name a caller gives with
 /// a NUL is refused with an error naming the field, the same on every backend.
@@ -1604,7 +1586,7 @@ async fn text_with_nul_characters_is_stored_and_ids_with_them_are_refused(target
     let store = target.open().await;
     with_users(&store).await;
     let mut reg = registry(&Probes::default());
-    reg.register(Fails(common::number_template("Fails")))
+    reg.register(common::Fails(common::number_template("Fails")))
         .unwrap();
     let mut document = workflow(
         &reg,

@@ -619,30 +619,6 @@ fn kind_of(outcome: &Outcome) -> String {
     }
 }
 
-/// Fails every attempt with its config's `message`, as retryable when `retry` says so.
-struct Fail(gatewai_core::NodeTemplate);
-
-#[async_trait::async_trait]
-impl gatewai_core::Node for Fail {
-    fn template(&self) -> &gatewai_core::NodeTemplate {
-        &self.0
-    }
-
-    async fn execute(
-        &self,
-        ctx: &gatewai_core::NodeContext,
-        _inputs: &gatewai_core::Inputs,
-    ) -> Result<gatewai_core::Outputs, gatewai_core::NodeError> {
-        let config = ctx.raw_config();
-        let message = config["message"].as_str().unwrap_or("failed").to_owned();
-        let kind = match config["retry"].as_bool() {
-            Some(true) => gatewai_core::ErrorKind::Unavailable,
-            _ => gatewai_core::ErrorKind::InvalidInput,
-        };
-        Err(gatewai_core::NodeError::new(kind, message))
-    }
-}
-
 /// Keeps every batch of events a run's observers get, and asks for cache keys (as the store's
 /// recorder does).
 #[derive(Default)]
@@ -660,7 +636,7 @@ impl gatewai_core::Observer for Capture {
     }
 }
 
-/// A generated run: its nodes (each `Sum`, or `Fail` with a message and whether it is
+/// A generated run: its nodes (each `Sum`, or `Fail` (a [`common::Fails`]) with a message and whether it is
 /// retryable), each fed by up to two earlier nodes; and where its events are cut into
 /// batches, for each backend.
 #[derive(Debug, Clone)]
@@ -747,7 +723,7 @@ fn a_recorded_run_is_stored_alike_by_every_backend_however_its_events_are_batche
     });
     let mut registry = common::registry(&common::Probes::default());
     registry
-        .register(Fail(common::number_template("Fail")))
+        .register(common::Fails(common::number_template("Fail")))
         .expect("registered");
     let capture = std::sync::Arc::new(Capture::default());
     let engine = gatewai_core::Engine::builder()

@@ -316,6 +316,26 @@ impl Node for Sum {
     }
 }
 
+/// Fails every attempt with its config's `message` (a provider's error text, NULs and all):
+/// as unavailable (retryable) when its config's `retry` is true, else as an internal error.
+pub struct Fails(pub NodeTemplate);
+
+#[async_trait]
+impl Node for Fails {
+    fn template(&self) -> &NodeTemplate {
+        &self.0
+    }
+
+    async fn execute(&self, ctx: &NodeContext, _inputs: &Inputs) -> Result<Outputs, NodeError> {
+        let config = ctx.raw_config();
+        let message = config["message"].as_str().unwrap_or("failed").to_owned();
+        Err(match config["retry"].as_bool() {
+            Some(true) => NodeError::unavailable(message),
+            _ => NodeError::internal(message),
+        })
+    }
+}
+
 /// Passes its input sum on once `open` is set; until then it never finishes (a node stuck in
 /// a long provider call when the process dies).
 pub struct Gate {
