@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use gatewai_core::{DataType, ErrorKind, Inputs, Item, Node, RunInput};
+use gatewai_core::{DataType, ErrorKind, Inputs, Item, Node, NodeError, Outputs, RunInput};
 use gatewai_nodes::media::File;
 use gatewai_nodes::video::{ExtractFrame, FfmpegTools, MediaCut};
 use serde_json::json;
@@ -18,14 +18,23 @@ async fn video_asset(h: &Harness) -> gatewai_core::FileAsset {
         .await
 }
 
+/// ExtractFrame (default tools) on `video` at `timestamp`.
+async fn extract_at(
+    h: &Harness,
+    video: &gatewai_core::FileAsset,
+    timestamp: &str,
+) -> Result<Outputs, NodeError> {
+    h.run(
+        &ExtractFrame::new(),
+        json!({ "timestamp": timestamp }),
+        "video",
+        Item::file(DataType::Video, video.clone()),
+    )
+    .await
+}
+
 async fn frame_colour(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &str) -> String {
-    let out = h
-        .run(
-            &ExtractFrame::new(),
-            json!({ "timestamp": timestamp }),
-            "video",
-            Item::file(DataType::Video, video.clone()),
-        )
+    let out = extract_at(h, video, timestamp)
         .await
         .unwrap_or_else(|e| panic!("{timestamp}: {e}"));
     let (asset, frame) = h.output_image(&out, "result").await;
@@ -39,15 +48,7 @@ async fn frame_colour(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &
 
 /// ExtractFrame's error at `timestamp`, checked to be its config's fault: its message.
 async fn timestamp_error(h: &Harness, video: &gatewai_core::FileAsset, timestamp: &str) -> String {
-    let err = h
-        .run(
-            &ExtractFrame::new(),
-            json!({ "timestamp": timestamp }),
-            "video",
-            Item::file(DataType::Video, video.clone()),
-        )
-        .await
-        .unwrap_err();
+    let err = extract_at(h, video, timestamp).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{timestamp}: {err}");
     err.message().to_owned()
 }
