@@ -16,7 +16,7 @@ use crate::event::{
     EventKind, EventReceiver, EventSink, Pending, ResultSource, RunClock, RunEvent, SkipReason,
 };
 use crate::model::{
-    Data, ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
+    ExecutionStatus, Generation, HandleType, InputSnapshot, Item, NodeExecution, NodeResult,
     OnError, OutputItem, RunRecord, RunStatus, Workflow,
 };
 use crate::node::{InputSlot, Inputs, NodeContext, Outputs, ResultMode, RunInput, RunScope, Scope};
@@ -76,20 +76,11 @@ pub(crate) struct Settled {
     flows: Flows,
 }
 
-/// What a completed node's selected generation holds for one of its output handles, found
-/// once as the node settles: its dependents take their values from here instead of searching
-/// the result for their handle, and a number or a boolean without following a pointer.
-enum Flow {
-    /// No item: the handle's dependents are not taken.
-    Absent,
-    /// The item at this position in the selected generation.
-    At(u32),
-    /// The item's value (a number or a boolean: copying it costs nothing).
-    Value(Item),
-}
-
-/// A node's [`Flow`]s, one per output handle, in the order of [`PlanNode::handles`].
-type Flows = smallvec::SmallVec<[Flow; 1]>;
+/// Where a completed node's selected generation holds the item of each of its output handles
+/// (`None`: no item, the handle's dependents are not taken), in the order of
+/// [`PlanNode::handles`]. Found once as the node settles: its dependents take their values from
+/// there instead of searching the result for their handle per edge.
+type Flows = smallvec::SmallVec<[Option<u32>; 2]>;
 
 /// The flows of `result` out of `node`'s output handles: each handle's item is the first in
 /// the selected generation that names it (items the engine produced name it by the plan's
@@ -97,31 +88,25 @@ type Flows = smallvec::SmallVec<[Flow; 1]>;
 fn flows_of(node: &PlanNode, result: &NodeResult) -> Flows {
     let outputs = node.handles.iter().take_while(|h| h.is_output);
     let Some(generation) = result.selected() else {
-        return outputs.map(|_| Flow::Absent).collect();
+        return outputs.map(|_| None).collect();
     };
     let items = &generation.items;
-    let flow = |at: Option<usize>| match at {
-        Some(at) => match &items[at].data {
-            Data::Boolean(_) | Data::Number(_) => Flow::Value(items[at].to_item()),
-            _ => Flow::At(at as u32),
-        },
-        None => Flow::Absent,
-    };
     // A node with many items finds them through a map, so that this stays linear.
     if items.len() > 16 {
-        let mut by_handle: HashMap<&str, usize> = HashMap::with_capacity(items.len());
+        let mut by_handle: HashMap<&str, u32> = HashMap::with_capacity(items.len());
         for (at, item) in items.iter().enumerate() {
-            by_handle.entry(&item.output_handle_id).or_insert(at);
+            by_handle.entry(&item.output_handle_id).or_insert(at as u32);
         }
-        return outputs
-            .map(|h| flow(by_handle.get(&*h.id).copied()))
-            .collect();
+        return outputs.map(|h| by_handle.get(&*h.id).copied()).collect();
     }
     outputs
         .map(|h| {
-            flow(items.iter().position(|i| {
-                Arc::ptr_eq(&i.output_handle_id, &h.id) || *i.output_handle_id == *h.id
-            }))
+            items
+                .iter()
+                .position(|i| {
+                    Arc::ptr_eq(&i.output_handle_id, &h.id) || *i.output_handle_id == *h.id
+                })
+                .map(|at| at as u32)
         })
         .collect()
 }
@@ -1009,12 +994,11 @@ impl RunState {
                     Some(End::Completed { result, .. }) => {
                         let flow = settled.and_then(|s| s.flows.get(source.handle as usize));
                         let item = match flow {
-                            Some(Flow::Value(item)) => Some(item.clone()),
-                            Some(Flow::At(at)) => result
+                            Some(Some(at)) => result
                                 .selected()
                                 .and_then(|g| g.items.get(*at as usize))
                                 .map(OutputItem::to_item),
-                            Some(Flow::Absent) => None,
+                            Some(None) => None,
                             // An edge out of an input handle (validation refuses one), or a
                             // settlement without flows: the item is looked for by the handle's
                             // id.
