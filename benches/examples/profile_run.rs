@@ -6,7 +6,8 @@
 //! `NO_OBSERVER=1` runs the engine with no observer (no events are built). `NO_COUNT=1` does not
 //! count allocations (the count is one atomic add per allocation that every thread shares, and
 //! it slows the engine's workers more than the run's start: use it for the split of a run's
-//! time).
+//! time). `WORKERS=n` runs the runtime with `n` worker threads instead of one per core (the
+//! split between a node's own cost and what sharing the run between cores adds to it).
 
 use gatewai_benches::HOST_ALLOCATOR;
 use gatewai_benches::{Dag, registry, sink_value};
@@ -68,10 +69,11 @@ fn main() {
         "layered" => Dag::layered(100, (n / 100).max(1), 3, 7),
         _ => Dag::chain(n),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = std::env::var("WORKERS").ok().and_then(|w| w.parse().ok()) {
+        rt.worker_threads(workers);
+    }
+    let rt = rt.enable_all().build().expect("runtime");
     // As in the criterion bench: records kept, events produced and consumed by an observer.
     let counter = std::sync::Arc::new(EventCounter::default());
     let mut builder = Engine::builder().registry(registry());
@@ -87,6 +89,7 @@ fn main() {
         Some("baseline") => {
             let dag = std::sync::Arc::new(dag.clone());
             let children = std::sync::Arc::new(dag.children());
+            let start = Instant::now();
             for _ in 0..reps {
                 let sink = rt.block_on(gatewai_benches::tokio_baseline(
                     dag.clone(),
@@ -94,6 +97,11 @@ fn main() {
                 ));
                 assert_eq!(sink, expected);
             }
+            println!(
+                "{shape} {} nodes: tokio baseline {:.2} µs/node",
+                dag.len(),
+                start.elapsed().as_secs_f64() * 1e6 / (reps * dag.len()) as f64
+            );
             return;
         }
         Some("clone") => {
