@@ -9,6 +9,7 @@
 //! | GET | /api/workflows/{id}/runs | run history with node executions |
 //! | GET | /api/runs/{id}/events | the run's events as server-sent events, live |
 //! | POST | /api/llm/execute | one direct LLM call |
+//! | GET | /api/assets | the caller's assets (uploads and what their runs produced), newest grant first (`limit`, `offset`) |
 //! | POST | /api/assets | upload a file (multipart field `file`) |
 //! | GET | /api/assets/{id} | download an asset (owner only; streamed, with its `Content-Length` from the record: bytes that differ from it break the download; one `Range: bytes=…` answered 206, or 416 past the end; an `ETag` for `If-None-Match` (304) and `If-Range`) |
 //!

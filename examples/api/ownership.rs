@@ -1,7 +1,8 @@
-//! Who may download an asset: its description's `metadata.owners` lists the users it belongs
-//! to. An upload belongs to its uploader; an asset a run produced belongs to the owner of the
-//! run, recorded by the [`AssetGrants`] observer as each node completes (before the run's
-//! event reaches any SSE client, so a client can fetch what an event announced).
+//! Who may use an asset: its owners, as the store records them
+//! ([`AssetRecordStore::grant_asset`]). An upload belongs to its uploader; an asset a run
+//! produced belongs to the owner of the run, granted by the [`AssetGrants`] observer as each
+//! node completes (before the run's event reaches any SSE client, so a client can fetch what
+//! an event announced). A result the cache shares between two users' runs is granted to both.
 
 use crate::api::RunHub;
 use crate::error::{Error, Result};
@@ -10,38 +11,11 @@ use async_trait::async_trait;
 use gatewai_core::error::{shown_list, shown_up_to};
 use gatewai_core::{EventKind, FileAsset, Observer, RunEvent, Workflow};
 use gatewai_store::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// The most characters of a request's id an answer quotes.
 const QUOTED_ID: usize = 80;
-
-/// The users an asset belongs to.
-pub fn owners_of(asset: &FileAsset) -> Vec<String> {
-    let Some(metadata) = &asset.metadata else {
-        return Vec::new();
-    };
-    let mut owners: Vec<String> = metadata
-        .get("owners")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(owner) = metadata.get("ownerId").and_then(Value::as_str)
-        && !owners.iter().any(|o| o == owner)
-    {
-        owners.push(owner.to_owned());
-    }
-    owners
-}
-
-/// Whether `user` may read the asset.
-pub fn is_owner(asset: &FileAsset, user: &str) -> bool {
-    owners_of(asset).iter().any(|o| o == user)
-}
 
 /// The assets a document's nodes name, as (node id, asset id): a File node's `asset` config
 /// and the files in every node's stored result.
@@ -72,10 +46,7 @@ pub fn referenced_assets(document: &Workflow) -> Vec<(String, String)> {
 pub async fn check_assets(store: &Store, document: &Workflow, user: &str) -> Result<()> {
     let mut foreign = Vec::new();
     for (node, asset) in referenced_assets(document) {
-        let owned = store
-            .get_asset_record(&asset)
-            .await?
-            .is_some_and(|record| is_owner(&record, user));
+        let owned = store.get_owned_asset(user, &asset).await?.is_some();
         if !owned {
             // The ids are the request's own: quoted briefly, control characters escaped.
             foreign.push(format!(
@@ -94,33 +65,16 @@ pub async fn check_assets(store: &Store, document: &Workflow, user: &str) -> Res
     }
 }
 
-/// Adds `user` to the owners of the asset with `asset`'s id (described from `asset` when the
-/// store has no description yet).
+/// Makes `user` an owner of the asset with `asset`'s id (described from `asset` when the
+/// store has no description of it yet).
 pub async fn grant(store: &Store, asset: &FileAsset, user: &str) -> Result<()> {
-    let mut record = store
-        .get_asset_record(&asset.id)
-        .await?
-        .unwrap_or_else(|| asset.clone());
-    let mut owners = owners_of(&record);
-    if owners.iter().any(|o| o == user) {
-        return Ok(());
+    match store.grant_asset(&asset.id, user).await {
+        Ok(_) => Ok(()),
+        Err(gatewai_store::Error::NotFound {
+            entity: "asset", ..
+        }) => Ok(store.put_asset_record(asset, Some(user)).await?),
+        Err(e) => Err(e.into()),
     }
-    owners.push(user.to_owned());
-    let first = owners.first().cloned().unwrap_or_else(|| user.to_owned());
-    let mut metadata = match record.metadata.take() {
-        Some(Value::Object(map)) => map,
-        Some(other) => {
-            let mut map = serde_json::Map::new();
-            map.insert("original".into(), other);
-            map
-        }
-        None => serde_json::Map::new(),
-    };
-    metadata.insert("ownerId".into(), json!(first));
-    metadata.insert("owners".into(), json!(owners));
-    record.metadata = Some(Value::Object(metadata));
-    store.put_asset_record(&record, Some(&first)).await?;
-    Ok(())
 }
 
 /// An engine observer that gives the owner of a server-started run every asset its nodes

@@ -38,7 +38,10 @@ pub(super) fn routes(upload_limit: usize) -> Router<AppState> {
         .route("/api/llm/execute", post(llm_execute))
         .route(
             "/api/assets",
-            post(upload_asset).layer(DefaultBodyLimit::max(upload_limit)),
+            get(list_assets).post(axum::handler::Handler::layer(
+                upload_asset,
+                DefaultBodyLimit::max(upload_limit),
+            )),
         )
         .route("/api/assets/{id}", get(download_asset))
         .route("/health", get(health))
@@ -422,6 +425,17 @@ async fn llm_execute(
     Ok(Json(json!({ "text": text })))
 }
 
+/// `GET /api/assets`: the caller's assets (their uploads and what their runs produced), the
+/// most recently granted first, paged as the workflows are (`limit`, `offset`).
+async fn list_assets(
+    State(state): State<AppState>,
+    user: AuthUser,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<Vec<gatewai_core::FileAsset>>> {
+    let page = page(query)?;
+    Ok(Json(state.store().list_assets(user.id(), page).await?))
+}
+
 /// `POST /api/assets`: the multipart field `file` stored as a file asset of the caller. A
 /// body over the upload limit is a 413 (at once when its `Content-Length` is).
 async fn upload_asset(
@@ -483,9 +497,8 @@ async fn download_asset(
 ) -> Result<Response> {
     let asset = state
         .store()
-        .get_asset_record(&id)
+        .get_owned_asset(user.id(), &id)
         .await?
-        .filter(|a| ownership::is_owner(a, user.id()))
         .ok_or_else(|| Error::not_found("asset", &id))?;
     let size = asset.size;
     let tag = entity_tag(&asset);

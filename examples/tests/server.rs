@@ -604,6 +604,25 @@ async fn run_followed_over_sse_then_history_downloads_and_cache() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = server.get(&format!("/api/assets/{asset_id}"), "bob").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Alice's assets: the photo she uploaded, then what her run produced (the newest first);
+    // none of them Bob's.
+    let (status, mine) = server.get("/api/assets", "alice").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let listed: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert!(listed.contains(&card_id), "{listed:?}");
+    assert_eq!(listed.last(), Some(&asset_id.as_str()), "{listed:?}");
+    let (status, first) = server.get("/api/assets?limit=1", "alice").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first.as_array().unwrap().len(), 1);
+    assert_eq!(first[0]["id"], listed[0]);
+    let (status, bobs) = server.get("/api/assets", "bob").await;
+    assert_eq!(status, StatusCode::OK, "{bobs}");
+    assert_eq!(bobs, json!([]));
 
     // A late subscriber gets the whole stream replayed.
     let replay = server.events(&run_id, "alice").await;
@@ -1754,7 +1773,7 @@ fn generated_request(
         (1usize..5000).prop_map(|n| "y".repeat(n)),
     ];
     let paths = (
-        prop_oneof![3 => Just(0usize), 3 => Just(1usize), 3 => 2usize..9],
+        prop_oneof![3 => Just(0usize), 3 => Just(1usize), 3 => 2usize..10],
         ids,
     )
         .prop_map(|(template, id)| match template {
@@ -1766,6 +1785,7 @@ fn generated_request(
             5 => format!("/api/runs/{id}/events"),
             6 => "/api/llm/execute".to_owned(),
             7 => format!("/api/assets/{id}"),
+            8 => "/api/assets?limit=2&offset=1".to_owned(),
             _ => format!("/api/{id}"),
         });
     let body = prop_oneof![
@@ -1791,15 +1811,16 @@ fn generated_request(
     ];
     // Mostly a method a route has, else any.
     let routed = paths.prop_flat_map(|path| {
-        let methods: &[&'static str] = if path == "/api/workflows" {
-            &["GET", "POST"]
-        } else if path.ends_with("/run") || path == "/api/llm/execute" {
-            &["POST"]
-        } else if path.starts_with("/api/workflows/") && !path.contains("/runs") {
-            &["GET", "PUT", "DELETE"]
-        } else {
-            &["GET"]
-        };
+        let methods: &[&'static str] =
+            if path == "/api/workflows" || path.starts_with("/api/assets?") {
+                &["GET", "POST"]
+            } else if path.ends_with("/run") || path == "/api/llm/execute" {
+                &["POST"]
+            } else if path.starts_with("/api/workflows/") && !path.contains("/runs") {
+                &["GET", "PUT", "DELETE"]
+            } else {
+                &["GET"]
+            };
         let method = prop_oneof![
             4 => prop::sample::select(methods.to_vec()),
             1 => prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH"]),

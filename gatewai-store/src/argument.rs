@@ -39,6 +39,19 @@ pub(crate) fn text(field: &'static str, value: &str) -> Result<()> {
     }
 }
 
+/// Whether an id a caller looks up could name a stored row: no backend stores a NUL, so a
+/// lookup of an id with one finds nothing, on every backend, without asking the database
+/// (PostgreSQL would refuse the NUL rather than find nothing).
+pub(crate) fn may_be_stored(id: &str) -> bool {
+    !id.contains('\0')
+}
+
+/// Checks the ids of a grant of an asset to a user.
+pub(crate) fn grant(asset_id: &str, user_id: &str) -> Result<()> {
+    non_empty("asset id", asset_id)?;
+    non_empty("user id", user_id)
+}
+
 /// [`text`] for an optional text.
 fn optional_text(field: &'static str, value: Option<&str>) -> Result<()> {
     value.map_or(Ok(()), |v| text(field, v))

@@ -116,20 +116,50 @@ pub trait CacheStore: Send + Sync {
     async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()>;
 }
 
-/// The `file_assets` table: descriptions of asset blobs (the blobs live in an asset store).
+/// The `file_assets` table: descriptions of asset blobs (the blobs live in an asset store),
+/// and who owns each (`asset_owners`). An asset may have several owners (a result the cache
+/// shared between two users' runs); serve users through the owner-scoped calls
+/// ([`get_owned_asset`](AssetRecordStore::get_owned_asset),
+/// [`list_assets`](AssetRecordStore::list_assets)), which report another user's asset exactly
+/// like a missing one, as [`WorkflowStore`] does.
 #[async_trait]
 pub trait AssetRecordStore: Send + Sync {
     /// Stores an asset's description, replacing the one with the same id. A signed URL
     /// (`signed_url`, `signed_url_exp`) is not stored: it is made when the asset is served.
+    /// With an `owner_id`, the asset is also granted to that user, in the same transaction
+    /// ([`grant_asset`](AssetRecordStore::grant_asset)); the owners it already has keep it.
     /// [`Error::InvalidInput`](crate::Error::InvalidInput) for a NUL in a text, a size beyond
     /// `i64`, a width or height beyond `i32`, or an fps or duration that is not a finite
-    /// number of at least 0.
+    /// number of at least 0; [`Error::NotFound`](crate::Error::NotFound) when `owner_id`
+    /// names no user (nothing is stored then).
     async fn put_asset_record(&self, asset: &FileAsset, owner_id: Option<&str>) -> Result<()>;
 
-    /// The asset with this id.
+    /// The asset with this id, whoever owns it (for hosts; serve users through
+    /// [`get_owned_asset`](AssetRecordStore::get_owned_asset)).
     async fn get_asset_record(&self, id: &str) -> Result<Option<FileAsset>>;
 
-    /// Deletes an asset's description; whether there was one.
+    /// The asset with this id when `owner_id` is one of its owners; `None` when it is not
+    /// (whether or not the asset exists).
+    async fn get_owned_asset(&self, owner_id: &str, id: &str) -> Result<Option<FileAsset>>;
+
+    /// The assets `owner_id` owns, the most recently granted first (ties: the greater asset
+    /// id first).
+    async fn list_assets(&self, owner_id: &str, page: Page) -> Result<Vec<FileAsset>>;
+
+    /// Makes `user_id` an owner of the asset; whether they were not one already. One row per
+    /// owner: grants made at the same time all hold. [`Error::NotFound`](crate::Error::NotFound)
+    /// when the asset or the user does not exist.
+    async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool>;
+
+    /// Takes the asset from `user_id`; whether they owned it. Its description stays, for its
+    /// other owners (delete it with [`delete_asset_record`](AssetRecordStore::delete_asset_record)).
+    async fn revoke_asset(&self, asset_id: &str, user_id: &str) -> Result<bool>;
+
+    /// The asset's owners, in the order they were granted it (empty for a missing asset).
+    async fn asset_owners(&self, asset_id: &str) -> Result<Vec<String>>;
+
+    /// Deletes an asset's description and its grants; whether there was one. Deleting a user
+    /// takes their grants, not the assets.
     async fn delete_asset_record(&self, id: &str) -> Result<bool>;
 }
 

@@ -13,6 +13,7 @@ use crate::write_plan::{
     plan_writes,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use gatewai_core::{
     CacheKey, ExecutionStatus, FileAsset, Generation, NodeExecution, RunEvent, RunRecord, RunStatus,
 };
@@ -35,6 +36,8 @@ struct State {
     executions: HashMap<String, Vec<(i64, NodeExecution)>>,
     cache: HashMap<CacheKey, Vec<Generation>>,
     assets: HashMap<String, FileAsset>,
+    /// Per asset: its owners and when each was granted it.
+    owners: HashMap<String, Vec<(String, DateTime<Utc>)>>,
 }
 
 impl MemoryBackend {
@@ -51,6 +54,22 @@ impl MemoryBackend {
 }
 
 impl State {
+    /// Grants `asset_id` to `user_id` (both exist); whether it was new.
+    fn grant(&mut self, asset_id: &str, user_id: &str, at: DateTime<Utc>) -> bool {
+        let owners = self.owners.entry(asset_id.to_owned()).or_default();
+        if owners.iter().any(|(u, _)| u == user_id) {
+            return false;
+        }
+        owners.push((user_id.to_owned(), at));
+        true
+    }
+
+    fn owns(&self, user_id: &str, asset_id: &str) -> bool {
+        self.owners
+            .get(asset_id)
+            .is_some_and(|owners| owners.iter().any(|(u, _)| u == user_id))
+    }
+
     fn owned_workflow(&self, owner_id: &str, id: &str) -> Option<&StoredWorkflow> {
         self.workflows.get(id).filter(|w| w.owner_id == owner_id)
     }
@@ -233,6 +252,9 @@ impl UserStore for MemoryBackend {
             .collect();
         for wf in owned {
             state.delete_workflow_rows(&wf);
+        }
+        for owners in state.owners.values_mut() {
+            owners.retain(|(u, _)| u != id);
         }
         Ok(())
     }
@@ -485,13 +507,22 @@ impl CacheStore for MemoryBackend {
 impl AssetRecordStore for MemoryBackend {
     async fn put_asset_record(&self, asset: &FileAsset, owner_id: Option<&str>) -> Result<()> {
         crate::argument::asset(asset, owner_id)?;
+        let mut state = self.lock();
+        if let Some(owner) = owner_id
+            && !state.users.contains_key(owner)
+        {
+            return Err(Error::not_found("user", owner));
+        }
         // As the databases store it: a signed URL is not kept.
         let asset = FileAsset {
             signed_url: None,
             signed_url_exp: None,
             ..asset.clone()
         };
-        self.lock().assets.insert(asset.id.clone(), asset);
+        if let Some(owner) = owner_id {
+            state.grant(&asset.id, owner, now());
+        }
+        state.assets.insert(asset.id.clone(), asset);
         Ok(())
     }
 
@@ -499,8 +530,73 @@ impl AssetRecordStore for MemoryBackend {
         Ok(self.lock().assets.get(id).cloned())
     }
 
+    async fn get_owned_asset(&self, owner_id: &str, id: &str) -> Result<Option<FileAsset>> {
+        let state = self.lock();
+        Ok(state
+            .assets
+            .get(id)
+            .filter(|_| state.owns(owner_id, id))
+            .cloned())
+    }
+
+    async fn list_assets(&self, owner_id: &str, page: Page) -> Result<Vec<FileAsset>> {
+        let state = self.lock();
+        let mut granted: Vec<(DateTime<Utc>, &String)> = state
+            .owners
+            .iter()
+            .filter_map(|(asset, owners)| {
+                let (_, at) = owners.iter().find(|(u, _)| u == owner_id)?;
+                Some((*at, asset))
+            })
+            .collect();
+        granted.sort_by(|a, b| b.cmp(a));
+        let rows = granted
+            .into_iter()
+            .filter_map(|(_, asset)| state.assets.get(asset).cloned())
+            .collect();
+        Ok(page_of(rows, page))
+    }
+
+    async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
+        crate::argument::grant(asset_id, user_id)?;
+        let mut state = self.lock();
+        if !state.assets.contains_key(asset_id) {
+            return Err(Error::not_found("asset", asset_id));
+        }
+        if state.owns(user_id, asset_id) {
+            return Ok(false);
+        }
+        if !state.users.contains_key(user_id) {
+            return Err(Error::not_found("user", user_id));
+        }
+        Ok(state.grant(asset_id, user_id, now()))
+    }
+
+    async fn revoke_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
+        let mut state = self.lock();
+        let Some(owners) = state.owners.get_mut(asset_id) else {
+            return Ok(false);
+        };
+        let before = owners.len();
+        owners.retain(|(u, _)| u != user_id);
+        Ok(owners.len() < before)
+    }
+
+    async fn asset_owners(&self, asset_id: &str) -> Result<Vec<String>> {
+        let state = self.lock();
+        let mut owners: Vec<(DateTime<Utc>, String)> = state
+            .owners
+            .get(asset_id)
+            .map(|owners| owners.iter().map(|(u, at)| (*at, u.clone())).collect())
+            .unwrap_or_default();
+        owners.sort();
+        Ok(owners.into_iter().map(|(_, u)| u).collect())
+    }
+
     async fn delete_asset_record(&self, id: &str) -> Result<bool> {
-        Ok(self.lock().assets.remove(id).is_some())
+        let mut state = self.lock();
+        state.owners.remove(id);
+        Ok(state.assets.remove(id).is_some())
     }
 }
 

@@ -26,7 +26,21 @@ async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
         "sqlite://{}?mode=rwc",
         dir.path().join("assets.db").display()
     );
-    Store::open(&url).await.unwrap()
+    with_alice(Store::open(&url).await.unwrap()).await
+}
+
+/// A memory store knowing alice, who the assets of [`png`] are stored for.
+async fn memory_store() -> Store {
+    with_alice(Store::memory()).await
+}
+
+/// `store`, with the user alice in it.
+async fn with_alice(store: Store) -> Store {
+    store
+        .upsert_user(&NewUser::new("alice", "alice@example.com"))
+        .await
+        .unwrap();
+    store
 }
 
 /// A local-directory asset store under `dir`, recording into `store`.
@@ -57,10 +71,24 @@ async fn fs_store_puts_reads_and_deletes() {
         store.get_asset_record(&put.id).await.unwrap(),
         Some(put.clone())
     );
+    // The user its metadata names owns it.
+    assert_eq!(store.asset_owners(&put.id).await.unwrap(), ["alice"]);
     assert_eq!(assets.get(&put.id).await.unwrap(), Some(put.clone()));
     assert_eq!(
         assets.read(&put).await.unwrap(),
         Bytes::from_static(b"\x89PNG\r\n\x1a\nnot really")
+    );
+    // Stored for a user the store does not know: refused, and no blob is left behind.
+    let mut stray = png("stray.png");
+    stray.metadata = Some(json!({"ownerId": "nobody"}));
+    let err = assets.put(stray).await.unwrap_err();
+    assert_eq!(err.kind(), gatewai_core::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("nobody"), "{err}");
+    let blobs = walk(assets.root());
+    assert_eq!(
+        blobs,
+        std::slice::from_ref(&path),
+        "only the first asset's file is left"
     );
     // An asset reference without a key (as a client may send it) is found by id.
     let by_id = FileAsset {
@@ -151,7 +179,7 @@ async fn object_store_reads_a_range_of_an_object() {
     use gatewai_store::ObjectAssetStore;
     use std::sync::Arc;
     let objects = Arc::new(object_store::memory::InMemory::new());
-    let assets = ObjectAssetStore::new(objects, "media", Store::memory());
+    let assets = ObjectAssetStore::new(objects, "media", memory_store().await);
     let (put, bytes) = put_large(&assets).await;
     check_ranges(&assets, &put, &bytes).await;
     assets.delete(&put).await.unwrap();
@@ -189,7 +217,7 @@ async fn object_store_streams_an_object() {
     use gatewai_store::ObjectAssetStore;
     use std::sync::Arc;
     let objects = Arc::new(object_store::memory::InMemory::new());
-    let assets = ObjectAssetStore::new(objects, "media", Store::memory());
+    let assets = ObjectAssetStore::new(objects, "media", memory_store().await);
     let (put, bytes) = put_large(&assets).await;
     let (_, all) = collect(assets.read_stream(&put).await.unwrap()).await;
     assert_eq!(all, bytes);
@@ -242,7 +270,7 @@ async fn fs_store_reads_an_asset_by_its_recorded_key_only() {
 #[tokio::test]
 async fn fs_store_rejects_keys_escaping_its_root() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::memory();
+    let store = memory_store().await;
     let root = dir.path().join("blobs");
     let assets = FsAssetStore::open(&root, store).await.unwrap();
     // A secret beside the root that a crafted asset reference tries to reach.
@@ -286,7 +314,7 @@ async fn object_store_puts_reads_and_deletes() {
     use gatewai_store::ObjectAssetStore;
     use std::sync::Arc;
     let objects = Arc::new(object_store::memory::InMemory::new());
-    let store = Store::memory();
+    let store = memory_store().await;
     let assets = ObjectAssetStore::new(objects.clone(), "media", store.clone())
         .with_prefix("tenant-1")
         .unwrap();
@@ -349,7 +377,7 @@ async fn record_size(store: &Store, asset: &FileAsset, size: u64) {
         size,
         ..asset.clone()
     };
-    store.put_asset_record(&lying, Some("alice")).await.unwrap();
+    store.put_asset_record(&lying, None).await.unwrap();
 }
 
 #[tokio::test]
@@ -390,7 +418,7 @@ async fn fs_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more
 #[tokio::test]
 async fn fs_store_bounded_read_refuses_by_the_record_before_touching_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::memory();
+    let store = memory_store().await;
     let assets = fs_assets(&dir, store.clone()).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     record_size(&store, &put, 5 << 30).await;
@@ -404,7 +432,7 @@ async fn fs_store_bounded_read_refuses_by_the_record_before_touching_the_file() 
 #[tokio::test]
 async fn fs_store_bounded_read_refuses_a_file_larger_than_its_record() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::memory();
+    let store = memory_store().await;
     let assets = fs_assets(&dir, store).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     let path = assets.path_of(&put.key).unwrap();
@@ -428,7 +456,7 @@ async fn fs_store_bounded_read_refuses_a_file_larger_than_its_record() {
 async fn fs_store_bounded_read_stops_reading_past_the_limit() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::memory();
+    let store = memory_store().await;
     let assets = fs_assets(&dir, store).await;
     let put = assets.put(png("fox.png")).await.unwrap();
     let path = assets.path_of(&put.key).unwrap();
@@ -497,7 +525,7 @@ mod object_store_limits {
     #[tokio::test]
     async fn object_store_bounded_read_takes_the_limit_exactly_and_refuses_one_byte_more() {
         let objects = Arc::new(InMemory::new());
-        let store = Store::memory();
+        let store = memory_store().await;
         let assets = object_assets(objects.clone(), &store);
         let put = assets.put(png("fox.png")).await.unwrap();
         assert_eq!(assets.read_limited(&put, 18).await.unwrap().len(), 18);
@@ -518,7 +546,7 @@ mod object_store_limits {
     #[tokio::test]
     async fn object_store_bounded_read_refuses_an_object_larger_than_its_record() {
         let objects = Arc::new(InMemory::new());
-        let store = Store::memory();
+        let store = memory_store().await;
         let assets = object_assets(objects.clone(), &store);
         let put = assets.put(png("fox.png")).await.unwrap();
         objects
@@ -616,7 +644,7 @@ mod object_store_limits {
     #[tokio::test]
     async fn object_store_bounded_read_stops_a_body_past_the_limit() {
         let objects = Arc::new(Understating(InMemory::new()));
-        let store = Store::memory();
+        let store = memory_store().await;
         let assets = object_assets(objects.clone(), &store);
         let put = assets.put(png("fox.png")).await.unwrap();
         objects
@@ -627,4 +655,17 @@ mod object_store_limits {
         assert_too_large(&err, &put.id, 999, None);
         assert_eq!(assets.read_limited(&put, 1000).await.unwrap().len(), 1000);
     }
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
 }

@@ -57,6 +57,9 @@ conformance!(
     a_resumed_run_keeps_its_reusable_results_until_it_records_them,
     store_cache_survives_reopening,
     asset_records_round_trip,
+    assets_are_scoped_by_their_owners,
+    concurrent_grants_of_one_asset_all_hold,
+    the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration,
     malformed_json_is_an_error,
     json_with_nul_characters_round_trips,
     text_with_nul_characters_is_stored_and_ids_with_them_are_refused,
@@ -1435,6 +1438,7 @@ async fn asset_records_round_trip(target: &Target) {
         ..Default::default()
     };
     asset.extra.insert("createdBy".into(), json!("test"));
+    with_users(&store).await;
     store.put_asset_record(&asset, Some("alice")).await.unwrap();
     assert_eq!(
         store.get_asset_record("asset-1").await.unwrap(),
@@ -1452,6 +1456,250 @@ async fn asset_records_round_trip(target: &Target) {
     assert!(store.delete_asset_record("asset-1").await.unwrap());
     assert!(!store.delete_asset_record("asset-1").await.unwrap());
     assert!(store.get_asset_record("asset-1").await.unwrap().is_none());
+    store.close().await;
+}
+
+/// An asset record named `id`.
+fn asset_named(id: &str) -> gatewai_core::FileAsset {
+    gatewai_core::FileAsset {
+        id: id.into(),
+        name: format!("{id}.png"),
+        bucket: "local".into(),
+        key: format!("assets/{id}"),
+        mime_type: "image/png".into(),
+        size: 10,
+        ..Default::default()
+    }
+}
+
+/// The ids of some assets.
+fn ids(assets: Vec<gatewai_core::FileAsset>) -> Vec<String> {
+    assets.into_iter().map(|a| a.id).collect()
+}
+
+async fn assets_are_scoped_by_their_owners(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    // Stored for a user who does not exist: refused, and nothing is stored.
+    let err = store
+        .put_asset_record(&asset_named("a1"), Some("carol"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { entity: "user", id } if id == "carol"),
+        "{err}"
+    );
+    assert!(store.get_asset_record("a1").await.unwrap().is_none());
+
+    // Stored for alice: hers, and no one else's.
+    store
+        .put_asset_record(&asset_named("a1"), Some("alice"))
+        .await
+        .unwrap();
+    let a1 = store.get_owned_asset("alice", "a1").await.unwrap();
+    assert_eq!(a1.map(|a| a.id).as_deref(), Some("a1"));
+    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_none());
+    assert!(
+        store
+            .get_owned_asset("alice", "a2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        ids(store.list_assets("alice", Page::default()).await.unwrap()),
+        ["a1"]
+    );
+    assert!(
+        store
+            .list_assets("bob", Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.asset_owners("a1").await.unwrap(), ["alice"]);
+
+    // Granted to bob too: once.
+    assert!(store.grant_asset("a1", "bob").await.unwrap());
+    assert!(!store.grant_asset("a1", "bob").await.unwrap());
+    assert!(!store.grant_asset("a1", "alice").await.unwrap());
+    assert_eq!(store.asset_owners("a1").await.unwrap(), ["alice", "bob"]);
+    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_some());
+    // A grant of a missing asset, or to a missing user, names what is missing.
+    let err = store.grant_asset("a9", "bob").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { entity: "asset", id } if id == "a9"),
+        "{err}"
+    );
+    let err = store.grant_asset("a1", "carol").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::NotFound { entity: "user", id } if id == "carol"),
+        "{err}"
+    );
+    let err = store.grant_asset("a\0b", "bob").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    // Ids no backend stores find nothing, on every backend.
+    assert!(
+        store
+            .get_owned_asset("alice", "a\0b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_owned_asset("al\0ice", "a1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .list_assets("al\0ice", Page::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.asset_owners("a\0b").await.unwrap().is_empty());
+    assert!(!store.revoke_asset("a1", "b\0ob").await.unwrap());
+    assert!(store.get_asset_record("a\0b").await.unwrap().is_none());
+    assert!(!store.delete_asset_record("a\0b").await.unwrap());
+
+    // Storing the description again keeps its owners.
+    let mut renamed = asset_named("a1");
+    renamed.name = "renamed.png".into();
+    store.put_asset_record(&renamed, None).await.unwrap();
+    assert_eq!(store.asset_owners("a1").await.unwrap(), ["alice", "bob"]);
+    let a1 = store.get_owned_asset("bob", "a1").await.unwrap().unwrap();
+    assert_eq!(a1.name, "renamed.png");
+
+    // Revoked: bob's no more; alice's still.
+    assert!(store.revoke_asset("a1", "bob").await.unwrap());
+    assert!(!store.revoke_asset("a1", "bob").await.unwrap());
+    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_none());
+    assert!(
+        store
+            .get_owned_asset("alice", "a1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Alice's assets, the most recently granted first, in pages.
+    for id in ["a2", "a3", "a4"] {
+        store
+            .put_asset_record(&asset_named(id), Some("alice"))
+            .await
+            .unwrap();
+    }
+    assert!(store.grant_asset("a1", "bob").await.unwrap());
+    let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
+    assert_eq!(all, ["a4", "a3", "a2", "a1"]);
+    let second = ids(store.list_assets("alice", Page::new(2, 2)).await.unwrap());
+    assert_eq!(second, ["a2", "a1"]);
+    assert_eq!(
+        ids(store.list_assets("bob", Page::default()).await.unwrap()),
+        ["a1"]
+    );
+
+    // A deleted user's grants go with them; the assets stay, for their other owners.
+    store.delete_user("bob").await.unwrap();
+    assert_eq!(store.asset_owners("a1").await.unwrap(), ["alice"]);
+    assert!(store.get_asset_record("a1").await.unwrap().is_some());
+    // A deleted asset's grants go with it.
+    assert!(store.delete_asset_record("a2").await.unwrap());
+    assert!(store.asset_owners("a2").await.unwrap().is_empty());
+    assert!(
+        store
+            .get_owned_asset("alice", "a2")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
+    assert_eq!(all, ["a4", "a3", "a1"]);
+    // Stored again, it has no owner until one is granted.
+    store
+        .put_asset_record(&asset_named("a2"), None)
+        .await
+        .unwrap();
+    assert!(store.asset_owners("a2").await.unwrap().is_empty());
+    store.close().await;
+}
+
+/// Many users granted one asset at once: every grant holds (a list of owners rewritten by
+/// each would keep only the last writer's).
+async fn concurrent_grants_of_one_asset_all_hold(target: &Target) {
+    let store = target.open().await;
+    let users: Vec<String> = (0..24).map(|i| format!("user-{i:02}")).collect();
+    for user in &users {
+        store
+            .upsert_user(&NewUser::new(user.clone(), format!("{user}@example.com")))
+            .await
+            .unwrap();
+    }
+    store
+        .put_asset_record(&asset_named("shared"), Some("user-00"))
+        .await
+        .unwrap();
+    let grants: Vec<_> = users
+        .iter()
+        .skip(1)
+        .map(|user| {
+            let (store, user) = (store.clone(), user.clone());
+            tokio::spawn(async move { store.grant_asset("shared", &user).await })
+        })
+        .collect();
+    for granted in grants {
+        assert!(granted.await.unwrap().unwrap());
+    }
+    let mut owners = store.asset_owners("shared").await.unwrap();
+    owners.sort();
+    assert_eq!(owners, users);
+    for user in &users {
+        assert!(
+            store
+                .get_owned_asset(user, "shared")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    store.close().await;
+}
+
+/// A database from before `asset_owners` existed: the user each asset was stored for (the
+/// `owner_id` column) becomes its owner when the store opens it; an owner that is no user is
+/// dropped.
+async fn the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration(target: &Target) {
+    if target.name == "memory" {
+        // Nothing to migrate.
+        return;
+    }
+    let store = target.open().await;
+    with_users(&store).await;
+    store.close().await;
+    // Back to the schema before the migration, with two assets stored then.
+    target
+        .execute_raw(
+            "DROP TABLE asset_owners; \
+             DELETE FROM _sqlx_migrations WHERE version = 20261128000001; \
+             INSERT INTO file_assets (id, name, bucket, key, mime_type, size, owner_id, created_at) \
+             VALUES ('old-1', 'a.png', 'local', 'k1', 'image/png', 1, 'alice', '2026-01-01T00:00:00Z'), \
+                    ('old-2', 'b.png', 'local', 'k2', 'image/png', 1, 'nobody', '2026-01-01T00:00:00Z')",
+        )
+        .await;
+    let store = target.open().await;
+    assert_eq!(store.asset_owners("old-1").await.unwrap(), ["alice"]);
+    assert!(
+        store
+            .get_owned_asset("alice", "old-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.asset_owners("old-2").await.unwrap().is_empty());
+    assert!(store.get_asset_record("old-2").await.unwrap().is_some());
     store.close().await;
 }
 

@@ -101,6 +101,24 @@ enum Op {
     DeleteAsset {
         asset: usize,
     },
+    /// `grant_asset` (`revoke` false) or `revoke_asset`.
+    Grant {
+        revoke: bool,
+        asset: usize,
+        user: usize,
+    },
+    GetOwnedAsset {
+        owner: usize,
+        asset: usize,
+    },
+    ListAssets {
+        owner: usize,
+        limit: u32,
+        offset: u64,
+    },
+    AssetOwners {
+        asset: usize,
+    },
     /// `save_run` (`update` false) or `update_run`.
     SaveRun {
         update: bool,
@@ -199,7 +217,7 @@ fn op() -> impl Strategy<Value = Op> {
     let user = 0..USERS.len();
     let workflow = 0..WORKFLOWS.len();
     prop_oneof![
-        3 => (user.clone(), text(), prop::option::of(text()))
+        6 => (user.clone(), text(), prop::option::of(text()))
             .prop_map(|(user, email, first_name)| Op::UpsertUser { user, email, first_name }),
         1 => user.clone().prop_map(|user| Op::DeleteUser { user }),
         1 => user.clone().prop_map(|user| Op::GetUser { user }),
@@ -212,7 +230,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (user.clone(), workflow.clone(), prop::option::of(text()), prop::option::of(text()))
             .prop_map(|(owner, workflow, name, document)| Op::Update { owner, workflow, name, document }),
         1 => (user.clone(), workflow).prop_map(|(owner, workflow)| Op::Delete { owner, workflow }),
-        2 => (
+        4 => (
             0..ASSETS.len(),
             prop::option::of(user),
             text(),
@@ -223,6 +241,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(asset, owner, text, size, width, number)| Op::PutAsset { asset, owner, text, size, width, number }),
         1 => (0..ASSETS.len()).prop_map(|asset| Op::GetAsset { asset }),
         1 => (0..ASSETS.len()).prop_map(|asset| Op::DeleteAsset { asset }),
+        3 => (any::<bool>(), 0..ASSETS.len(), 0..USERS.len())
+            .prop_map(|(revoke, asset, user)| Op::Grant { revoke, asset, user }),
+        2 => (0..USERS.len(), 0..ASSETS.len()).prop_map(|(owner, asset)| Op::GetOwnedAsset { owner, asset }),
+        2 => (0..USERS.len(), 0u32..3, 0u64..2)
+            .prop_map(|(owner, limit, offset)| Op::ListAssets { owner, limit, offset }),
+        1 => (0..ASSETS.len()).prop_map(|asset| Op::AssetOwners { asset }),
         3 => (
             any::<bool>(),
             0..RUNS.len(),
@@ -273,6 +297,8 @@ enum Outcome {
     /// Run records, node executions or run history entries, as JSON.
     Records(Value),
     Deleted(bool),
+    /// Whether a grant was new.
+    Granted(bool),
     Failed(ErrorKind),
 }
 
@@ -426,6 +452,40 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             .delete_asset_record(&format!("{case}{}", ASSETS[*a]))
             .await
             .map(Outcome::Deleted),
+        Op::Grant {
+            revoke: false,
+            asset: a,
+            user: u,
+        } => store
+            .grant_asset(&format!("{case}{}", ASSETS[*a]), &user(*u))
+            .await
+            .map(Outcome::Granted),
+        Op::Grant {
+            revoke: true,
+            asset: a,
+            user: u,
+        } => store
+            .revoke_asset(&format!("{case}{}", ASSETS[*a]), &user(*u))
+            .await
+            .map(Outcome::Deleted),
+        Op::GetOwnedAsset { owner, asset: a } => store
+            .get_owned_asset(&user(*owner), &format!("{case}{}", ASSETS[*a]))
+            .await
+            .map(|got| got.map_or(Outcome::Missing, asset_outcome)),
+        Op::ListAssets {
+            owner,
+            limit,
+            offset,
+        } => store
+            .list_assets(&user(*owner), Page::new(*limit, *offset))
+            .await
+            .map(|assets| Outcome::Listed(assets.into_iter().map(|a| (a.id, a.name)).collect())),
+        Op::AssetOwners { asset: a } => store
+            .asset_owners(&format!("{case}{}", ASSETS[*a]))
+            .await
+            .map(|owners| {
+                Outcome::Listed(owners.into_iter().map(|o| (o, String::new())).collect())
+            }),
         Op::SaveRun {
             update,
             run,
@@ -592,6 +652,8 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
         "asset",
         "deleted true",
         "deleted false",
+        "granted true",
+        "granted false",
         "records",
         "no record",
         "no records",
@@ -615,6 +677,7 @@ fn kind_of(outcome: &Outcome) -> String {
         Outcome::Records(Value::Array(list)) if list.is_empty() => "no records".into(),
         Outcome::Records(_) => "records".into(),
         Outcome::Deleted(deleted) => format!("deleted {deleted}"),
+        Outcome::Granted(granted) => format!("granted {granted}"),
         Outcome::Failed(kind) => format!("failed {kind:?}"),
     }
 }

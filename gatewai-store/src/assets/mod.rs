@@ -4,6 +4,9 @@
 //! store's `file_assets` table, and make their keys themselves from fresh ids. An asset handed
 //! back to them is read by the key recorded for its id (a key it carries must be that one), so
 //! that a crafted reference can never name a blob outside the store, nor another asset's.
+//! An asset whose metadata names an owner (`ownerId`, or `userId`) is granted to that user as
+//! its description is stored ([`AssetRecordStore::put_asset_record`](crate::AssetRecordStore::put_asset_record)):
+//! the user must exist, or the put fails and leaves no blob behind.
 //!
 //! A bounded read (`AssetStore::read_limited`) refuses an asset over its limit three times
 //! over, never holding more than the limit and one byte: by the size its record states, by
@@ -216,7 +219,8 @@ pub(crate) fn describe(asset: &NewAsset, id: String, key: String, bucket: &str) 
     }
 }
 
-/// The owner named in an asset's metadata (`ownerId` or `userId`), if any.
+/// The owner named in an asset's metadata (`ownerId` or `userId`), if any: the user the
+/// asset is granted to as it is stored.
 pub(crate) fn owner_of(asset: &NewAsset) -> Option<&str> {
     let metadata = asset.metadata.as_ref()?;
     metadata

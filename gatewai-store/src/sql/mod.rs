@@ -93,6 +93,25 @@ mod query {
     pub(super) const GET_ASSET: &str = "SELECT id, name, bucket, key, mime_type, size, width, height, fps, duration, metadata, extra \
          FROM file_assets WHERE id = $1";
     pub(super) const DELETE_ASSET: &str = "DELETE FROM file_assets WHERE id = $1";
+    pub(super) const GET_OWNED_ASSET: &str = "SELECT a.id, a.name, a.bucket, a.key, a.mime_type, a.size, a.width, a.height, \
+         a.fps, a.duration, a.metadata, a.extra FROM file_assets a \
+         JOIN asset_owners o ON o.asset_id = a.id WHERE a.id = $1 AND o.user_id = $2";
+    pub(super) const LIST_ASSETS: &str = "SELECT a.id, a.name, a.bucket, a.key, a.mime_type, a.size, a.width, a.height, \
+         a.fps, a.duration, a.metadata, a.extra FROM asset_owners o \
+         JOIN file_assets a ON a.id = o.asset_id WHERE o.user_id = $1 \
+         ORDER BY o.created_at DESC, o.asset_id DESC LIMIT $2 OFFSET $3";
+    /// Inserts a grant when the asset and the user exist and it is new (one row affected).
+    pub(super) const GRANT_ASSET: &str = "INSERT INTO asset_owners (asset_id, user_id, created_at) \
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM file_assets WHERE id = $1) \
+         AND EXISTS (SELECT 1 FROM users WHERE id = $2) \
+         ON CONFLICT (asset_id, user_id) DO NOTHING";
+    pub(super) const GRANT_EXISTS: &str =
+        "SELECT user_id FROM asset_owners WHERE asset_id = $1 AND user_id = $2";
+    pub(super) const ASSET_EXISTS: &str = "SELECT id FROM file_assets WHERE id = $1";
+    pub(super) const REVOKE_ASSET: &str =
+        "DELETE FROM asset_owners WHERE asset_id = $1 AND user_id = $2";
+    pub(super) const ASSET_OWNERS: &str =
+        "SELECT user_id FROM asset_owners WHERE asset_id = $1 ORDER BY created_at, user_id";
 }
 
 use crate::backend::{
@@ -662,6 +681,17 @@ macro_rules! sql_backend {
                 let extra = (!asset.extra.is_empty())
                     .then(|| json_arg("an asset's extra fields", &asset.extra))
                     .transpose()?;
+                let now = now();
+                let mut tx = self.write.begin().await?;
+                if let Some(owner) = owner_id
+                    && sqlx::query::<$db>(query::USER_EXISTS)
+                        .bind(owner)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_none()
+                {
+                    return Err(Error::not_found("user", owner));
+                }
                 sqlx::query::<$db>(query::PUT_ASSET)
                     .bind(&asset.id)
                     .bind(&asset.name)
@@ -676,13 +706,25 @@ macro_rules! sql_backend {
                     .bind(metadata)
                     .bind(extra)
                     .bind(owner_id)
-                    .bind(now())
-                    .execute(&self.write)
+                    .bind(now)
+                    .execute(&mut *tx)
                     .await?;
+                if let Some(owner) = owner_id {
+                    sqlx::query::<$db>(query::GRANT_ASSET)
+                        .bind(&asset.id)
+                        .bind(owner)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 
             async fn get_asset_record(&self, id: &str) -> Result<Option<FileAsset>> {
+                if !crate::argument::may_be_stored(id) {
+                    return Ok(None);
+                }
                 sqlx::query_as::<$db, AssetRow>(query::GET_ASSET)
                     .bind(id)
                     .fetch_optional(&self.read)
@@ -691,7 +733,99 @@ macro_rules! sql_backend {
                     .transpose()
             }
 
+            async fn get_owned_asset(&self, owner_id: &str, id: &str) -> Result<Option<FileAsset>> {
+                if !crate::argument::may_be_stored(id) || !crate::argument::may_be_stored(owner_id)
+                {
+                    return Ok(None);
+                }
+                sqlx::query_as::<$db, AssetRow>(query::GET_OWNED_ASSET)
+                    .bind(id)
+                    .bind(owner_id)
+                    .fetch_optional(&self.read)
+                    .await?
+                    .map(FileAsset::try_from)
+                    .transpose()
+            }
+
+            async fn list_assets(&self, owner_id: &str, page: Page) -> Result<Vec<FileAsset>> {
+                if !crate::argument::may_be_stored(owner_id) {
+                    return Ok(Vec::new());
+                }
+                let (limit, offset) = limit_offset(page);
+                sqlx::query_as::<$db, AssetRow>(query::LIST_ASSETS)
+                    .bind(owner_id)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.read)
+                    .await?
+                    .into_iter()
+                    .map(FileAsset::try_from)
+                    .collect()
+            }
+
+            async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
+                crate::argument::grant(asset_id, user_id)?;
+                let mut tx = self.write.begin().await?;
+                let done = sqlx::query::<$db>(query::GRANT_ASSET)
+                    .bind(asset_id)
+                    .bind(user_id)
+                    .bind(now())
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    tx.commit().await?;
+                    return Ok(true);
+                }
+                // Nothing inserted: granted already, or the asset or the user is missing.
+                let granted = sqlx::query::<$db>(query::GRANT_EXISTS)
+                    .bind(asset_id)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_some();
+                if granted {
+                    return Ok(false);
+                }
+                if sqlx::query::<$db>(query::ASSET_EXISTS)
+                    .bind(asset_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .is_none()
+                {
+                    return Err(Error::not_found("asset", asset_id));
+                }
+                Err(Error::not_found("user", user_id))
+            }
+
+            async fn revoke_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
+                if !crate::argument::may_be_stored(asset_id)
+                    || !crate::argument::may_be_stored(user_id)
+                {
+                    return Ok(false);
+                }
+                let done = sqlx::query::<$db>(query::REVOKE_ASSET)
+                    .bind(asset_id)
+                    .bind(user_id)
+                    .execute(&self.write)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn asset_owners(&self, asset_id: &str) -> Result<Vec<String>> {
+                if !crate::argument::may_be_stored(asset_id) {
+                    return Ok(Vec::new());
+                }
+                let rows: Vec<(String,)> = sqlx::query_as::<$db, (String,)>(query::ASSET_OWNERS)
+                    .bind(asset_id)
+                    .fetch_all(&self.read)
+                    .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
             async fn delete_asset_record(&self, id: &str) -> Result<bool> {
+                if !crate::argument::may_be_stored(id) {
+                    return Ok(false);
+                }
                 let done = sqlx::query::<$db>(query::DELETE_ASSET)
                     .bind(id)
                     .execute(&self.write)
