@@ -19,7 +19,9 @@
 mod common;
 
 use common::Target;
-use gatewai_core::{ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType, Workflow};
+use gatewai_core::{
+    CacheKey, ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType, Workflow,
+};
 use gatewai_store::prelude::*;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
@@ -149,6 +151,16 @@ enum Op {
         limit: u32,
         offset: u64,
     },
+    /// `cache_put` then `cache_get` (`put` false: `cache_get` alone).
+    Cache {
+        put: bool,
+        key: usize,
+        text: String,
+    },
+    /// `Store::resume_plan`.
+    ResumePlan {
+        run: usize,
+    },
 }
 
 /// Run ids, and node ids within a run.
@@ -184,6 +196,9 @@ const ATTEMPTS: &[u32] = &[0, 1, i32::MAX as u32, u32::MAX];
 fn time(at: usize) -> chrono::DateTime<chrono::Utc> {
     TIMES[at].parse().expect("a time")
 }
+
+/// How many result-cache keys the operations use (each case its own).
+const CACHE_KEYS: usize = 2;
 
 /// Asset ids.
 const ASSETS: &[&str] = &["a0", "a1 ☃"];
@@ -257,7 +272,7 @@ fn op() -> impl Strategy<Value = Op> {
         )
             .prop_map(|(update, run, workflow, status, error, at)| Op::SaveRun { update, run, workflow, status, error, at }),
         1 => (0..RUNS.len()).prop_map(|run| Op::GetRun { run }),
-        3 => (
+        5 => (
             0..RUNS.len(),
             0..NODES.len(),
             0..EXECUTION_STATUSES.len(),
@@ -272,6 +287,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..RUNS.len()).prop_map(|run| Op::Executions { run }),
         2 => (0..USERS.len(), 0..WORKFLOWS.len(), 0u32..4, 0u64..3)
             .prop_map(|(owner, workflow, limit, offset)| Op::History { owner, workflow, limit, offset }),
+        2 => (any::<bool>(), 0..CACHE_KEYS, text()).prop_map(|(put, key, text)| Op::Cache { put, key, text }),
+        3 => (0..RUNS.len()).prop_map(|run| Op::ResumePlan { run }),
     ]
 }
 
@@ -299,6 +316,8 @@ enum Outcome {
     Deleted(bool),
     /// Whether a grant was new.
     Granted(bool),
+    /// A resume plan: the run, its workflow, its target and the results it reuses.
+    Plan(Value),
     Failed(ErrorKind),
 }
 
@@ -542,11 +561,12 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
                 ))),
                 error: Some(text.clone()),
                 cached: text.len() % 2 == 0,
+                // (a resumed node's key comes with its result)
+                cache_key: (text.len() % 3 == 0).then(|| CacheKey([text.len() as u8; 32])),
                 started_at: Some(time(*at)),
                 finished_at: None,
                 duration_ms: Some(*duration_ms),
                 attempts: *attempts,
-                cache_key: None,
             };
             match store.save_node_execution(&execution).await {
                 Ok(()) => store.node_executions(&run_id).await.map(records),
@@ -557,6 +577,49 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             .node_executions(&format!("{case}{}", RUNS[*run]))
             .await
             .map(records),
+        Op::Cache { put, key, text } => {
+            // Each case's keys of its own: the cases share a database.
+            let number = case.trim_start_matches('c').trim_end_matches('-');
+            let mut bytes = [*key as u8; 32];
+            bytes[..8].copy_from_slice(&number.parse::<u64>().unwrap_or(0).to_le_bytes());
+            let key = CacheKey(bytes);
+            let stored = match put {
+                true => {
+                    let generations = [gatewai_core::Generation {
+                        items: vec![gatewai_core::Item::text(text.as_str()).on(text.as_str())],
+                    }];
+                    store.cache_put(&key, &generations).await
+                }
+                false => Ok(()),
+            };
+            match stored {
+                Ok(()) => store.cache_get(&key).await.map(records),
+                Err(e) => Err(e),
+            }
+        }
+        Op::ResumePlan { run } => store
+            .resume_plan(&format!("{case}{}", RUNS[*run]))
+            .await
+            .map(|plan| {
+                let resumed: std::collections::BTreeMap<String, Value> = plan
+                    .options
+                    .resumed
+                    .iter()
+                    .map(|(node, r)| {
+                        let key = r.cache_key.map(|k| k.to_hex());
+                        let summary = json!({ "result": r.result, "key": key, "error": r.error });
+                        (node.clone(), summary)
+                    })
+                    .collect();
+                Outcome::Plan(json!({
+                    "run": plan.run,
+                    "workflow": plan.workflow.map(|w| (w.id, w.name, w.document)),
+                    "target": format!("{:?}", plan.options.target),
+                    "workflowId": plan.options.workflow_id,
+                    "scope": plan.options.cache_scope,
+                    "resumed": resumed,
+                }))
+            }),
         Op::History {
             owner,
             workflow: w,
@@ -612,7 +675,7 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
     });
     let cases = AtomicUsize::new(0);
     let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
-    let result = runner(64).run(&prop::collection::vec(op(), 1..60), |ops| {
+    let result = runner(96).run(&prop::collection::vec(op(), 1..80), |ops| {
         let case = format!("c{}-", cases.fetch_add(1, Ordering::Relaxed));
         rt.block_on(async {
             // A memory store of the case's own: the reference.
@@ -654,6 +717,9 @@ fn every_backend_answers_generated_operations_as_the_memory_backend_does() {
         "deleted false",
         "granted true",
         "granted false",
+        "plan",
+        "plan reusing results",
+        "failed InvalidInput",
         "records",
         "no record",
         "no records",
@@ -678,6 +744,10 @@ fn kind_of(outcome: &Outcome) -> String {
         Outcome::Records(_) => "records".into(),
         Outcome::Deleted(deleted) => format!("deleted {deleted}"),
         Outcome::Granted(granted) => format!("granted {granted}"),
+        Outcome::Plan(plan) if plan["resumed"].as_object().is_some_and(|r| !r.is_empty()) => {
+            "plan reusing results".into()
+        }
+        Outcome::Plan(_) => "plan".into(),
         Outcome::Failed(kind) => format!("failed {kind:?}"),
     }
 }
