@@ -562,7 +562,7 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
                 error: Some(text.clone()),
                 cached: text.len() % 2 == 0,
                 // (a resumed node's key comes with its result)
-                cache_key: (text.len() % 3 == 0).then(|| CacheKey([text.len() as u8; 32])),
+                cache_key: (text.len() % 3 == 0).then_some(CacheKey([text.len() as u8; 32])),
                 started_at: Some(time(*at)),
                 finished_at: None,
                 duration_ms: Some(*duration_ms),
