@@ -1646,6 +1646,12 @@ enum GeneratedBody {
     None,
     Json(Value),
     Raw(Vec<u8>, &'static str),
+    /// A multipart form of one file field.
+    Form {
+        field: &'static str,
+        name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// Texts a client may send (none of them a URL: a generated document must not make a node
@@ -1758,6 +1764,45 @@ fn changed_at(mut document: Value, at: proptest::sample::Index, value: Value) ->
     document
 }
 
+/// An upload (`POST /api/assets`) of a generated form: the file field or another, a wild file
+/// name, and bytes that are random, a cut of a real photo, or the photo with bytes changed.
+fn generated_upload(
+    photo: std::sync::Arc<Vec<u8>>,
+) -> impl proptest::strategy::Strategy<Value = GeneratedRequest> {
+    use proptest::prelude::*;
+    let cut = photo.clone();
+    let bytes = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..300),
+        (0..=photo.len()).prop_map(move |n| cut[..n].to_vec()),
+        prop::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..8).prop_map(
+            move |changes| {
+                let mut bytes = photo.to_vec();
+                for (at, byte) in changes {
+                    let at = at.index(bytes.len());
+                    bytes[at] = byte;
+                }
+                bytes
+            }
+        ),
+    ];
+    (
+        prop::sample::select(vec![Some("alice"), Some("bob"), None]),
+        prop::sample::select(vec!["file", "file", "other"]),
+        prop::sample::select(WILD_TEXTS),
+        bytes,
+    )
+        .prop_map(|(user, field, name, bytes)| GeneratedRequest {
+            user,
+            method: "POST",
+            path: "/api/assets".to_owned(),
+            body: GeneratedBody::Form {
+                field,
+                name: name.to_owned(),
+                bytes,
+            },
+        })
+}
+
 fn generated_request(
     own_workflow: String,
     run_id: String,
@@ -1841,8 +1886,9 @@ fn generated_request(
 }
 
 /// Generated requests (users, methods, routes, ids, JSON bodies and raw bytes, untrusted all)
+/// and generated uploads (multipart forms of cut, changed or random bytes under wild names)
 /// never get a server error, always get a JSON error body that quotes no long value whole, and
-/// leave the server serving. The cases are the same on every run; `GATEWAI_FUZZ_CASES` and
+/// leave the server serving; a stored upload is its uploader's only. The cases are the same on every run; `GATEWAI_FUZZ_CASES` and
 /// `GATEWAI_FUZZ_SEED=random` explore further, as in the other generated tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_requests_get_client_errors_never_server_errors() {
@@ -1877,14 +1923,21 @@ async fn generated_requests_get_client_errors_never_server_errors() {
     } else {
         TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
     };
-    let strategy = generated_request(own, run_id, pipeline_document(&photo));
+    let photo_bytes = std::sync::Arc::new(std::fs::read(shipped("assets/photo.jpg")).unwrap());
+    // The generated requests, then half as many generated uploads.
+    let requests = generated_request(own, run_id, pipeline_document(&photo));
+    let generated_uploads = generated_upload(photo_bytes);
+    let mut uploads = std::collections::BTreeSet::new();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
     let mut statuses = std::collections::BTreeSet::new();
-    for _ in 0..cases {
-        let request = strategy.new_tree(&mut runner).unwrap().current();
+    for at in 0..cases + cases / 2 {
+        let request = match at < cases {
+            true => requests.new_tree(&mut runner).unwrap().current(),
+            false => generated_uploads.new_tree(&mut runner).unwrap().current(),
+        };
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).unwrap();
         let mut builder = client.request(method, server.url(&request.path));
         if let Some(user) = request.user {
@@ -1895,6 +1948,10 @@ async fn generated_requests_get_client_errors_never_server_errors() {
             GeneratedBody::Json(value) => builder.json(value),
             GeneratedBody::Raw(bytes, kind) => {
                 builder.header("content-type", *kind).body(bytes.clone())
+            }
+            GeneratedBody::Form { field, name, bytes } => {
+                let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
+                builder.multipart(reqwest::multipart::Form::new().part(*field, part))
             }
         };
         let shown = || {
@@ -1908,6 +1965,10 @@ async fn generated_requests_get_client_errors_never_server_errors() {
             .unwrap_or_else(|e| panic!("{e} for {}", shown()));
         let status = resp.status();
         statuses.insert(status.as_u16());
+        let uploaded = matches!(request.body, GeneratedBody::Form { .. });
+        if uploaded {
+            uploads.insert(status.as_u16());
+        }
         let is_event_stream = resp
             .headers()
             .get("content-type")
@@ -1938,14 +1999,36 @@ async fn generated_requests_get_client_errors_never_server_errors() {
             );
         } else if !is_event_stream && !body.is_empty() && !request.path.starts_with("/api/assets/")
         {
-            serde_json::from_slice::<Value>(&body).unwrap_or_else(|e| {
+            let answer = serde_json::from_slice::<Value>(&body).unwrap_or_else(|e| {
                 panic!("{e}: a {status} answer that is not JSON for {}", shown())
             });
+            // A stored upload is its uploader's, and only theirs.
+            if let (true, StatusCode::CREATED, Some(user)) = (uploaded, status, request.user) {
+                let id = answer["id"].as_str().unwrap();
+                let path = format!("/api/assets/{id}");
+                let (status, _) = server.get(&path, user).await;
+                assert_eq!(status, StatusCode::OK, "{user} fetching {}", shown());
+                let other = if user == "alice" { "bob" } else { "alice" };
+                let (status, _) = server.get(&path, other).await;
+                assert_eq!(
+                    status,
+                    StatusCode::NOT_FOUND,
+                    "{other} fetching {}",
+                    shown()
+                );
+            }
         }
     }
     // The requests reached the routes' handlers, not only the router and the extractors.
     for status in [200, 201, 400, 401, 404, 405, 422] {
         assert!(statuses.contains(&status), "no {status} in {statuses:?}");
+    }
+    // Uploads were stored and refused, and every stored one is its uploader's.
+    for status in [201, 400, 401] {
+        assert!(
+            uploads.contains(&status),
+            "no upload answered {status}: {uploads:?}"
+        );
     }
     // Still serving.
     let (status, _) = server.get("/api/workflows", "alice").await;
