@@ -1472,6 +1472,11 @@ fn asset_named(id: &str) -> gatewai_core::FileAsset {
     }
 }
 
+/// Whether `user` may read the asset `id` (`get_owned_asset` finds it).
+async fn owns(store: &Store, user: &str, id: &str) -> bool {
+    store.get_owned_asset(user, id).await.unwrap().is_some()
+}
+
 /// The ids of some assets.
 fn ids(assets: Vec<gatewai_core::FileAsset>) -> Vec<String> {
     assets.into_iter().map(|a| a.id).collect()
@@ -1498,14 +1503,8 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
         .unwrap();
     let a1 = store.get_owned_asset("alice", "a1").await.unwrap();
     assert_eq!(a1.map(|a| a.id).as_deref(), Some("a1"));
-    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_none());
-    assert!(
-        store
-            .get_owned_asset("alice", "a2")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!owns(&store, "bob", "a1").await);
+    assert!(!owns(&store, "alice", "a2").await);
     assert_eq!(
         ids(store.list_assets("alice", Page::default()).await.unwrap()),
         ["a1"]
@@ -1524,7 +1523,7 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     assert!(!store.grant_asset("a1", "bob").await.unwrap());
     assert!(!store.grant_asset("a1", "alice").await.unwrap());
     assert_eq!(store.asset_owners("a1").await.unwrap(), ["alice", "bob"]);
-    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_some());
+    assert!(owns(&store, "bob", "a1").await);
     // A grant of a missing asset, or to a missing user, names what is missing.
     let err = store.grant_asset("a9", "bob").await.unwrap_err();
     assert!(
@@ -1539,20 +1538,8 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     let err = store.grant_asset("a\0b", "bob").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     // Ids no backend stores find nothing, on every backend.
-    assert!(
-        store
-            .get_owned_asset("alice", "a\0b")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .get_owned_asset("al\0ice", "a1")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!owns(&store, "alice", "a\0b").await);
+    assert!(!owns(&store, "al\0ice", "a1").await);
     assert!(
         store
             .list_assets("al\0ice", Page::default())
@@ -1576,14 +1563,8 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     // Revoked: bob's no more; alice's still.
     assert!(store.revoke_asset("a1", "bob").await.unwrap());
     assert!(!store.revoke_asset("a1", "bob").await.unwrap());
-    assert!(store.get_owned_asset("bob", "a1").await.unwrap().is_none());
-    assert!(
-        store
-            .get_owned_asset("alice", "a1")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(!owns(&store, "bob", "a1").await);
+    assert!(owns(&store, "alice", "a1").await);
 
     // Alice's assets, the most recently granted first, in pages.
     for id in ["a2", "a3", "a4"] {
@@ -1609,13 +1590,7 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     // A deleted asset's grants go with it.
     assert!(store.delete_asset_record("a2").await.unwrap());
     assert!(store.asset_owners("a2").await.unwrap().is_empty());
-    assert!(
-        store
-            .get_owned_asset("alice", "a2")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!owns(&store, "alice", "a2").await);
     let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
     assert_eq!(all, ["a4", "a3", "a1"]);
     // Stored again, it has no owner until one is granted.
@@ -1657,13 +1632,7 @@ async fn concurrent_grants_of_one_asset_all_hold(target: &Target) {
     owners.sort();
     assert_eq!(owners, users);
     for user in &users {
-        assert!(
-            store
-                .get_owned_asset(user, "shared")
-                .await
-                .unwrap()
-                .is_some()
-        );
+        assert!(owns(&store, user, "shared").await);
     }
     store.close().await;
 }
@@ -1691,13 +1660,7 @@ async fn the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration(
         .await;
     let store = target.open().await;
     assert_eq!(store.asset_owners("old-1").await.unwrap(), ["alice"]);
-    assert!(
-        store
-            .get_owned_asset("alice", "old-1")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(owns(&store, "alice", "old-1").await);
     assert!(store.asset_owners("old-2").await.unwrap().is_empty());
     assert!(store.get_asset_record("old-2").await.unwrap().is_some());
     store.close().await;

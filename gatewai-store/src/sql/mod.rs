@@ -212,6 +212,30 @@ macro_rules! sql_backend {
                 Ok(())
             }
 
+            /// A page of an owner's rows (`sql` takes the owner, the limit and the offset),
+            /// each made a `T`: the owner-scoped listings.
+            async fn owned_page<R, T>(
+                &self,
+                sql: &'static str,
+                owner_id: &str,
+                page: Page,
+            ) -> Result<Vec<T>>
+            where
+                R: for<'r> sqlx::FromRow<'r, <$db as sqlx::Database>::Row> + Send + Unpin,
+                T: TryFrom<R, Error = Error>,
+            {
+                let (limit, offset) = limit_offset(page);
+                sqlx::query_as::<$db, R>(sql)
+                    .bind(owner_id)
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.read)
+                    .await?
+                    .into_iter()
+                    .map(T::try_from)
+                    .collect()
+            }
+
             async fn save_run_row(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 run: &RunRecord,
@@ -407,16 +431,8 @@ macro_rules! sql_backend {
                 owner_id: &str,
                 page: Page,
             ) -> Result<Vec<StoredWorkflow>> {
-                let (limit, offset) = limit_offset(page);
-                sqlx::query_as::<$db, WorkflowRow>(query::LIST_WORKFLOWS)
-                    .bind(owner_id)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.read)
-                    .await?
-                    .into_iter()
-                    .map(StoredWorkflow::try_from)
-                    .collect()
+                self.owned_page::<WorkflowRow, _>(query::LIST_WORKFLOWS, owner_id, page)
+                    .await
             }
 
             async fn update_workflow(
@@ -751,16 +767,8 @@ macro_rules! sql_backend {
                 if !crate::argument::may_be_stored(owner_id) {
                     return Ok(Vec::new());
                 }
-                let (limit, offset) = limit_offset(page);
-                sqlx::query_as::<$db, AssetRow>(query::LIST_ASSETS)
-                    .bind(owner_id)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.read)
-                    .await?
-                    .into_iter()
-                    .map(FileAsset::try_from)
-                    .collect()
+                self.owned_page::<AssetRow, _>(query::LIST_ASSETS, owner_id, page)
+                    .await
             }
 
             async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
