@@ -2,7 +2,7 @@
 //! ([`AssetRecordStore::grant_asset`]). An upload belongs to its uploader; an asset a run
 //! produced belongs to the owner of the run, granted by the [`AssetGrants`] observer as each
 //! node completes (before the run's event reaches any SSE client, so a client can fetch what
-//! an event announced). A result the cache shares between two users' runs is granted to both.
+//! an event announced).
 
 use crate::api::RunHub;
 use crate::error::{Error, Result};

@@ -42,6 +42,7 @@ pub(crate) fn text(field: &'static str, value: &str) -> Result<()> {
 /// Whether an id a caller looks up could name a stored row: no backend stores a NUL, so a
 /// lookup of an id with one finds nothing, on every backend, without asking the database
 /// (PostgreSQL would refuse the NUL rather than find nothing).
+#[cfg(feature = "sqlx")]
 pub(crate) fn may_be_stored(id: &str) -> bool {
     !id.contains('\0')
 }

@@ -117,8 +117,8 @@ pub trait CacheStore: Send + Sync {
 }
 
 /// The `file_assets` table: descriptions of asset blobs (the blobs live in an asset store),
-/// and who owns each (`asset_owners`). An asset may have several owners (a result the cache
-/// shared between two users' runs); serve users through the owner-scoped calls
+/// and who owns each (`asset_owners`). An asset may have several owners (a host whose users'
+/// runs share a result cache grants a shared result to each); serve users through the owner-scoped calls
 /// ([`get_owned_asset`](AssetRecordStore::get_owned_asset),
 /// [`list_assets`](AssetRecordStore::list_assets)), which report another user's asset exactly
 /// like a missing one, as [`WorkflowStore`] does.
@@ -148,7 +148,8 @@ pub trait AssetRecordStore: Send + Sync {
 
     /// Makes `user_id` an owner of the asset; whether they were not one already. One row per
     /// owner: grants made at the same time all hold. [`Error::NotFound`](crate::Error::NotFound)
-    /// when the asset or the user does not exist.
+    /// naming the asset or the user when it does not exist (or is deleted while the grant
+    /// waits for it).
     async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool>;
 
     /// Takes the asset from `user_id`; whether they owned it. Its description stays, for its

@@ -59,6 +59,7 @@ conformance!(
     asset_records_round_trip,
     assets_are_scoped_by_their_owners,
     concurrent_grants_of_one_asset_all_hold,
+    grants_racing_deletes_name_what_is_missing,
     the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration,
     malformed_json_is_an_error,
     json_with_nul_characters_round_trips,
@@ -1567,7 +1568,8 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     assert!(owns(&store, "alice", "a1").await);
 
     // Alice's assets, the most recently granted first, in pages.
-    for id in ["a2", "a3", "a4"] {
+    // (stored out of their ids' order, so that the newest grant first is not the greatest id)
+    for id in ["a3", "a2", "a4"] {
         store
             .put_asset_record(&asset_named(id), Some("alice"))
             .await
@@ -1575,7 +1577,12 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     }
     assert!(store.grant_asset("a1", "bob").await.unwrap());
     let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
-    assert_eq!(all, ["a4", "a3", "a2", "a1"]);
+    assert_eq!(all, ["a4", "a2", "a3", "a1"]);
+    // Granted anew, an asset comes first again.
+    assert!(store.revoke_asset("a3", "alice").await.unwrap());
+    assert!(store.grant_asset("a3", "alice").await.unwrap());
+    let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
+    assert_eq!(all, ["a3", "a4", "a2", "a1"]);
     let second = ids(store.list_assets("alice", Page::new(2, 2)).await.unwrap());
     assert_eq!(second, ["a2", "a1"]);
     assert_eq!(
@@ -1592,7 +1599,7 @@ async fn assets_are_scoped_by_their_owners(target: &Target) {
     assert!(store.asset_owners("a2").await.unwrap().is_empty());
     assert!(!owns(&store, "alice", "a2").await);
     let all = ids(store.list_assets("alice", Page::default()).await.unwrap());
-    assert_eq!(all, ["a4", "a3", "a1"]);
+    assert_eq!(all, ["a3", "a4", "a1"]);
     // Stored again, it has no owner until one is granted.
     store
         .put_asset_record(&asset_named("a2"), None)
@@ -1637,9 +1644,90 @@ async fn concurrent_grants_of_one_asset_all_hold(target: &Target) {
     store.close().await;
 }
 
+/// PostgreSQL (whose writers do not wait for one another as SQLite's do): a grant racing a
+/// delete of its asset or of its user (committed while the grant waits on the row) names what
+/// is missing, not a foreign-key error; a put for a user deleted meanwhile stores nothing.
+async fn grants_racing_deletes_name_what_is_missing(target: &Target) {
+    #[cfg(feature = "postgres")]
+    if target.name == "postgres" {
+        use common::begin_elsewhere;
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(300));
+        let store = target.open().await;
+        with_users(&store).await;
+        for id in ["a1", "a2"] {
+            store
+                .put_asset_record(&asset_named(id), Some("alice"))
+                .await
+                .unwrap();
+        }
+
+        // The asset deleted while its grant waits.
+        let delete = begin_elsewhere(&target.url, "DELETE FROM file_assets WHERE id = 'a1'").await;
+        let grant = tokio::spawn({
+            let store = store.clone();
+            async move { store.grant_asset("a1", "bob").await }
+        });
+        pause().await;
+        delete.commit().await;
+        let err = grant.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound { entity: "asset", id } if id == "a1"),
+            "{err}"
+        );
+
+        // A put for bob waits on the asset's row while bob is deleted: nothing is stored.
+        let holder = begin_elsewhere(
+            &target.url,
+            "SELECT id FROM file_assets WHERE id = 'a2' FOR UPDATE",
+        )
+        .await;
+        let mut renamed = asset_named("a2");
+        renamed.name = "renamed.png".into();
+        let put = tokio::spawn({
+            let store = store.clone();
+            async move { store.put_asset_record(&renamed, Some("bob")).await }
+        });
+        pause().await;
+        begin_elsewhere(&target.url, "DELETE FROM users WHERE id = 'bob'")
+            .await
+            .commit()
+            .await;
+        holder.commit().await;
+        let err = put.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound { entity: "user", id } if id == "bob"),
+            "{err}"
+        );
+        let a2 = store.get_asset_record("a2").await.unwrap().unwrap();
+        assert_eq!(a2.name, "a2.png", "the put was rolled back");
+        assert_eq!(store.asset_owners("a2").await.unwrap(), ["alice"]);
+
+        // The user deleted while a grant to them waits.
+        store
+            .upsert_user(&NewUser::new("carol", "carol@example.com"))
+            .await
+            .unwrap();
+        let delete = begin_elsewhere(&target.url, "DELETE FROM users WHERE id = 'carol'").await;
+        let grant = tokio::spawn({
+            let store = store.clone();
+            async move { store.grant_asset("a2", "carol").await }
+        });
+        pause().await;
+        delete.commit().await;
+        let err = grant.await.unwrap().unwrap_err();
+        assert!(
+            matches!(&err, Error::NotFound { entity: "user", id } if id == "carol"),
+            "{err}"
+        );
+        store.close().await;
+    }
+    let _ = target;
+}
+
 /// A database from before `asset_owners` existed: the user each asset was stored for (the
-/// `owner_id` column) becomes its owner when the store opens it; an owner that is no user is
-/// dropped.
+/// `owner_id` column) becomes its owner when the store opens it, and so do the users an
+/// earlier example server listed in `metadata.owners` (a list that then leaves the metadata);
+/// an owner that is no user is dropped.
 async fn the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration(target: &Target) {
     if target.name == "memory" {
         // Nothing to migrate.
@@ -1648,21 +1736,47 @@ async fn the_owner_an_asset_was_stored_for_becomes_its_first_owner_on_migration(
     let store = target.open().await;
     with_users(&store).await;
     store.close().await;
-    // Back to the schema before the migration, with two assets stored then.
+    // Back to the schema before the migration, with assets stored then.
     target
         .execute_raw(
             "DROP TABLE asset_owners; \
              DELETE FROM _sqlx_migrations WHERE version = 20261128000001; \
-             INSERT INTO file_assets (id, name, bucket, key, mime_type, size, owner_id, created_at) \
-             VALUES ('old-1', 'a.png', 'local', 'k1', 'image/png', 1, 'alice', '2026-01-01T00:00:00Z'), \
-                    ('old-2', 'b.png', 'local', 'k2', 'image/png', 1, 'nobody', '2026-01-01T00:00:00Z')",
+             INSERT INTO file_assets (id, name, bucket, key, mime_type, size, metadata, owner_id, created_at) \
+             VALUES ('old-1', 'a.png', 'local', 'k1', 'image/png', 1, \
+                     '{\"ownerId\": \"alice\", \"owners\": [\"alice\", \"bob\", \"nobody\", 7], \"note\": \"kept\"}', \
+                     'alice', '2026-01-01T00:00:00Z'), \
+                    ('old-2', 'b.png', 'local', 'k2', 'image/png', 1, '{\"owners\": \"bob\"}', 'nobody', \
+                     '2026-01-01T00:00:00Z'), \
+                    ('old-3', 'c.png', 'local', 'k3', 'image/png', 1, '[\"owners\"]', NULL, \
+                     '2026-01-01T00:00:00Z'), \
+                    ('old-4', 'd.png', 'local', 'k4', 'image/png', 1, NULL, 'bob', '2026-01-01T00:00:00Z'), \
+                    ('old-5', 'e.png', 'local', 'k5', 'image/png', 1, \
+                     '{\"owners\": [\"bob\"], \"prompt\": \"a\\u0000b\"}', NULL, '2026-01-01T00:00:00Z')",
         )
         .await;
     let store = target.open().await;
-    assert_eq!(store.asset_owners("old-1").await.unwrap(), ["alice"]);
-    assert!(owns(&store, "alice", "old-1").await);
+    assert_eq!(store.asset_owners("old-1").await.unwrap(), ["alice", "bob"]);
+    assert!(owns(&store, "bob", "old-1").await);
+    let old = store.get_asset_record("old-1").await.unwrap().unwrap();
+    assert_eq!(
+        old.metadata,
+        Some(json!({"ownerId": "alice", "note": "kept"}))
+    );
+    // Owners that are not a list of users grant nothing; the rest of the metadata stays.
     assert!(store.asset_owners("old-2").await.unwrap().is_empty());
-    assert!(store.get_asset_record("old-2").await.unwrap().is_some());
+    let old = store.get_asset_record("old-2").await.unwrap().unwrap();
+    assert_eq!(old.metadata, Some(json!({"owners": "bob"})));
+    assert!(store.asset_owners("old-3").await.unwrap().is_empty());
+    assert_eq!(store.asset_owners("old-4").await.unwrap(), ["bob"]);
+    // Metadata with a NUL escape: its owners are granted; PostgreSQL keeps the list (the
+    // JSONB it would be removed through cannot hold the NUL).
+    assert_eq!(store.asset_owners("old-5").await.unwrap(), ["bob"]);
+    let old = store.get_asset_record("old-5").await.unwrap().unwrap();
+    let kept = match target.name {
+        "postgres" => json!({"owners": ["bob"], "prompt": "a\u{0}b"}),
+        _ => json!({"prompt": "a\u{0}b"}),
+    };
+    assert_eq!(old.metadata, Some(kept));
     store.close().await;
 }
 

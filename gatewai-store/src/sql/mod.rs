@@ -139,6 +139,11 @@ fn conflict_or(e: sqlx::Error, entity: &'static str, id: &str) -> Error {
     }
 }
 
+/// Whether a statement failed on a foreign key (a row it names was deleted meanwhile).
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+}
+
 /// A value of a JSON column, serialized: bound as [`JsonText`], `TEXT` in SQLite and `JSON` in
 /// PostgreSQL, which keeps the escape `\u0000` of a string's NUL character as written (the
 /// `JSONB` these columns had refused it).
@@ -726,12 +731,28 @@ macro_rules! sql_backend {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(owner) = owner_id {
-                    sqlx::query::<$db>(query::GRANT_ASSET)
+                    // The owner deleted since the check above (or being deleted): nothing is
+                    // stored (dropping the transaction rolls it back).
+                    let granted = sqlx::query::<$db>(query::GRANT_ASSET)
                         .bind(&asset.id)
                         .bind(owner)
                         .bind(now)
                         .execute(&mut *tx)
-                        .await?;
+                        .await;
+                    let missing = || Error::not_found("user", owner);
+                    match granted {
+                        Ok(done) if done.rows_affected() > 0 => {}
+                        Ok(_) => {
+                            sqlx::query::<$db>(query::GRANT_EXISTS)
+                                .bind(&asset.id)
+                                .bind(owner)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .ok_or_else(missing)?;
+                        }
+                        Err(e) if is_foreign_key_violation(&e) => return Err(missing()),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 tx.commit().await?;
                 Ok(())
@@ -773,36 +794,52 @@ macro_rules! sql_backend {
 
             async fn grant_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {
                 crate::argument::grant(asset_id, user_id)?;
-                let mut tx = self.write.begin().await?;
-                let done = sqlx::query::<$db>(query::GRANT_ASSET)
-                    .bind(asset_id)
-                    .bind(user_id)
-                    .bind(now())
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() > 0 {
-                    tx.commit().await?;
-                    return Ok(true);
+                // One statement, atomic on its own. When it inserts nothing (or a concurrent
+                // delete of the asset or the user makes its foreign key fail), the state it
+                // met is looked at again: granted already, the asset missing, or the user
+                // missing; both there by then (created meanwhile) is another try.
+                for _ in 0..3 {
+                    let inserted = sqlx::query::<$db>(query::GRANT_ASSET)
+                        .bind(asset_id)
+                        .bind(user_id)
+                        .bind(now())
+                        .execute(&self.write)
+                        .await;
+                    match inserted {
+                        Ok(done) if done.rows_affected() > 0 => return Ok(true),
+                        Ok(_) => {}
+                        Err(e) if is_foreign_key_violation(&e) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    let found =
+                        |sql: &'static str, id: &str| sqlx::query::<$db>(sql).bind(id.to_owned());
+                    let granted = sqlx::query::<$db>(query::GRANT_EXISTS)
+                        .bind(asset_id)
+                        .bind(user_id)
+                        .fetch_optional(&self.write)
+                        .await?;
+                    if granted.is_some() {
+                        return Ok(false);
+                    }
+                    if found(query::ASSET_EXISTS, asset_id)
+                        .fetch_optional(&self.write)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(Error::not_found("asset", asset_id));
+                    }
+                    if found(query::USER_EXISTS, user_id)
+                        .fetch_optional(&self.write)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(Error::not_found("user", user_id));
+                    }
                 }
-                // Nothing inserted: granted already, or the asset or the user is missing.
-                let granted = sqlx::query::<$db>(query::GRANT_EXISTS)
-                    .bind(asset_id)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if granted {
-                    return Ok(false);
-                }
-                if sqlx::query::<$db>(query::ASSET_EXISTS)
-                    .bind(asset_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_none()
-                {
-                    return Err(Error::not_found("asset", asset_id));
-                }
-                Err(Error::not_found("user", user_id))
+                Err(Error::Conflict {
+                    entity: "asset grant",
+                    id: format!("{asset_id} to {user_id}"),
+                })
             }
 
             async fn revoke_asset(&self, asset_id: &str, user_id: &str) -> Result<bool> {

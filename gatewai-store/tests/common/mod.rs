@@ -208,6 +208,34 @@ impl Target {
     }
 }
 
+/// A transaction of a PostgreSQL connection of its own, left open after its first statements
+/// (another client holding locks): see [`begin_elsewhere`].
+#[cfg(feature = "postgres")]
+pub struct Elsewhere(sqlx::PgConnection);
+
+/// Opens a transaction on a connection of its own to the database `url` names, and runs `sql`
+/// in it.
+#[cfg(feature = "postgres")]
+pub async fn begin_elsewhere(url: &str, sql: &str) -> Elsewhere {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("BEGIN; {sql}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    Elsewhere(conn)
+}
+
+#[cfg(feature = "postgres")]
+impl Elsewhere {
+    /// Commits the transaction.
+    pub async fn commit(mut self) {
+        use sqlx::Connection;
+        sqlx::raw_sql("COMMIT").execute(&mut self.0).await.unwrap();
+        self.0.close().await.unwrap();
+    }
+}
+
 /// A lock blocking writes, held by a connection of its own (see [`Target::lock_writes`]).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub enum WriteLock {
