@@ -1661,15 +1661,21 @@ async fn grants_racing_deletes_name_what_is_missing(target: &Target) {
                 .unwrap();
         }
 
-        // The asset deleted while its grant waits.
-        let delete = begin_elsewhere(&target.url, "DELETE FROM file_assets WHERE id = 'a1'").await;
-        let grant = tokio::spawn({
+        // A grant of `asset` to `user` while `delete` runs in another transaction, committed
+        // as the grant waits for the row it deletes: the grant's error.
+        let grant_meanwhile = |delete: &'static str, asset: &'static str, user: &'static str| {
             let store = store.clone();
-            async move { store.grant_asset("a1", "bob").await }
-        });
-        pause().await;
-        delete.commit().await;
-        let err = grant.await.unwrap().unwrap_err();
+            async move {
+                let delete = begin_elsewhere(&target.url, delete).await;
+                let grant = tokio::spawn(async move { store.grant_asset(asset, user).await });
+                pause().await;
+                delete.commit().await;
+                grant.await.unwrap().unwrap_err()
+            }
+        };
+
+        // The asset deleted while its grant waits.
+        let err = grant_meanwhile("DELETE FROM file_assets WHERE id = 'a1'", "a1", "bob").await;
         assert!(
             matches!(&err, Error::NotFound { entity: "asset", id } if id == "a1"),
             "{err}"
@@ -1707,14 +1713,7 @@ async fn grants_racing_deletes_name_what_is_missing(target: &Target) {
             .upsert_user(&NewUser::new("carol", "carol@example.com"))
             .await
             .unwrap();
-        let delete = begin_elsewhere(&target.url, "DELETE FROM users WHERE id = 'carol'").await;
-        let grant = tokio::spawn({
-            let store = store.clone();
-            async move { store.grant_asset("a2", "carol").await }
-        });
-        pause().await;
-        delete.commit().await;
-        let err = grant.await.unwrap().unwrap_err();
+        let err = grant_meanwhile("DELETE FROM users WHERE id = 'carol'", "a2", "carol").await;
         assert!(
             matches!(&err, Error::NotFound { entity: "user", id } if id == "carol"),
             "{err}"
