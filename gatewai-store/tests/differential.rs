@@ -368,6 +368,7 @@ fn workflow_outcome(w: StoredWorkflow) -> Outcome {
 async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
     let user = |i: usize| format!("{case}{}", USERS[i]);
     let workflow = |i: usize| format!("{case}{}", WORKFLOWS[i]);
+    let asset = |i: usize| format!("{case}{}", ASSETS[i]);
     let outcome = match op {
         Op::UpsertUser {
             user: u,
@@ -447,7 +448,7 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             number,
         } => {
             let record = gatewai_core::FileAsset {
-                id: format!("{case}{}", ASSETS[*a]),
+                id: asset(*a),
                 name: text.clone(),
                 bucket: "media".into(),
                 key: format!("{case}{a}.bin"),
@@ -472,7 +473,7 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
         }
         Op::PutPlainAsset { asset: a, owner } => {
             let record = gatewai_core::FileAsset {
-                id: format!("{case}{}", ASSETS[*a]),
+                id: asset(*a),
                 name: format!("plain {a}"),
                 bucket: "media".into(),
                 key: format!("{case}{a}.png"),
@@ -486,11 +487,11 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
                 .map(|()| Outcome::Done)
         }
         Op::GetAsset { asset: a } => store
-            .get_asset_record(&format!("{case}{}", ASSETS[*a]))
+            .get_asset_record(&asset(*a))
             .await
             .map(|got| got.map_or(Outcome::Missing, asset_outcome)),
         Op::DeleteAsset { asset: a } => store
-            .delete_asset_record(&format!("{case}{}", ASSETS[*a]))
+            .delete_asset_record(&asset(*a))
             .await
             .map(Outcome::Deleted),
         Op::Grant {
@@ -498,7 +499,7 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             asset: a,
             user: u,
         } => store
-            .grant_asset(&format!("{case}{}", ASSETS[*a]), &user(*u))
+            .grant_asset(&asset(*a), &user(*u))
             .await
             .map(Outcome::Granted),
         Op::Grant {
@@ -506,11 +507,11 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             asset: a,
             user: u,
         } => store
-            .revoke_asset(&format!("{case}{}", ASSETS[*a]), &user(*u))
+            .revoke_asset(&asset(*a), &user(*u))
             .await
             .map(Outcome::Deleted),
         Op::GetOwnedAsset { owner, asset: a } => store
-            .get_owned_asset(&user(*owner), &format!("{case}{}", ASSETS[*a]))
+            .get_owned_asset(&user(*owner), &asset(*a))
             .await
             .map(|got| got.map_or(Outcome::Missing, asset_outcome)),
         Op::ListAssets {
@@ -521,12 +522,9 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             .list_assets(&user(*owner), Page::new(*limit, *offset))
             .await
             .map(|assets| Outcome::Listed(assets.into_iter().map(|a| (a.id, a.name)).collect())),
-        Op::AssetOwners { asset: a } => store
-            .asset_owners(&format!("{case}{}", ASSETS[*a]))
-            .await
-            .map(|owners| {
-                Outcome::Listed(owners.into_iter().map(|o| (o, String::new())).collect())
-            }),
+        Op::AssetOwners { asset: a } => store.asset_owners(&asset(*a)).await.map(|owners| {
+            Outcome::Listed(owners.into_iter().map(|o| (o, String::new())).collect())
+        }),
         Op::SaveRun {
             update,
             run,

@@ -704,15 +704,6 @@ macro_rules! sql_backend {
                     .transpose()?;
                 let now = now();
                 let mut tx = self.write.begin().await?;
-                if let Some(owner) = owner_id
-                    && sqlx::query::<$db>(query::USER_EXISTS)
-                        .bind(owner)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_none()
-                {
-                    return Err(Error::not_found("user", owner));
-                }
                 sqlx::query::<$db>(query::PUT_ASSET)
                     .bind(&asset.id)
                     .bind(&asset.name)
@@ -731,8 +722,8 @@ macro_rules! sql_backend {
                     .execute(&mut *tx)
                     .await?;
                 if let Some(owner) = owner_id {
-                    // The owner deleted since the check above (or being deleted): nothing is
-                    // stored (dropping the transaction rolls it back).
+                    // No such owner (or one deleted meanwhile): nothing is stored (dropping
+                    // the transaction rolls it back).
                     let granted = sqlx::query::<$db>(query::GRANT_ASSET)
                         .bind(&asset.id)
                         .bind(owner)
