@@ -3,13 +3,15 @@
 //! schedulers the engine is measured against.
 
 use async_trait::async_trait;
+use gatewai_core::model::NodeResult;
 use gatewai_core::model::{Handle, Node as WfNode};
 use gatewai_core::{
     DataType, Edge, HandleTemplate, HandleType, Inputs, Item, Node, NodeContext, NodeError,
     NodeRegistry, NodeTemplate, Outputs, Workflow,
 };
-use std::sync::Arc;
+use gatewai_core::{ExecutionStatus, Generation, InputSlot, InputSnapshot, NodeExecution};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// The allocator the benchmarks run on: the system's, or mimalloc with `--features mimalloc`
 /// (engine and baselines always share one, so ratios compare like with like).
@@ -240,6 +242,187 @@ pub fn sequential_baseline(dag: &Dag) -> i64 {
     dag.sequential_sink()
 }
 
+/// The artifacts floor: the tokio ready-queue scheduler of [`tokio_baseline`], where each node
+/// also does what the engine's goal requires of every node and nothing else — its inputs
+/// gathered into [`Inputs`] from its parents' [`NodeResult`]s, the [`Sum`] node called through
+/// the [`Node`] trait, its outputs kept as a shared `NodeResult` (one generation, its item on the
+/// node's own output handle), and a shared [`NodeExecution`] record with the two clock readings
+/// its times need. No validation, plan, events, limits, retries, timeouts, cancellation or
+/// cache: what the engine adds on top of this is its own overhead, while this floor's cost over
+/// [`tokio_baseline`] is the price of the records and results any engine meeting the issue's
+/// requirements produces.
+///
+/// Returns the sink's value and the run's records and results, which the caller drops outside
+/// its timing (as criterion drops an engine run's outcome).
+pub async fn tokio_floor(graph: Arc<FloorGraph>) -> (i64, FloorRun) {
+    fn spawn(state: Arc<FloorState>, i: u32) {
+        tokio::spawn(async move {
+            let at = i as usize;
+            let started = std::time::Instant::now();
+            let graph = &*state.graph;
+            let values = graph.dag.parents[at]
+                .iter()
+                .filter_map(|&p| {
+                    let result = state.results[p as usize].get()?;
+                    Some(result.selected()?.items.first()?.to_item())
+                })
+                .collect();
+            let inputs = Arc::new(Inputs::new(vec![InputSlot {
+                handle_id: state.slot.0.clone(),
+                template_handle_id: Some(state.slot.0.clone()),
+                label: state.slot.1.clone(),
+                multiple: true,
+                values,
+            }]));
+            let outputs = match state.node.execute(&state.ctx, &inputs).await {
+                Ok(outputs) => outputs,
+                Err(e) => panic!("the bench node failed: {e}"),
+            };
+            let named = &graph.names[at];
+            let generation = Generation {
+                items: outputs
+                    .generations()
+                    .flatten()
+                    .map(|(_, item)| item.clone().on(named.out.clone()))
+                    .collect(),
+            };
+            let result = Arc::new(NodeResult {
+                selected_output_index: 0,
+                outputs: vec![generation],
+            });
+            let finished = std::time::Instant::now();
+            let record = NodeExecution {
+                run_id: state.run_id.clone(),
+                node_id: named.id.clone(),
+                node_type: state.node_type.clone(),
+                label: state.node_type.clone(),
+                status: ExecutionStatus::Completed,
+                input: Some(InputSnapshot::of(inputs)),
+                output: Some(result.clone()),
+                error: None,
+                cached: false,
+                started_at: Some(state.at(started)),
+                finished_at: Some(state.at(finished)),
+                duration_ms: Some(finished.saturating_duration_since(started).as_millis() as u64),
+                attempts: 1,
+                cache_key: None,
+            };
+            let _ = state.records[at].set(Arc::new(record));
+            let _ = state.results[at].set(result);
+            for &c in &graph.children[at] {
+                if state.remaining[c as usize].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    spawn(state.clone(), c);
+                }
+            }
+            if state.done.fetch_add(1, Ordering::AcqRel) + 1 == graph.dag.len() {
+                state.notify.notify_one();
+            }
+        });
+    }
+    let dag = &graph.dag;
+    let n = dag.len();
+    let sum: Arc<dyn Node> = Arc::new(Sum::default());
+    let state = Arc::new(FloorState {
+        remaining: dag
+            .parents
+            .iter()
+            .map(|p| AtomicU32::new(p.len() as u32))
+            .collect(),
+        results: (0..n).map(|_| OnceLock::new()).collect(),
+        records: (0..n).map(|_| OnceLock::new()).collect(),
+        ctx: NodeContext::detached(
+            "n",
+            "Sum",
+            serde_json::Value::Null,
+            Arc::new(gatewai_core::MemoryAssetStore::default()),
+        ),
+        node: sum,
+        run_id: Arc::from("floor"),
+        node_type: Arc::from("Sum"),
+        slot: (Arc::from("in"), Arc::from("in")),
+        origin: (std::time::Instant::now(), chrono::Utc::now()),
+        done: AtomicUsize::new(0),
+        notify: tokio::sync::Notify::new(),
+        graph: graph.clone(),
+    });
+    for (i, p) in graph.dag.parents.iter().enumerate() {
+        if p.is_empty() {
+            spawn(state.clone(), i as u32);
+        }
+    }
+    state.notify.notified().await;
+    let sink = state.results[n - 1]
+        .get()
+        .and_then(|r| r.selected()?.items.first()?.to_item().as_f64());
+    (sink.map_or(i64::MIN, |f| f as i64), FloorRun(state))
+}
+
+/// What a [`tokio_floor`] run kept: its records and results.
+pub struct FloorRun(Arc<FloorState>);
+
+impl FloorRun {
+    /// The run's node records, in node order (`None` for a node that did not run).
+    pub fn records(&self) -> impl Iterator<Item = Option<&NodeExecution>> {
+        self.0.records.iter().map(|r| r.get().map(|r| &**r))
+    }
+}
+
+/// The shared state of a [`tokio_floor`] run.
+struct FloorState {
+    graph: Arc<FloorGraph>,
+    remaining: Vec<AtomicU32>,
+    results: Vec<OnceLock<Arc<NodeResult>>>,
+    records: Vec<OnceLock<Arc<NodeExecution>>>,
+    node: Arc<dyn Node>,
+    ctx: NodeContext,
+    run_id: Arc<str>,
+    node_type: Arc<str>,
+    /// The input slot's handle id and label.
+    slot: (Arc<str>, Arc<str>),
+    /// The run's start, on the monotonic clock and on the wall clock.
+    origin: (std::time::Instant, chrono::DateTime<chrono::Utc>),
+    done: AtomicUsize,
+    notify: tokio::sync::Notify,
+}
+
+impl FloorState {
+    /// The wall-clock time of a monotonic reading, as the engine's run clock gives it.
+    fn at(&self, t: std::time::Instant) -> chrono::DateTime<chrono::Utc> {
+        let since = t.saturating_duration_since(self.origin.0);
+        self.origin.1 + chrono::TimeDelta::from_std(since).unwrap_or_default()
+    }
+}
+
+/// A graph prepared for [`tokio_floor`] once (as the engine keeps a document's plan): its
+/// children lists and each node's id and output handle id.
+pub struct FloorGraph {
+    dag: Dag,
+    children: Vec<Vec<u32>>,
+    names: Vec<FloorNames>,
+}
+
+/// A node's id and output handle id.
+struct FloorNames {
+    id: Arc<str>,
+    out: Arc<str>,
+}
+
+impl FloorGraph {
+    /// Prepares `dag` (node `i` is `n{i}`, as in [`Dag::workflow`]).
+    pub fn new(dag: &Dag) -> Self {
+        FloorGraph {
+            dag: dag.clone(),
+            children: dag.children(),
+            names: (0..dag.len())
+                .map(|i| FloorNames {
+                    id: Arc::from(format!("n{i}")),
+                    out: Arc::from(format!("n{i}:out")),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Baseline 2: a plain tokio ready-queue scheduler — in-degree counters, and a task spawned
 /// for each node when its inputs are ready; each task releases its children.
 pub async fn tokio_baseline(dag: Arc<Dag>, children: Arc<Vec<Vec<u32>>>) -> i64 {
@@ -289,4 +472,63 @@ pub async fn tokio_baseline(dag: Arc<Dag>, children: Arc<Vec<Vec<u32>>>) -> i64 
     }
     state.notify.notified().await;
     state.values[n - 1].load(Ordering::Acquire)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graphs() -> Vec<Dag> {
+        vec![Dag::chain(50), Dag::fan(40), Dag::layered(6, 7, 3, 11)]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_baselines_and_the_floor_compute_the_sequential_sink() {
+        for dag in graphs() {
+            let expected = dag.sequential_sink();
+            let (dag_arc, children) = (Arc::new(dag.clone()), Arc::new(dag.children()));
+            assert_eq!(tokio_baseline(dag_arc, children).await, expected);
+            let (sink, _) = tokio_floor(Arc::new(FloorGraph::new(&dag))).await;
+            assert_eq!(sink, expected, "{} nodes", dag.len());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_floor_keeps_a_record_per_node_with_its_inputs_and_result() {
+        let dag = Dag::layered(5, 4, 3, 3);
+        let (_, run) = tokio_floor(Arc::new(FloorGraph::new(&dag))).await;
+        let records: Vec<&NodeExecution> = run.records().map(|r| r.expect("ran")).collect();
+        assert_eq!(records.len(), dag.len());
+        for (i, record) in records.iter().enumerate() {
+            assert_eq!(&*record.node_id, format!("n{i}"));
+            assert_eq!(record.status, ExecutionStatus::Completed);
+            assert!(record.started_at <= record.finished_at);
+            // The record's inputs are its parents' outputs, and its output sums them.
+            let inputs = record.input.as_ref().expect("inputs").get("in");
+            let parents: Vec<i64> = dag.parents[i]
+                .iter()
+                .map(|&p| {
+                    let out = records[p as usize].output.as_ref().expect("output");
+                    out.selected().expect("generation").items[0]
+                        .to_item()
+                        .as_f64()
+                        .expect("number") as i64
+                })
+                .collect();
+            let given: Vec<i64> = inputs
+                .as_ref()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(serde_json::Value::as_i64)
+                .collect();
+            assert_eq!(given, parents, "inputs of n{i}");
+            let item = &record.output.as_ref().expect("output").outputs[0].items[0];
+            assert_eq!(&*item.output_handle_id, format!("n{i}:out"));
+            assert_eq!(
+                item.to_item().as_f64().map(|f| f as i64),
+                Some(node_value(parents.into_iter()))
+            );
+        }
+    }
 }

@@ -5,12 +5,16 @@
 //! document the engine has run before (its plan is kept: no validation, no planning);
 //! `gatewai_engine_new_document` validates and plans on every run. `--features mimalloc` runs
 //! everything, baselines included, on mimalloc instead of the system allocator. Summary lines
-//! (`engine summary, …`) print each graph's ratio to the tokio baseline from runs of the two
+//! (`engine summary, …`) print each graph's ratio to the tokio baseline from runs of the kinds
 //! interleaved in this process, and the cached re-run's median: a second view of criterion's
-//! figures, which the README compares.
+//! figures, which the README compares. `tokio_artifacts_floor` (and the summary's floor) is the
+//! tokio baseline where each node also builds its inputs, result and record
+//! (`gatewai_benches::tokio_floor`): what those artifacts cost without the engine around them.
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gatewai_benches::{Dag, median, registry, sequential_baseline, sink_value, tokio_baseline};
+use gatewai_benches::{
+    Dag, FloorGraph, median, registry, sequential_baseline, sink_value, tokio_baseline, tokio_floor,
+};
 use gatewai_core::{Engine, MemoryResultCache, Observer, RunEvent, RunOptions, RunStatus};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,39 +89,49 @@ fn schedulers(c: &mut Criterion) {
             expected
         );
 
-        // The ratio measured interleaved in this process: one run of each in turn, so that a
-        // machine busy with something else slows both alike, which goes first alternating
+        let floor_graph = Arc::new(FloorGraph::new(&dag));
+        assert_eq!(rt.block_on(tokio_floor(floor_graph.clone())).0, expected);
+
+        // The ratio measured interleaved in this process: one run of each kind in turn, so
+        // that a machine busy with something else slows all alike, which goes first rotating
         // between rounds (a run is faster or slower for the kind of run before it: see the
-        // README). Criterion's figures come from loops of one kind, minutes apart.
-        let rounds = if dag.len() > 50_000 { 8 } else { 32 };
-        let (mut baseline, mut engine_times) = (Vec::new(), Vec::new());
+        // README). Criterion's figures come from loops of one kind, minutes apart. Each run's
+        // outcome is dropped outside its time, as criterion drops it.
+        let rounds = if dag.len() > 50_000 { 9 } else { 33 };
+        let mut times: [Vec<Duration>; 3] = Default::default();
         for round in 0..rounds {
-            for engine_first in [round % 2 == 0, round % 2 == 1] {
-                if engine_first {
-                    let doc = wf.clone();
-                    let start = Instant::now();
-                    let outcome = rt
-                        .block_on(engine.run(doc, RunOptions::default()))
-                        .expect("run");
-                    engine_times.push(start.elapsed());
-                    drop(outcome);
-                } else {
-                    let start = Instant::now();
-                    rt.block_on(tokio_baseline(dag_arc.clone(), children.clone()));
-                    baseline.push(start.elapsed());
-                }
+            for turn in 0..3 {
+                let kind = (round + turn) % 3;
+                // The engine's document is copied before its clock starts.
+                let doc = (kind == 2).then(|| wf.clone());
+                let start = Instant::now();
+                let kept: Box<dyn std::any::Any> = match kind {
+                    0 => Box::new(rt.block_on(tokio_baseline(dag_arc.clone(), children.clone()))),
+                    1 => Box::new(rt.block_on(tokio_floor(floor_graph.clone())).1),
+                    _ => Box::new(
+                        rt.block_on(engine.run(doc.unwrap_or_default(), RunOptions::default()))
+                            .expect("run"),
+                    ),
+                };
+                times[kind].push(start.elapsed());
+                drop(kept);
             }
         }
-        let (baseline, engine_time) = (median(baseline), median(engine_times));
+        let [baseline, floor, engine_time] = times.map(median);
+        let per_node = |t: Duration| t.as_secs_f64() * 1e6 / dag.len() as f64;
         println!(
             "engine summary, {name} ({} nodes): tokio baseline {:.3} ms, engine {:.3} ms = {:.2}x \
-             ({:.2} µs per node against {:.2})",
+             ({:.2} µs per node against {:.2}); artifacts floor {:.3} ms = {:.2}x the baseline, \
+             the engine {:.2}x the floor",
             dag.len(),
             baseline.as_secs_f64() * 1e3,
             engine_time.as_secs_f64() * 1e3,
             engine_time.as_secs_f64() / baseline.as_secs_f64(),
-            engine_time.as_secs_f64() * 1e6 / dag.len() as f64,
-            baseline.as_secs_f64() * 1e6 / dag.len() as f64,
+            per_node(engine_time),
+            per_node(baseline),
+            floor.as_secs_f64() * 1e3,
+            floor.as_secs_f64() / baseline.as_secs_f64(),
+            engine_time.as_secs_f64() / floor.as_secs_f64(),
         );
 
         let mut group = c.benchmark_group(name);
@@ -129,6 +143,13 @@ fn schedulers(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("tokio_ready_queue", dag.len()), |b| {
             b.to_async(&rt)
                 .iter(|| tokio_baseline(dag_arc.clone(), children.clone()))
+        });
+        group.bench_function(BenchmarkId::new("tokio_artifacts_floor", dag.len()), |b| {
+            b.to_async(&rt).iter_batched(
+                || floor_graph.clone(),
+                tokio_floor,
+                BatchSize::PerIteration,
+            )
         });
         group.bench_function(BenchmarkId::new("gatewai_engine", dag.len()), |b| {
             b.to_async(&rt).iter_batched(

@@ -2,7 +2,8 @@
 //! `cargo run --release -p gatewai-benches --example profile_run -- layered 10000 20`.
 //! A fourth argument runs only one part, for `perf stat -e instructions:u`: `engine` (runs of
 //! the engine, each on a fresh document clone), `clone` (only the clones), `baseline` (the
-//! tokio ready-queue baseline), `cached` (re-runs served from the result cache).
+//! tokio ready-queue baseline), `floor` (the same baseline producing each node's inputs, result
+//! and record: the artifacts floor), `cached` (re-runs served from the result cache).
 //! `NO_OBSERVER=1` runs the engine with no observer (no events are built). `NO_COUNT=1` does not
 //! count allocations (the count is one atomic add per allocation that every thread shares, and
 //! it slows the engine's workers more than the run's start: use it for the split of a run's
@@ -101,6 +102,27 @@ fn main() {
                 "{shape} {} nodes: tokio baseline {:.2} µs/node",
                 dag.len(),
                 start.elapsed().as_secs_f64() * 1e6 / (reps * dag.len()) as f64
+            );
+            return;
+        }
+        Some("floor") => {
+            // The tokio baseline plus the records and results every node must produce.
+            let graph = std::sync::Arc::new(gatewai_benches::FloorGraph::new(&dag));
+            let (mut spent, mut allocations) = (0.0, 0);
+            for _ in 0..reps {
+                let a0 = ALLOCATIONS.load(Ordering::Relaxed);
+                let start = Instant::now();
+                let (sink, kept) = rt.block_on(gatewai_benches::tokio_floor(graph.clone()));
+                spent += start.elapsed().as_secs_f64();
+                allocations += ALLOCATIONS.load(Ordering::Relaxed) - a0;
+                drop(kept);
+                assert_eq!(sink, expected);
+            }
+            println!(
+                "{shape} {} nodes: artifacts floor {:.2} µs/node, allocations per node {:.1}",
+                dag.len(),
+                spent * 1e6 / (reps * dag.len()) as f64,
+                allocations as f64 / (reps * dag.len()) as f64
             );
             return;
         }
