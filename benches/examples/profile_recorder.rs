@@ -5,6 +5,11 @@
 //! `BATCHES=n` regroups each run's events into `n` batches, as a recorder slower than the
 //! engine receives them (by default, as an observer that keeps up received them).
 //! `NO_KEYS=1` captures records without cache keys (a recorder asks the engine for them).
+//! `FLOOR=1` writes each run's final records (the last record of every node) the plainest way
+//! instead, as a floor for the recorder: one transaction per run, multi-row `INSERT`s into a
+//! table of the same columns and key with no other index or constraint, in a SQLite file with
+//! the store's journal settings (WAL, `synchronous = NORMAL`), the JSON serialized as the
+//! store serializes it; no run row, no upsert, no earlier states of a node.
 
 use gatewai_benches::{Dag, observed_engine};
 use gatewai_core::{Observer, RunEvent, RunOptions};
@@ -72,6 +77,13 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3
     );
     let batches: usize = runs.iter().map(Vec::len).sum();
+    if std::env::var_os("FLOOR").is_some() {
+        let per_run = rt.block_on(write_floor(&runs, &dir.path().join("floor.db")));
+        println!(
+            "floor: {per_run:.2} ms per 1,001-node run (each run's final records, one transaction)"
+        );
+        return;
+    }
     let start = Instant::now();
     for run in &runs {
         rt.block_on(async {
@@ -85,4 +97,84 @@ fn main() {
         "replay: {per_run:.2} ms per 1,001-node run ({:.1} batches per run)",
         batches as f64 / reps as f64
     );
+}
+
+/// Writes each run's final records into a fresh table the plainest way (see the module docs);
+/// returns the milliseconds per run.
+async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
+    use gatewai_core::{EventKind, NodeExecution};
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+    use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .connect()
+        .await
+        .expect("open the floor's database");
+    sqlx::query(
+        "CREATE TABLE floor_executions (run_id TEXT NOT NULL, node_id TEXT NOT NULL, \
+         seq INTEGER, node_type TEXT, node_label TEXT, status TEXT, input_data TEXT, \
+         output_data TEXT, error TEXT, cached INTEGER, started_at TEXT, finished_at TEXT, \
+         duration_ms INTEGER, attempts INTEGER, cache_key TEXT, PRIMARY KEY (run_id, node_id))",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("create the floor's table");
+    // Each run's final records, gathered before the clock starts.
+    let records: Vec<Vec<Arc<NodeExecution>>> = runs
+        .iter()
+        .map(|run| {
+            run.iter()
+                .flatten()
+                .filter_map(|event| match &event.kind {
+                    EventKind::NodeCompleted { record, .. } => Some(record.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    // SQLite's default limit is 32,766 parameters a statement; 15 a row.
+    const ROWS: usize = 2000;
+    let start = Instant::now();
+    for (r, run) in records.iter().enumerate() {
+        let run_id = format!("floor-{r}");
+        let mut tx = conn.begin().await.expect("begin");
+        for chunk in run.chunks(ROWS) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO floor_executions (run_id, node_id, seq, node_type, node_label, \
+                 status, input_data, output_data, error, cached, started_at, finished_at, \
+                 duration_ms, attempts, cache_key) ",
+            );
+            insert.push_values(chunk.iter().enumerate(), |mut row, (seq, e)| {
+                row.push_bind(run_id.as_str())
+                    .push_bind(&*e.node_id)
+                    .push_bind(seq as i64)
+                    .push_bind(&*e.node_type)
+                    .push_bind(&*e.label)
+                    .push_bind(e.status.as_str())
+                    .push_bind(
+                        e.input
+                            .as_ref()
+                            .map(|i| serde_json::to_string(i).expect("inputs as JSON")),
+                    )
+                    .push_bind(
+                        e.output
+                            .as_ref()
+                            .map(|o| serde_json::to_string(o).expect("result as JSON")),
+                    )
+                    .push_bind(e.error.as_deref())
+                    .push_bind(e.cached)
+                    .push_bind(e.started_at)
+                    .push_bind(e.finished_at)
+                    .push_bind(e.duration_ms.map(|d| d as i64))
+                    .push_bind(e.attempts as i64)
+                    .push_bind(e.cache_key.map(|k| k.to_hex()));
+            });
+            insert.build().execute(&mut *tx).await.expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    }
+    start.elapsed().as_secs_f64() * 1e3 / runs.len() as f64
 }
