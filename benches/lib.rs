@@ -112,6 +112,14 @@ impl Dag {
         children
     }
 
+    /// Each node's count of parents not yet done, for a ready-queue scheduler.
+    fn in_degrees(&self) -> Vec<AtomicU32> {
+        self.parents
+            .iter()
+            .map(|p| AtomicU32::new(p.len() as u32))
+            .collect()
+    }
+
     /// The value of the last node (the sink) under the summing rule, computed sequentially.
     pub fn sequential_sink(&self) -> i64 {
         let mut values = vec![0i64; self.len()];
@@ -323,11 +331,7 @@ pub async fn tokio_floor(graph: Arc<FloorGraph>) -> (i64, FloorRun) {
     let n = dag.len();
     let sum: Arc<dyn Node> = Arc::new(Sum::default());
     let state = Arc::new(FloorState {
-        remaining: dag
-            .parents
-            .iter()
-            .map(|p| AtomicU32::new(p.len() as u32))
-            .collect(),
+        remaining: dag.in_degrees(),
         results: (0..n).map(|_| OnceLock::new()).collect(),
         records: (0..n).map(|_| OnceLock::new()).collect(),
         ctx: NodeContext::detached(
@@ -454,11 +458,7 @@ pub async fn tokio_baseline(dag: Arc<Dag>, children: Arc<Vec<Vec<u32>>>) -> i64 
     }
     let n = dag.len();
     let state = Arc::new(State {
-        remaining: dag
-            .parents
-            .iter()
-            .map(|p| AtomicU32::new(p.len() as u32))
-            .collect(),
+        remaining: dag.in_degrees(),
         values: (0..n).map(|_| AtomicI64::new(0)).collect(),
         done: AtomicUsize::new(0),
         notify: tokio::sync::Notify::new(),
