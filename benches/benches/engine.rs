@@ -93,15 +93,22 @@ fn schedulers(c: &mut Criterion) {
         assert_eq!(rt.block_on(tokio_floor(floor_graph.clone())).0, expected);
 
         // The ratio measured interleaved in this process: one run of each kind in turn, so
-        // that a machine busy with something else slows all alike, which goes first rotating
-        // between rounds (a run is faster or slower for the kind of run before it: see the
-        // README). Criterion's figures come from loops of one kind, minutes apart. Each run's
-        // outcome is dropped outside its time, as criterion drops it.
-        let rounds = if dag.len() > 50_000 { 9 } else { 33 };
+        // that a machine busy with something else slows all alike, in each of the six orders
+        // of the three kinds equally often (a run is faster or slower for the kind of run
+        // before it: see the README). Criterion's figures come from loops of one kind, minutes
+        // apart. Each run's outcome is dropped outside its time, as criterion drops it.
+        const ORDERS: [[usize; 3]; 6] = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
+        let rounds = if dag.len() > 50_000 { 12 } else { 36 };
         let mut times: [Vec<Duration>; 3] = Default::default();
         for round in 0..rounds {
-            for turn in 0..3 {
-                let kind = (round + turn) % 3;
+            for kind in ORDERS[round % ORDERS.len()] {
                 // The engine's document is copied before its clock starts.
                 let doc = (kind == 2).then(|| wf.clone());
                 let start = Instant::now();

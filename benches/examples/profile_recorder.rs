@@ -5,11 +5,12 @@
 //! `BATCHES=n` regroups each run's events into `n` batches, as a recorder slower than the
 //! engine receives them (by default, as an observer that keeps up received them).
 //! `NO_KEYS=1` captures records without cache keys (a recorder asks the engine for them).
-//! `FLOOR=1` writes each run's final records (the last record of every node) the plainest way
-//! instead, as a floor for the recorder: one transaction per run, multi-row `INSERT`s into a
-//! table of the same columns and key with no other index or constraint, in a SQLite file with
-//! the store's journal settings (WAL, `synchronous = NORMAL`), the JSON serialized as the
-//! store serializes it; no run row, no upsert, no earlier states of a node.
+//! `FLOOR=1` writes each run's final records (every completed node's; the bench graph has no
+//! other) the plainest way instead, as a floor for the recorder: one transaction per run,
+//! multi-row `INSERT`s into a table of the same columns and key with no other index or
+//! constraint, in a SQLite file with the store's journal settings (WAL, `synchronous =
+//! NORMAL`), the JSON serialized as the store serializes it; no run row, no upsert, no earlier
+//! states of a node.
 
 use gatewai_benches::{Dag, observed_engine};
 use gatewai_core::{Observer, RunEvent, RunOptions};
@@ -141,7 +142,7 @@ async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64
     for (r, run) in records.iter().enumerate() {
         let run_id = format!("floor-{r}");
         let mut tx = conn.begin().await.expect("begin");
-        for chunk in run.chunks(ROWS) {
+        for (c, chunk) in run.chunks(ROWS).enumerate() {
             let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO floor_executions (run_id, node_id, seq, node_type, node_label, \
                  status, input_data, output_data, error, cached, started_at, finished_at, \
@@ -150,7 +151,7 @@ async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64
             insert.push_values(chunk.iter().enumerate(), |mut row, (seq, e)| {
                 row.push_bind(run_id.as_str())
                     .push_bind(&*e.node_id)
-                    .push_bind(seq as i64)
+                    .push_bind((c * ROWS + seq) as i64)
                     .push_bind(&*e.node_type)
                     .push_bind(&*e.label)
                     .push_bind(e.status.as_str())
