@@ -396,6 +396,14 @@ fn workflow(
     wf
 }
 
+/// Options of a run handed one pinned result, for `node`.
+fn pinning(node: &str, result: NodeResult) -> RunOptions {
+    RunOptions {
+        pinned: [(node.to_owned(), result)].into(),
+        ..Default::default()
+    }
+}
+
 fn value_of(outcome: &gatewai_core::RunOutcome, node: &str) -> Option<f64> {
     outcome
         .results
@@ -2331,10 +2339,7 @@ async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
         ]}]
     }))
     .unwrap();
-    let options = RunOptions {
-        pinned: [("a".to_owned(), result)].into(),
-        ..Default::default()
-    };
+    let options = pinning("a", result);
     let err = engine.run(wf, options).await.err().unwrap();
     match &err {
         gatewai_core::Error::Invalid(problems) => assert_eq!(
@@ -2365,14 +2370,7 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
         .collect();
     wf.handles.splice(0..0, extra);
     let items = vec![Item::number(1.0).on("a:out"); 30_000];
-    let options = RunOptions {
-        pinned: [(
-            "a".to_owned(),
-            NodeResult::single(gatewai_core::Generation { items }),
-        )]
-        .into(),
-        ..Default::default()
-    };
+    let options = pinning("a", NodeResult::single(gatewai_core::Generation { items }));
     let started = std::time::Instant::now();
     let handle = engine.start(wf, options).unwrap();
     let elapsed = started.elapsed();
@@ -2428,14 +2426,7 @@ async fn each_output_of_a_node_with_many_finds_its_item_in_linear_time() {
         .collect();
     items.push(Item::number(1e9).on("a:out0"));
     items.push(Item::number(0.5).on("a:out"));
-    let options = RunOptions {
-        pinned: [(
-            "a".to_owned(),
-            NodeResult::single(gatewai_core::Generation { items }),
-        )]
-        .into(),
-        ..Default::default()
-    };
+    let options = pinning("a", NodeResult::single(gatewai_core::Generation { items }));
     let started = std::time::Instant::now();
     let outcome = engine.run(wf, options).await.unwrap();
     let elapsed = started.elapsed();
