@@ -10,7 +10,10 @@
 //! multi-row `INSERT`s into a table of the same columns and key with no other index or
 //! constraint, in a SQLite file with the store's journal settings (WAL, `synchronous =
 //! NORMAL`), the JSON serialized as the store serializes it; no run row, no upsert, no earlier
-//! states of a node.
+//! states of a node. `FLOOR=c` writes the same rows below sqlx, through SQLite's C interface
+//! on sqlx's connection (one prepared single-row `INSERT`, bound, stepped and reset per row).
+//! For either floor, `SCHEMA=nokey` leaves out the table's primary key, `SCHEMA=norowid` makes
+//! it a `WITHOUT ROWID` table, and `PRAGMAS="wal_autocheckpoint=0"` (say) sets more pragmas.
 
 use gatewai_benches::{Dag, observed_engine};
 use gatewai_core::{Observer, RunEvent, RunOptions};
@@ -78,8 +81,13 @@ fn main() {
         started.elapsed().as_secs_f64() * 1e3
     );
     let batches: usize = runs.iter().map(Vec::len).sum();
-    if std::env::var_os("FLOOR").is_some() {
-        let per_run = rt.block_on(write_floor(&runs, &dir.path().join("floor.db")));
+    if let Some(floor) = std::env::var_os("FLOOR") {
+        let path = dir.path().join("floor.db");
+        let per_run = if floor == "c" {
+            rt.block_on(write_floor_c(&runs, &path))
+        } else {
+            rt.block_on(write_floor(&runs, &path))
+        };
         println!(
             "floor: {per_run:.2} ms per 1,001-node run (each run's final records, one transaction)"
         );
@@ -100,12 +108,33 @@ fn main() {
     );
 }
 
-/// Writes each run's final records into a fresh table the plainest way (see the module docs);
-/// returns the milliseconds per run.
-async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
-    use gatewai_core::{EventKind, NodeExecution};
+/// Each run's final records.
+fn final_records(runs: &[Vec<Vec<RunEvent>>]) -> Vec<Vec<Arc<gatewai_core::NodeExecution>>> {
+    runs.iter()
+        .map(|run| {
+            run.iter()
+                .flatten()
+                .filter_map(|event| match &event.kind {
+                    gatewai_core::EventKind::NodeCompleted { record, .. } => Some(record.clone()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The floors' table: the store's node execution columns and key, nothing else.
+const FLOOR_TABLE: &str = "CREATE TABLE floor_executions (run_id TEXT NOT NULL, \
+    node_id TEXT NOT NULL, seq INTEGER, node_type TEXT, node_label TEXT, status TEXT, \
+    input_data TEXT, output_data TEXT, error TEXT, cached INTEGER, started_at TEXT, \
+    finished_at TEXT, duration_ms INTEGER, attempts INTEGER, cache_key TEXT, PRIMARY KEY (run_id, node_id))";
+
+/// Opens the floors' database with the store's journal settings and creates their table:
+/// `SCHEMA=nokey` leaves out the primary key, `SCHEMA=norowid` makes it a `WITHOUT ROWID`
+/// table; `PRAGMAS="a=1;b=2"` sets more pragmas (`wal_autocheckpoint=0`, say).
+async fn open_floor(path: &std::path::Path) -> sqlx::SqliteConnection {
+    use sqlx::ConnectOptions;
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-    use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite};
     let mut conn = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -114,28 +143,137 @@ async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64
         .connect()
         .await
         .expect("open the floor's database");
-    sqlx::query(
-        "CREATE TABLE floor_executions (run_id TEXT NOT NULL, node_id TEXT NOT NULL, \
-         seq INTEGER, node_type TEXT, node_label TEXT, status TEXT, input_data TEXT, \
-         output_data TEXT, error TEXT, cached INTEGER, started_at TEXT, finished_at TEXT, \
-         duration_ms INTEGER, attempts INTEGER, cache_key TEXT, PRIMARY KEY (run_id, node_id))",
+    let key = ", PRIMARY KEY (run_id, node_id))";
+    let table = match std::env::var("SCHEMA").as_deref() {
+        Ok("nokey") => FLOOR_TABLE.replace(key, ")"),
+        Ok("norowid") => format!("{FLOOR_TABLE} WITHOUT ROWID"),
+        _ => FLOOR_TABLE.to_owned(),
+    };
+    sqlx::query(sqlx::AssertSqlSafe(table))
+        .execute(&mut conn)
+        .await
+        .expect("create the floor's table");
+    for pragma in std::env::var("PRAGMAS").unwrap_or_default().split(';') {
+        if !pragma.trim().is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
+                .execute(&mut conn)
+                .await
+                .expect("pragma");
+        }
+    }
+    conn
+}
+
+/// As [`write_floor`], through SQLite's C interface on sqlx's connection: one prepared
+/// single-row `INSERT`, bound, stepped and reset per record.
+async fn write_floor_c(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
+    use libsqlite3_sys as ffi;
+    use std::ffi::{CString, c_int};
+    let mut conn = open_floor(path).await;
+    let records = final_records(runs);
+    let mut handle = conn.lock_handle().await.expect("lock the handle");
+    let db = handle.as_raw_handle().as_ptr();
+    let exec = |sql: &str| {
+        let sql = CString::new(sql).expect("sql");
+        // SAFETY: `db` is the open handle sqlx lent us; the SQL is a NUL-terminated string.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                db,
+                sql.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK, "{sql:?}");
+    };
+    let insert = CString::new(
+        "INSERT INTO floor_executions (run_id, node_id, seq, node_type, node_label, status, \
+         input_data, output_data, error, cached, started_at, finished_at, duration_ms, \
+         attempts, cache_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
-    .execute(&mut conn)
-    .await
-    .expect("create the floor's table");
+    .expect("sql");
+    let mut stmt = std::ptr::null_mut();
+    // SAFETY: as above; `stmt` receives the prepared statement, finalized below.
+    let rc = unsafe {
+        ffi::sqlite3_prepare_v2(db, insert.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
+    };
+    assert_eq!(rc, ffi::SQLITE_OK);
+    // SAFETY (every bind below): `stmt` is live, the index in range, and SQLITE_TRANSIENT
+    // makes SQLite copy the bytes before the call returns.
+    let text = |i: c_int, s: Option<&str>| unsafe {
+        let rc = match s {
+            Some(s) => ffi::sqlite3_bind_text(
+                stmt,
+                i,
+                s.as_ptr().cast(),
+                s.len() as c_int,
+                ffi::SQLITE_TRANSIENT(),
+            ),
+            None => ffi::sqlite3_bind_null(stmt, i),
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+    };
+    let int = |i: c_int, v: Option<i64>| unsafe {
+        let rc = match v {
+            Some(v) => ffi::sqlite3_bind_int64(stmt, i, v),
+            None => ffi::sqlite3_bind_null(stmt, i),
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+    };
+    // As sqlx writes a time into SQLite (the other floor's).
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+    };
+    let start = Instant::now();
+    for (r, run) in records.iter().enumerate() {
+        let run_id = format!("floor-{r}");
+        exec("BEGIN");
+        for (seq, e) in run.iter().enumerate() {
+            text(1, Some(&run_id));
+            text(2, Some(&e.node_id));
+            int(3, Some(seq as i64));
+            text(4, Some(&e.node_type));
+            text(5, Some(&e.label));
+            text(6, Some(e.status.as_str()));
+            let input = e
+                .input
+                .as_ref()
+                .map(|i| serde_json::to_string(i).expect("inputs"));
+            text(7, input.as_deref());
+            let output = e
+                .output
+                .as_ref()
+                .map(|o| serde_json::to_string(o).expect("result"));
+            text(8, output.as_deref());
+            text(9, e.error.as_deref());
+            int(10, Some(e.cached as i64));
+            text(11, time(e.started_at).as_deref());
+            text(12, time(e.finished_at).as_deref());
+            int(13, e.duration_ms.map(|d| d as i64));
+            int(14, Some(e.attempts as i64));
+            text(15, e.cache_key.map(|k| k.to_hex()).as_deref());
+            // SAFETY: `stmt` is live and fully bound.
+            unsafe {
+                assert_eq!(ffi::sqlite3_step(stmt), ffi::SQLITE_DONE);
+                ffi::sqlite3_reset(stmt);
+            }
+        }
+        exec("COMMIT");
+    }
+    let per_run = start.elapsed().as_secs_f64() * 1e3 / runs.len() as f64;
+    // SAFETY: `stmt` is not used again.
+    unsafe { ffi::sqlite3_finalize(stmt) };
+    per_run
+}
+
+/// Writes each run's final records into a fresh table the plainest way (see the module docs);
+/// returns the milliseconds per run.
+async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
+    use sqlx::{Connection, QueryBuilder, Sqlite};
+    let mut conn = open_floor(path).await;
     // Each run's final records, gathered before the clock starts.
-    let records: Vec<Vec<Arc<NodeExecution>>> = runs
-        .iter()
-        .map(|run| {
-            run.iter()
-                .flatten()
-                .filter_map(|event| match &event.kind {
-                    EventKind::NodeCompleted { record, .. } => Some(record.clone()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
+    let records = final_records(runs);
     // SQLite's default limit is 32,766 parameters a statement; 15 a row.
     const ROWS: usize = 2000;
     let start = Instant::now();
