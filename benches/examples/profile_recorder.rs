@@ -61,6 +61,7 @@ fn main() {
         std::env::var_os("NO_KEYS").is_some(),
     ));
     let engine = observed_engine(capture.clone());
+    let cpu_at_start = cpu_ms().unwrap_or(0.0);
     let started = Instant::now();
     let runs: Vec<Vec<Vec<RunEvent>>> = (0..reps)
         .map(|_| {
@@ -77,8 +78,9 @@ fn main() {
         .collect();
     // For `perf record -D`: the replay starts after this.
     eprintln!(
-        "captured {reps} runs in {:.0} ms",
-        started.elapsed().as_secs_f64() * 1e3
+        "captured {reps} runs in {:.0} ms ({} ms of the process's CPU time)",
+        started.elapsed().as_secs_f64() * 1e3,
+        cpu_ms().map_or("?".to_owned(), |cpu| format!("{:.0}", cpu - cpu_at_start)),
     );
     let batches: usize = runs.iter().map(Vec::len).sum();
     if let Some(floor) = std::env::var_os("FLOOR") {
@@ -106,6 +108,17 @@ fn main() {
         "replay: {per_run:.2} ms per 1,001-node run ({:.1} batches per run)",
         batches as f64 / reps as f64
     );
+}
+
+/// The process's user and system CPU time so far, in milliseconds (Linux's `/proc`, at its
+/// clock's 10 ms resolution).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    Some((user + system) * 10.0)
 }
 
 /// Each run's final records.

@@ -9,6 +9,8 @@
 //! it slows the engine's workers more than the run's start: use it for the split of a run's
 //! time). `WORKERS=n` runs the runtime with `n` worker threads instead of one per core (the
 //! split between a node's own cost and what sharing the run between cores adds to it).
+//! `LAYERS=n` gives the layered graph `n` layers instead of 100 (`LAYERS=10 ... layered 1000`
+//! is the recorder bench's run).
 
 use gatewai_benches::HOST_ALLOCATOR;
 use gatewai_benches::{Dag, registry, sink_value};
@@ -67,7 +69,14 @@ fn main() {
     let reps: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
     let dag = match shape {
         "fan" => Dag::fan(n),
-        "layered" => Dag::layered(100, (n / 100).max(1), 3, 7),
+        "layered" => {
+            let layers = std::env::var("LAYERS")
+                .ok()
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(100usize)
+                .max(1);
+            Dag::layered(layers, (n / layers).max(1), 3, 7)
+        }
         _ => Dag::chain(n),
     };
     let mut rt = tokio::runtime::Builder::new_multi_thread();
