@@ -1,5 +1,7 @@
 //! Behaviour of the engine through the public API, every test run against each executor.
 
+mod common;
+
 use async_trait::async_trait;
 use gatewai_core::engine::{ExecutorKind, NodePolicy};
 use gatewai_core::model::{HandleType, Node as WfNode, OnError};
@@ -2354,10 +2356,8 @@ async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 0);
 }
 
-/// Asserts that `case` costs about linear time in its size: its time at `8 * n` stays under
-/// 24 times its time at `n` (linear work gives about 8, a search per item about 64). Each size
-/// is timed twice and its faster run kept, so that one slow moment of a loaded machine does not
-/// decide; the ratio, unlike a time limit, holds on a machine of any speed.
+/// Times `case` twice at `n` and at `GROWTH * n`, and asserts it grows about linearly (see
+/// [`common::assert_grows_linearly`]).
 async fn assert_linear<F, Fut>(n: usize, case: F)
 where
     F: Fn(usize) -> Fut,
@@ -2365,18 +2365,11 @@ where
 {
     let mut best = [Duration::MAX; 2];
     for _ in 0..2 {
-        for (i, size) in [n, 8 * n].into_iter().enumerate() {
+        for (i, size) in [n, common::GROWTH * n].into_iter().enumerate() {
             best[i] = best[i].min(case(size).await);
         }
     }
-    let ratio = best[1].as_secs_f64() / best[0].as_secs_f64().max(1e-6);
-    assert!(
-        ratio < 24.0,
-        "{} at {n}, {} at {}: {ratio:.1}x for 8x the size",
-        format_args!("{:?}", best[0]),
-        format_args!("{:?}", best[1]),
-        8 * n
-    );
+    common::assert_grows_linearly(n, best);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 use gatewai_core::model::{Edge, Extra, Node, Position, Workflow};
 use gatewai_core::{DataType, HandleTemplate, NodeTemplate, TemplateSource};
 use serde_json::{Map, Value, json};
+use std::time::Duration;
 
 use DataType::{Audio, Image, Text, Video};
 
@@ -332,4 +333,34 @@ pub fn fixture(name: &str) -> String {
 /// The position at the origin.
 pub fn origin() -> Position {
     Position::default()
+}
+
+/// How many times larger the second size of a linear-time check is.
+pub const GROWTH: usize = 8;
+
+/// Asserts that a case took about linear time in its size: `best[1]`, its best time at
+/// [`GROWTH`]` * n`, stays under 24 times `best[0]`, its best time at `n` (linear work gives
+/// about 8, a search per item about 64). A ratio, unlike a time limit, holds on a machine of
+/// any speed; taking each size's best of two runs keeps one slow moment from deciding.
+pub fn assert_grows_linearly(n: usize, best: [Duration; 2]) {
+    let ratio = best[1].as_secs_f64() / best[0].as_secs_f64().max(1e-6);
+    assert!(
+        ratio < 24.0,
+        "{:?} at {n}, {:?} at {}: {ratio:.1}x for {GROWTH}x the size",
+        best[0],
+        best[1],
+        GROWTH * n
+    );
+}
+
+/// Times `case` twice at `n` and at [`GROWTH`]` * n`, and asserts it grows about linearly
+/// (see [`assert_grows_linearly`]).
+pub fn assert_linear(n: usize, mut case: impl FnMut(usize) -> Duration) {
+    let mut best = [Duration::MAX; 2];
+    for _ in 0..2 {
+        for (i, size) in [n, GROWTH * n].into_iter().enumerate() {
+            best[i] = best[i].min(case(size));
+        }
+    }
+    assert_grows_linearly(n, best);
 }
