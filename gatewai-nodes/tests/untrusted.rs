@@ -23,9 +23,10 @@ use gatewai_core::{
 };
 use gatewai_nodes::ai::{AiSettings, ApiKey};
 use gatewai_nodes::fetch::FetchPolicy;
+use gatewai_testkit::fuzz_runner as runner;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
 use std::time::Duration;
@@ -79,24 +80,6 @@ fn check_message_up_to(message: &str, max: usize) -> Result<(), TestCaseError> {
 
 fn take_panics() -> Vec<String> {
     std::mem::take(&mut *PANICS.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// A runner with `cases` cases (or `GATEWAI_FUZZ_CASES`), seeded as the module docs say.
-fn runner(cases: u32) -> TestRunner {
-    let cases = std::env::var("GATEWAI_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    if std::env::var("GATEWAI_FUZZ_SEED").as_deref() == Ok("random") {
-        TestRunner::new(config)
-    } else {
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
-    }
 }
 
 /// Runs `check` on every case; fails on a failed check and on any panic during a case.

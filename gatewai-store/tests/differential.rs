@@ -23,8 +23,9 @@ use gatewai_core::{
     CacheKey, ExecutionStatus, NodeExecution, RunRecord, RunStatus, TriggerType, Workflow,
 };
 use gatewai_store::prelude::*;
+use gatewai_testkit::fuzz_runner as runner;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
+use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -657,24 +658,6 @@ async fn apply(store: &Store, case: &str, op: &Op) -> Outcome {
             }),
     };
     outcome.unwrap_or_else(|e| Outcome::Failed(e.kind()))
-}
-
-/// A runner with `cases` cases (or `GATEWAI_FUZZ_CASES`), seeded as the module docs say.
-fn runner(cases: u32) -> TestRunner {
-    let cases = std::env::var("GATEWAI_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(cases);
-    let config = Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    };
-    if std::env::var("GATEWAI_FUZZ_SEED").as_deref() == Ok("random") {
-        TestRunner::new(config)
-    } else {
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
-    }
 }
 
 #[test]
