@@ -197,6 +197,24 @@ async fn read_sse(resp: reqwest::Response) -> Vec<(String, Value)> {
     events
 }
 
+/// The event of one SSE block `(event name, data as JSON)`; `None` for a block without an
+/// event name (a comment, a keep-alive). Panics, naming the block, if its data is not JSON.
+fn sse_event(block: &str) -> Option<(String, Value)> {
+    let mut name = None;
+    let mut data = String::new();
+    for line in block.lines() {
+        if let Some(v) = line.strip_prefix("event:") {
+            name = Some(v.trim().to_owned());
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data.push_str(v.strip_prefix(' ').unwrap_or(v));
+        }
+    }
+    let name = name?;
+    let data = serde_json::from_str(&data)
+        .unwrap_or_else(|e| panic!("{e}: an SSE event whose data is not JSON: {block:?}"));
+    Some((name, data))
+}
+
 struct SseReader {
     stream: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buf: String,
@@ -215,17 +233,8 @@ impl SseReader {
             while let Some(pos) = self.buf.find("\n\n") {
                 let block: String = self.buf[..pos].to_owned();
                 self.buf.drain(..pos + 2);
-                let mut name = None;
-                let mut data = String::new();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                    }
-                }
-                if let Some(name) = name {
-                    return Some((name, serde_json::from_str(&data).unwrap()));
+                if let Some(event) = sse_event(&block) {
+                    return Some(event);
                 }
             }
             let chunk = tokio::time::timeout(Duration::from_secs(30), self.stream.next())
@@ -1809,6 +1818,7 @@ fn generated_request(
     document: Value,
 ) -> impl proptest::strategy::Strategy<Value = GeneratedRequest> {
     use proptest::prelude::*;
+    let events = format!("/api/runs/{run_id}/events");
     let ids = prop_oneof![
         Just(own_workflow),
         Just(run_id),
@@ -1833,6 +1843,8 @@ fn generated_request(
             8 => "/api/assets?limit=2&offset=1".to_owned(),
             _ => format!("/api/{id}"),
         });
+    // And the events of the run that was started, often enough that its stream is read.
+    let paths = prop_oneof![9 => paths, 1 => Just(events)];
     let body = prop_oneof![
         1 => Just(GeneratedBody::None),
         3 => wild_json().prop_map(GeneratedBody::Json),
@@ -1888,12 +1900,13 @@ fn generated_request(
 /// Generated requests (users, methods, routes, ids, JSON bodies and raw bytes, untrusted all)
 /// and generated uploads (multipart forms of cut, changed or random bytes under wild names)
 /// never get a server error, always get a JSON error body that quotes no long value whole, and
-/// leave the server serving; a stored upload is its uploader's only. The cases are the same on every run; `GATEWAI_FUZZ_CASES` and
+/// leave the server serving; a stored upload is its uploader's only; a run's event stream, read
+/// to its end, holds named JSON events from `runStarted` to `runFinished`. The cases are the
+/// same on every run; `GATEWAI_FUZZ_CASES` and
 /// `GATEWAI_FUZZ_SEED=random` explore further, as in the other generated tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_requests_get_client_errors_never_server_errors() {
     use proptest::strategy::{Strategy, ValueTree};
-    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
     // A provider the direct LLM call can reach only to be refused (never the network).
     let ai = AiSettings {
         gemini_base_url: "http://127.0.0.1:9".into(),
@@ -1910,19 +1923,8 @@ async fn generated_requests_get_client_errors_never_server_errors() {
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let run_id = run["runId"].as_str().unwrap().to_owned();
 
-    let cases = std::env::var("GATEWAI_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
-    let config = Config {
-        cases,
-        ..Config::default()
-    };
-    let mut runner = if std::env::var("GATEWAI_FUZZ_SEED").as_deref() == Ok("random") {
-        TestRunner::new(config)
-    } else {
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha))
-    };
+    let mut runner = gatewai_testkit::fuzz_runner(128);
+    let cases = runner.config().cases;
     let photo_bytes = std::sync::Arc::new(std::fs::read(shipped("assets/photo.jpg")).unwrap());
     // The generated requests, then half as many generated uploads.
     let requests = generated_request(own, run_id, pipeline_document(&photo));
@@ -1933,6 +1935,7 @@ async fn generated_requests_get_client_errors_never_server_errors() {
         .build()
         .unwrap();
     let mut statuses = std::collections::BTreeSet::new();
+    let mut streams = 0;
     for at in 0..cases + cases / 2 {
         let request = match at < cases {
             true => requests.new_tree(&mut runner).unwrap().current(),
@@ -1997,8 +2000,27 @@ async fn generated_requests_get_client_errors_never_server_errors() {
                 body.len(),
                 shown()
             );
-        } else if !is_event_stream && !body.is_empty() && !request.path.starts_with("/api/assets/")
-        {
+        } else if is_event_stream {
+            // A run's events, read to the stream's end: every one named, its data JSON, from
+            // the run's start to its end.
+            let text = std::str::from_utf8(&body)
+                .unwrap_or_else(|e| panic!("{e}: an event stream not UTF-8 for {}", shown()));
+            let events: Vec<(String, Value)> = text.split("\n\n").filter_map(sse_event).collect();
+            let names: Vec<&str> = events.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(
+                names.first(),
+                Some(&"runStarted"),
+                "{names:?} for {}",
+                shown()
+            );
+            assert_eq!(
+                names.last(),
+                Some(&"runFinished"),
+                "{names:?} for {}",
+                shown()
+            );
+            streams += 1;
+        } else if !body.is_empty() && !request.path.starts_with("/api/assets/") {
             let answer = serde_json::from_slice::<Value>(&body).unwrap_or_else(|e| {
                 panic!("{e}: a {status} answer that is not JSON for {}", shown())
             });
@@ -2023,6 +2045,8 @@ async fn generated_requests_get_client_errors_never_server_errors() {
     for status in [200, 201, 400, 401, 404, 405, 422] {
         assert!(statuses.contains(&status), "no {status} in {statuses:?}");
     }
+    // A run's event stream was among the answers, and was read whole.
+    assert!(streams > 0, "no event stream among the answers");
     // Uploads were stored and refused, and every stored one is its uploader's.
     for status in [201, 400, 401] {
         assert!(
