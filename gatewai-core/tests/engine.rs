@@ -2356,7 +2356,7 @@ async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 0);
 }
 
-/// Times `case` twice at `n` and at `GROWTH * n`, and asserts it grows about linearly (see
+/// Times `case` `TRIES` times at `n` and at `GROWTH * n`, and asserts it grows about linearly (see
 /// [`common::assert_grows_linearly`]).
 async fn assert_linear<F, Fut>(n: usize, case: F)
 where
@@ -2364,7 +2364,7 @@ where
     Fut: std::future::Future<Output = Duration>,
 {
     let mut best = [Duration::MAX; 2];
-    for _ in 0..2 {
+    for _ in 0..common::TRIES {
         for (i, size) in [n, common::GROWTH * n].into_iter().enumerate() {
             best[i] = best[i].min(case(size).await);
         }
@@ -2402,14 +2402,14 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
             elapsed
         }
     };
-    assert_linear(4_000, case).await;
+    assert_linear(2_000, case).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_output_of_a_node_with_many_finds_its_item_in_linear_time() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
-    assert_linear(5_000, |n| many_outputs_each_found(&engine, n)).await;
+    assert_linear(2_500, |n| many_outputs_each_found(&engine, n)).await;
 }
 
 /// Runs `a` with `n` more outputs that feed `b`, and returns the run's time (see the test).
@@ -2471,7 +2471,7 @@ async fn many_outputs_each_found(engine: &Engine, n: usize) -> Duration {
 async fn a_node_with_many_handles_is_planned_in_linear_time() {
     let c = Counters::default();
     let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
-    assert_linear(5_000, |n| many_handles_planned(&engine, n)).await;
+    assert_linear(2_500, |n| many_handles_planned(&engine, n)).await;
 }
 
 /// Runs `a` and `b` with `n` more handles each, and `c`, and returns the run's time (see the
