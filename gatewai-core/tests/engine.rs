@@ -2356,26 +2356,34 @@ async fn a_pinned_item_whose_data_is_not_of_its_type_is_rejected() {
     assert_eq!(c.sum.load(Ordering::SeqCst), 0);
 }
 
-/// Times `case` `TRIES` times at `n` and at `GROWTH * n`, and asserts it grows about linearly (see
-/// [`common::assert_grows_linearly`]).
+/// Asserts that `case` (which returns the time its run took at a size) takes about linear
+/// time in its size (see [`common::LinearCheck`]).
 async fn assert_linear<F, Fut>(n: usize, case: F)
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Duration>,
 {
-    let mut best = [Duration::MAX; 2];
-    for _ in 0..common::TRIES {
-        for (i, size) in [n, common::GROWTH * n].into_iter().enumerate() {
-            best[i] = best[i].min(case(size).await);
-        }
+    let mut check = common::LinearCheck::new(n);
+    while let Some([small, large]) = check.sizes() {
+        check.took([case(small).await, case(large).await]);
     }
-    common::assert_grows_linearly(n, best);
+    check.assert();
+}
+
+/// An engine that plans every run afresh and caches no result: what a linear-time test
+/// measures is each run's own work, not a kept plan or a cache hit.
+fn engine_planning_each_run(c: &Counters) -> Engine {
+    engine(ExecutorKind::MultiThreaded, c, 1)
+        .plan_cache(0)
+        .no_cache()
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_pinned_result_is_checked_in_linear_time() {
     let c = Counters::default();
-    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let engine = engine_planning_each_run(&c);
     // `n` more outputs on `b`, listed before a's, and a pinned result of `n` items for `a`:
     // what a client pins is untrusted input. Returns the time the run took to start.
     let case = |n: usize| {
@@ -2408,7 +2416,7 @@ async fn a_large_pinned_result_is_checked_in_linear_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_output_of_a_node_with_many_finds_its_item_in_linear_time() {
     let c = Counters::default();
-    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let engine = engine_planning_each_run(&c);
     assert_linear(2_500, |n| many_outputs_each_found(&engine, n)).await;
 }
 
@@ -2470,7 +2478,7 @@ async fn many_outputs_each_found(engine: &Engine, n: usize) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_many_handles_is_planned_in_linear_time() {
     let c = Counters::default();
-    let engine = engine(ExecutorKind::MultiThreaded, &c, 1).build().unwrap();
+    let engine = engine_planning_each_run(&c);
     assert_linear(2_500, |n| many_handles_planned(&engine, n)).await;
 }
 

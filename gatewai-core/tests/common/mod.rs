@@ -338,33 +338,78 @@ pub fn origin() -> Position {
 /// How many times larger the second size of a linear-time check is.
 pub const GROWTH: usize = 16;
 
-/// How many times each size of a linear-time check runs (its fastest run counts).
+/// How many times slower than linear growth the second size may be: linear work gives a ratio
+/// of about [`GROWTH`] (16), a search per item about its square (256).
+pub const MARGIN: f64 = 4.0;
+
+/// How many times a linear-time check measures both sizes at most (see [`LinearCheck`]).
 pub const TRIES: usize = 3;
 
-/// Asserts that a case took about linear time in its size: `best[1]`, its best time at
-/// [`GROWTH`]` * n`, stays under 4 * [`GROWTH`] times `best[0]`, its best time at `n` (linear
-/// work gives about 16, a search per item about 256). A ratio, unlike a time limit, holds on a
-/// machine of any speed; the margin of 4 and each size's best of [`TRIES`] runs keep the other
-/// tests running beside this one from deciding.
-pub fn assert_grows_linearly(n: usize, best: [Duration; 2]) {
-    let ratio = best[1].as_secs_f64() / best[0].as_secs_f64().max(1e-6);
-    assert!(
-        ratio < 4.0 * GROWTH as f64,
-        "{:?} at {n}, {:?} at {}: {ratio:.1}x for {GROWTH}x the size",
-        best[0],
-        best[1],
-        GROWTH * n
-    );
+/// The best times of a case at `n` and at [`GROWTH`]` * n` so far. A ratio, unlike a time
+/// limit, holds on a machine of any speed; a case is measured again (up to [`TRIES`] times,
+/// each size's fastest run counting) only while its ratio is past the limit, so that a moment
+/// when the tests running beside it load the machine does not decide, and a passing check
+/// costs one measurement.
+pub struct LinearCheck {
+    n: usize,
+    best: [Duration; 2],
+    tries: usize,
 }
 
-/// Times `case` [`TRIES`] times at `n` and at [`GROWTH`]` * n`, and asserts it grows about
-/// linearly (see [`assert_grows_linearly`]).
-pub fn assert_linear(n: usize, mut case: impl FnMut(usize) -> Duration) {
-    let mut best = [Duration::MAX; 2];
-    for _ in 0..TRIES {
-        for (i, size) in [n, GROWTH * n].into_iter().enumerate() {
-            best[i] = best[i].min(case(size));
+impl LinearCheck {
+    /// A check of a case at `n` and [`GROWTH`]` * n`.
+    pub fn new(n: usize) -> Self {
+        LinearCheck {
+            n,
+            best: [Duration::MAX; 2],
+            tries: 0,
         }
     }
-    assert_grows_linearly(n, best);
+
+    /// The sizes to measure next, or `None` once the ratio is within the limit (or the tries
+    /// are spent).
+    pub fn sizes(&self) -> Option<[usize; 2]> {
+        (self.tries < TRIES && (self.tries == 0 || self.ratio() >= self.limit()))
+            .then_some([self.n, GROWTH * self.n])
+    }
+
+    /// Notes the times of the two sizes `sizes` gave.
+    pub fn took(&mut self, times: [Duration; 2]) {
+        self.tries += 1;
+        for (best, time) in self.best.iter_mut().zip(times) {
+            *best = (*best).min(time);
+        }
+    }
+
+    fn ratio(&self) -> f64 {
+        self.best[1].as_secs_f64() / self.best[0].as_secs_f64().max(1e-6)
+    }
+
+    fn limit(&self) -> f64 {
+        MARGIN * GROWTH as f64
+    }
+
+    /// Asserts that the case grew about linearly: its best time at [`GROWTH`]` * n` stays
+    /// under [`MARGIN`]` * `[`GROWTH`] times its best time at `n`.
+    pub fn assert(&self) {
+        let ratio = self.ratio();
+        assert!(
+            ratio < self.limit(),
+            "{:?} at {}, {:?} at {}: {ratio:.1}x for {GROWTH}x the size",
+            self.best[0],
+            self.n,
+            self.best[1],
+            GROWTH * self.n
+        );
+    }
+}
+
+/// Asserts that `case` (which returns the time it took at a size) takes about linear time in
+/// its size (see [`LinearCheck`]).
+pub fn assert_linear(n: usize, mut case: impl FnMut(usize) -> Duration) {
+    let mut check = LinearCheck::new(n);
+    while let Some(sizes) = check.sizes() {
+        check.took(sizes.map(&mut case));
+    }
+    check.assert();
 }
