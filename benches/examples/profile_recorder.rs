@@ -13,7 +13,9 @@
 //! states of a node. `FLOOR=c` writes the same rows below sqlx, through SQLite's C interface
 //! on sqlx's connection (one prepared single-row `INSERT`, bound, stepped and reset per row).
 //! For either floor, `SCHEMA=nokey` leaves out the table's primary key, `SCHEMA=norowid` makes
-//! it a `WITHOUT ROWID` table, and `PRAGMAS="wal_autocheckpoint=0"` (say) sets more pragmas.
+//! it a `WITHOUT ROWID` table, and `PRAGMAS="wal_autocheckpoint=0"` (say) sets more pragmas;
+//! after the writes, a checkpoint of the log is timed apart (what `wal_autocheckpoint=0` left
+//! to do).
 
 use gatewai_benches::{Dag, observed_engine};
 use gatewai_core::{Observer, RunEvent, RunOptions};
@@ -85,13 +87,15 @@ fn main() {
     let batches: usize = runs.iter().map(Vec::len).sum();
     if let Some(floor) = std::env::var_os("FLOOR") {
         let path = dir.path().join("floor.db");
-        let per_run = if floor == "c" {
-            rt.block_on(write_floor_c(&runs, &path))
-        } else {
-            rt.block_on(write_floor(&runs, &path))
+        let floor = match floor.to_str() {
+            Some("c") => rt.block_on(write_floor_c(&runs, &path)),
+            Some("1") => rt.block_on(write_floor(&runs, &path)),
+            _ => panic!("FLOOR is `1` (sqlx) or `c` (SQLite's C interface), not {floor:?}"),
         };
         println!(
-            "floor: {per_run:.2} ms per 1,001-node run (each run's final records, one transaction)"
+            "floor: {:.2} ms per 1,001-node run (each run's final records, one transaction), \
+             then {:.2} ms per run to checkpoint the log",
+            floor.writes, floor.checkpoint
         );
         return;
     }
@@ -143,7 +147,7 @@ const FLOOR_TABLE: &str = "CREATE TABLE floor_executions (run_id TEXT NOT NULL, 
     finished_at TEXT, duration_ms INTEGER, attempts INTEGER, cache_key TEXT, PRIMARY KEY (run_id, node_id))";
 
 /// Opens the floors' database with the store's journal settings and creates their table:
-/// `SCHEMA=nokey` leaves out the primary key, `SCHEMA=norowid` makes it a `WITHOUT ROWID`
+/// `SCHEMA=nokey` leaves out the primary key (`SCHEMA=key`, the default, keeps it), `SCHEMA=norowid` makes it a `WITHOUT ROWID`
 /// table; `PRAGMAS="a=1;b=2"` sets more pragmas (`wal_autocheckpoint=0`, say).
 async fn open_floor(path: &std::path::Path) -> sqlx::SqliteConnection {
     use sqlx::ConnectOptions;
@@ -156,16 +160,7 @@ async fn open_floor(path: &std::path::Path) -> sqlx::SqliteConnection {
         .connect()
         .await
         .expect("open the floor's database");
-    let key = ", PRIMARY KEY (run_id, node_id))";
-    let table = match std::env::var("SCHEMA").as_deref() {
-        Ok("nokey") => FLOOR_TABLE.replace(key, ")"),
-        Ok("norowid") => format!("{FLOOR_TABLE} WITHOUT ROWID"),
-        _ => FLOOR_TABLE.to_owned(),
-    };
-    sqlx::query(sqlx::AssertSqlSafe(table))
-        .execute(&mut conn)
-        .await
-        .expect("create the floor's table");
+    // Before the table, so that settings of the file (`page_size`, say) take effect.
     for pragma in std::env::var("PRAGMAS").unwrap_or_default().split(';') {
         if !pragma.trim().is_empty() {
             sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {pragma}")))
@@ -174,63 +169,124 @@ async fn open_floor(path: &std::path::Path) -> sqlx::SqliteConnection {
                 .expect("pragma");
         }
     }
+    let key = ", PRIMARY KEY (run_id, node_id))";
+    let table = match std::env::var("SCHEMA").as_deref() {
+        Ok("nokey") => FLOOR_TABLE.replace(key, ")"),
+        Ok("norowid") => format!("{FLOOR_TABLE} WITHOUT ROWID"),
+        Ok("key") | Err(_) => FLOOR_TABLE.to_owned(),
+        Ok(other) => panic!("SCHEMA is `key`, `nokey` or `norowid`, not `{other}`"),
+    };
+    sqlx::query(sqlx::AssertSqlSafe(table))
+        .execute(&mut conn)
+        .await
+        .expect("create the floor's table");
     conn
+}
+
+/// Runs `sql` on `db`; SQLite's result code.
+///
+/// # Safety
+/// `db` is an open handle that nothing else uses meanwhile.
+unsafe fn exec(db: *mut libsqlite3_sys::sqlite3, sql: &str) -> std::ffi::c_int {
+    let sql = std::ffi::CString::new(sql).expect("SQL without NUL");
+    // SAFETY: as the caller promises; the SQL is NUL-terminated and outlives the call.
+    unsafe {
+        libsqlite3_sys::sqlite3_exec(
+            db,
+            sql.as_ptr(),
+            None,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// A statement prepared on a borrowed handle; finalized when dropped, a panic included (a
+/// statement left unfinalized makes sqlx's worker fail to close the connection).
+struct Prepared(*mut libsqlite3_sys::sqlite3_stmt);
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // SAFETY: the statement was prepared, its handle is still open (the handle's lock
+        // outlives this guard), and it is not used again.
+        let rc = unsafe { libsqlite3_sys::sqlite3_finalize(self.0) };
+        if rc != libsqlite3_sys::SQLITE_OK && !std::thread::panicking() {
+            panic!("finalizing the floor's statement: SQLite error {rc}");
+        }
+    }
+}
+
+/// An open transaction on a borrowed handle; rolled back when dropped uncommitted.
+struct Transaction(*mut libsqlite3_sys::sqlite3);
+
+impl Transaction {
+    /// Begins a transaction on `db`.
+    ///
+    /// # Safety
+    /// As [`exec`], for the transaction's life.
+    unsafe fn begin(db: *mut libsqlite3_sys::sqlite3) -> Self {
+        // SAFETY: as the caller promises.
+        assert_eq!(unsafe { exec(db, "BEGIN") }, libsqlite3_sys::SQLITE_OK);
+        Transaction(db)
+    }
+
+    fn commit(self) {
+        // SAFETY: as promised to `begin`.
+        assert_eq!(unsafe { exec(self.0, "COMMIT") }, libsqlite3_sys::SQLITE_OK);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // SAFETY: as promised to `begin`. The result does not matter: the statement failed
+        // or a panic is unwinding.
+        unsafe { exec(self.0, "ROLLBACK") };
+    }
 }
 
 /// As [`write_floor`], through SQLite's C interface on sqlx's connection: one prepared
 /// single-row `INSERT`, bound, stepped and reset per record.
-async fn write_floor_c(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
+async fn write_floor_c(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> Floor {
     use libsqlite3_sys as ffi;
     use std::ffi::{CString, c_int};
     let mut conn = open_floor(path).await;
     let records = final_records(runs);
+    // No `.await` from here on: the handle is ours until `handle` drops, after `stmt`.
     let mut handle = conn.lock_handle().await.expect("lock the handle");
     let db = handle.as_raw_handle().as_ptr();
-    let exec = |sql: &str| {
-        let sql = CString::new(sql).expect("sql");
-        // SAFETY: `db` is the open handle sqlx lent us; the SQL is a NUL-terminated string.
-        let rc = unsafe {
-            ffi::sqlite3_exec(
-                db,
-                sql.as_ptr(),
-                None,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        assert_eq!(rc, ffi::SQLITE_OK, "{sql:?}");
-    };
     let insert = CString::new(
         "INSERT INTO floor_executions (run_id, node_id, seq, node_type, node_label, status, \
          input_data, output_data, error, cached, started_at, finished_at, duration_ms, \
          attempts, cache_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     )
     .expect("sql");
-    let mut stmt = std::ptr::null_mut();
-    // SAFETY: as above; `stmt` receives the prepared statement, finalized below.
-    let rc = unsafe {
-        ffi::sqlite3_prepare_v2(db, insert.as_ptr(), -1, &mut stmt, std::ptr::null_mut())
-    };
+    let mut raw = std::ptr::null_mut();
+    // SAFETY: `db` is the open handle sqlx lent us; `raw` receives the statement, which
+    // `stmt` finalizes.
+    let rc =
+        unsafe { ffi::sqlite3_prepare_v2(db, insert.as_ptr(), -1, &mut raw, std::ptr::null_mut()) };
     assert_eq!(rc, ffi::SQLITE_OK);
+    let stmt = Prepared(raw);
     // SAFETY (every bind below): `stmt` is live, the index in range, and SQLITE_TRANSIENT
     // makes SQLite copy the bytes before the call returns.
     let text = |i: c_int, s: Option<&str>| unsafe {
         let rc = match s {
             Some(s) => ffi::sqlite3_bind_text(
-                stmt,
+                stmt.0,
                 i,
                 s.as_ptr().cast(),
-                s.len() as c_int,
+                c_int::try_from(s.len()).expect("a text under 2 GiB"),
                 ffi::SQLITE_TRANSIENT(),
             ),
-            None => ffi::sqlite3_bind_null(stmt, i),
+            None => ffi::sqlite3_bind_null(stmt.0, i),
         };
         assert_eq!(rc, ffi::SQLITE_OK);
     };
     let int = |i: c_int, v: Option<i64>| unsafe {
         let rc = match v {
-            Some(v) => ffi::sqlite3_bind_int64(stmt, i, v),
-            None => ffi::sqlite3_bind_null(stmt, i),
+            Some(v) => ffi::sqlite3_bind_int64(stmt.0, i, v),
+            None => ffi::sqlite3_bind_null(stmt.0, i),
         };
         assert_eq!(rc, ffi::SQLITE_OK);
     };
@@ -241,7 +297,8 @@ async fn write_floor_c(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f
     let start = Instant::now();
     for (r, run) in records.iter().enumerate() {
         let run_id = format!("floor-{r}");
-        exec("BEGIN");
+        // SAFETY: `db` is ours (see `handle`).
+        let transaction = unsafe { Transaction::begin(db) };
         for (seq, e) in run.iter().enumerate() {
             text(1, Some(&run_id));
             text(2, Some(&e.node_id));
@@ -268,21 +325,41 @@ async fn write_floor_c(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f
             text(15, e.cache_key.map(|k| k.to_hex()).as_deref());
             // SAFETY: `stmt` is live and fully bound.
             unsafe {
-                assert_eq!(ffi::sqlite3_step(stmt), ffi::SQLITE_DONE);
-                ffi::sqlite3_reset(stmt);
+                assert_eq!(ffi::sqlite3_step(stmt.0), ffi::SQLITE_DONE);
+                assert_eq!(ffi::sqlite3_reset(stmt.0), ffi::SQLITE_OK);
             }
         }
-        exec("COMMIT");
+        transaction.commit();
     }
-    let per_run = start.elapsed().as_secs_f64() * 1e3 / runs.len() as f64;
-    // SAFETY: `stmt` is not used again.
-    unsafe { ffi::sqlite3_finalize(stmt) };
-    per_run
+    let writes = start.elapsed();
+    let start = Instant::now();
+    // SAFETY: `db` is ours (see `handle`).
+    let rc = unsafe { exec(db, "PRAGMA wal_checkpoint(TRUNCATE)") };
+    assert_eq!(rc, ffi::SQLITE_OK);
+    Floor::new(writes, start.elapsed(), runs.len())
 }
 
-/// Writes each run's final records into a fresh table the plainest way (see the module docs);
-/// returns the milliseconds per run.
-async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64 {
+/// What a floor took, in milliseconds per run.
+struct Floor {
+    /// The runs' writes (their commits included).
+    writes: f64,
+    /// The checkpoint of what the writes left in the log, after them.
+    checkpoint: f64,
+}
+
+impl Floor {
+    fn new(writes: std::time::Duration, checkpoint: std::time::Duration, runs: usize) -> Self {
+        let per_run = |d: std::time::Duration| d.as_secs_f64() * 1e3 / runs as f64;
+        Floor {
+            writes: per_run(writes),
+            checkpoint: per_run(checkpoint),
+        }
+    }
+}
+
+/// Writes each run's final records into a fresh table the plainest way (see the module docs),
+/// then checkpoints the log.
+async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> Floor {
     use sqlx::{Connection, QueryBuilder, Sqlite};
     let mut conn = open_floor(path).await;
     // Each run's final records, gathered before the clock starts.
@@ -328,5 +405,11 @@ async fn write_floor(runs: &[Vec<Vec<RunEvent>>], path: &std::path::Path) -> f64
         }
         tx.commit().await.expect("commit");
     }
-    start.elapsed().as_secs_f64() * 1e3 / runs.len() as f64
+    let writes = start.elapsed();
+    let start = Instant::now();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .expect("checkpoint");
+    Floor::new(writes, start.elapsed(), runs.len())
 }
