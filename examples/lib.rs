@@ -8,11 +8,13 @@
 //! - [`api`]: the HTTP server (`cargo run --example server`): the workflow app's REST API
 //!   with live run events over SSE, on SQLite or PostgreSQL.
 //! - [`host`]: what both share (the engine composed with a store, workflow files, checks).
+//! - [`retention`]: how long the server keeps run history and result-cache entries.
 #![warn(missing_docs)]
 
 pub mod api;
 pub mod cli;
 pub mod error;
 pub mod host;
+pub mod retention;
 
 pub use error::{Error, Result};

@@ -14,10 +14,14 @@
 //! - `GATEWAI_ADDR`: listen address (default `127.0.0.1:3000`);
 //! - `GATEWAI_CORS_ORIGINS`: comma-separated origins allowed to call the API (or `*`);
 //! - `GATEWAI_JSON_LIMIT`, `GATEWAI_UPLOAD_LIMIT`: body limits in bytes;
+//! - `GATEWAI_KEEP_RUNS_DAYS`, `GATEWAI_KEEP_RUNS` (per workflow), `GATEWAI_KEEP_CACHE_DAYS`,
+//!   `GATEWAI_KEEP_CACHE_ENTRIES`: retention of run history and result-cache entries, applied
+//!   at start and hourly (unset: kept for ever; see [`gatewai_examples::retention`]);
 //! - `GEMINI_API_KEY` / `OPENAI_API_KEY`: for the AI nodes and `/api/llm/execute`;
 //! - `RUST_LOG`: log filter (default `info`).
 
 use gatewai_examples::api::{self as server, AppState, ServerConfig, SharedSecretAuth};
+use gatewai_examples::retention::{PRUNE_EVERY, RetentionSettings};
 use gatewai_examples::{Error, Result, host};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,6 +55,7 @@ async fn run() -> Result<()> {
         )
     })?;
     let auth = Arc::new(SharedSecretAuth::new(secret)?);
+    let retention = RetentionSettings::from_env()?;
     let store = gatewai_store::Store::open(&database_url).await?;
     let assets = host::fs_assets(std::path::Path::new(&assets_dir), &store).await?;
     let state = AppState::new(
@@ -65,5 +70,10 @@ async fn run() -> Result<()> {
         .await
         .map_err(|e| Error::io(&addr, e))?;
     tracing::info!(%addr, store = ?state.store().kind(), "listening");
-    server::serve(listener, state, server::shutdown_signal()).await
+    let pruner = retention.spawn(state.store().clone(), PRUNE_EVERY);
+    let served = server::serve(listener, state, server::shutdown_signal()).await;
+    if let Some(pruner) = pruner {
+        pruner.abort();
+    }
+    served
 }

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::model::{
-    NewUser, NewWorkflow, Page, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
+    NewUser, NewWorkflow, Page, Retention, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
 };
 use async_trait::async_trait;
 use gatewai_core::{CacheKey, FileAsset, Generation, NodeExecution, RunEvent, RunRecord};
@@ -104,6 +104,13 @@ pub trait RunStore: Send + Sync {
 
     /// The stored workflow a run belongs to, whoever owns it (for resuming).
     async fn run_workflow(&self, run_id: &str) -> Result<Option<StoredWorkflow>>;
+
+    /// Deletes ended runs, with their node executions, as the run rules of `retention` say
+    /// ([`Retention::runs_ended_before`], [`Retention::runs_per_workflow`]); the other rules
+    /// are not this call's. Returns how many runs went. Runs pending or running are never
+    /// deleted. A large prune is done in several transactions, so that the run recorder
+    /// never waits long for it.
+    async fn prune_runs(&self, retention: &Retention) -> Result<u64>;
 }
 
 /// The rows behind [`StoreResultCache`](crate::StoreResultCache).
@@ -112,8 +119,14 @@ pub trait CacheStore: Send + Sync {
     /// The generations stored under `key`.
     async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<Generation>>>;
 
-    /// Stores generations under `key`, replacing what was there.
+    /// Stores generations under `key`, replacing what was there (and renewing its time).
     async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()>;
+
+    /// Deletes result-cache entries as the cache rules of `retention` say
+    /// ([`Retention::cache_written_before`], [`Retention::cache_entries`]); returns how many
+    /// went. An entry rewritten while the prune runs may go too: the node it serves executes
+    /// again next time, nothing else is lost.
+    async fn prune_cache(&self, retention: &Retention) -> Result<u64>;
 }
 
 /// The `file_assets` table: descriptions of asset blobs (the blobs live in an asset store),

@@ -47,6 +47,9 @@
 //!   has no key and is reused as it is; see [`ResumePlan`] for what the host hands in again.)
 //! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
 //!   the store, so cache hits survive restarts.
+//! - [`Store::prune`] with a [`Retention`]: deletes ended runs by age and by count per
+//!   workflow, and result-cache entries by age and by count, so that a long-lived store stays
+//!   bounded.
 //! - [`FsAssetStore`] (feature `fs`) and `ObjectAssetStore` (feature `s3`): asset blobs.
 #![warn(missing_docs)]
 
@@ -85,7 +88,8 @@ pub use backend::{
 pub use cache::StoreResultCache;
 pub use error::{Error, ErrorKind, Result};
 pub use model::{
-    NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
+    NewUser, NewWorkflow, Page, Pruned, ResumePlan, Retention, RunHistoryEntry, StoredWorkflow,
+    User, WorkflowUpdate,
 };
 pub use recorder::RunRecorder;
 pub use store::{Store, open};
@@ -101,8 +105,8 @@ pub mod prelude {
         AssetRecordStore, Backend, BackendKind, CacheStore, RunStore, UserStore, WorkflowStore,
     };
     pub use crate::model::{
-        NewUser, NewWorkflow, Page, ResumePlan, RunHistoryEntry, StoredWorkflow, User,
-        WorkflowUpdate,
+        NewUser, NewWorkflow, Page, Pruned, ResumePlan, Retention, RunHistoryEntry, StoredWorkflow,
+        User, WorkflowUpdate,
     };
     pub use crate::{Error, ErrorKind, Result, RunRecorder, Store, StoreResultCache};
 }

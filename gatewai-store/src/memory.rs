@@ -6,7 +6,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::model::{
-    NewUser, NewWorkflow, Page, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
+    NewUser, NewWorkflow, Page, Retention, RunHistoryEntry, StoredWorkflow, User, WorkflowUpdate,
 };
 use crate::write_plan::{
     ProgressUpdate, Write, keeps_completed_executions, normalize_execution, normalize_run, now,
@@ -34,7 +34,8 @@ struct State {
     runs: HashMap<String, RunRecord>,
     /// Per run: (seq, execution), in seq order.
     executions: HashMap<String, Vec<(i64, NodeExecution)>>,
-    cache: HashMap<CacheKey, Vec<Generation>>,
+    /// Per key: the generations and when they were written.
+    cache: HashMap<CacheKey, (Vec<Generation>, DateTime<Utc>)>,
     assets: HashMap<String, FileAsset>,
     /// Per asset: its owners and when each was granted it.
     owners: HashMap<String, Vec<(String, DateTime<Utc>)>>,
@@ -489,17 +490,85 @@ impl RunStore for MemoryBackend {
             .and_then(|wf| state.workflows.get(wf))
             .cloned())
     }
+
+    async fn prune_runs(&self, retention: &Retention) -> Result<u64> {
+        let retention = retention.normalized();
+        let mut state = self.lock();
+        // Each workflow's ended runs, newest first, as the run history lists them.
+        let mut ended: Vec<&RunRecord> = state
+            .runs
+            .values()
+            .filter(|r| r.status.is_terminal())
+            .collect();
+        ended.sort_unstable_by(|a, b| {
+            a.workflow_id
+                .cmp(&b.workflow_id)
+                .then(b.created_at.cmp(&a.created_at))
+                .then(b.id.cmp(&a.id))
+        });
+        let mut victims = Vec::new();
+        let mut rank = 0u64;
+        let mut group: Option<Option<&str>> = None;
+        for run in ended {
+            let workflow = run.workflow_id.as_deref();
+            if group != Some(workflow) {
+                group = Some(workflow);
+                rank = 0;
+            }
+            rank += 1;
+            let ended_at = run.finished_at.unwrap_or(run.created_at);
+            if retention.runs_ended_before.is_some_and(|t| ended_at < t)
+                || retention.runs_per_workflow.is_some_and(|k| rank > k)
+            {
+                victims.push(run.id.clone());
+            }
+        }
+        for id in &victims {
+            state.runs.remove(id);
+            state.executions.remove(id);
+        }
+        Ok(victims.len() as u64)
+    }
 }
 
 #[async_trait]
 impl CacheStore for MemoryBackend {
     async fn cache_get(&self, key: &CacheKey) -> Result<Option<Vec<Generation>>> {
-        Ok(self.lock().cache.get(key).cloned())
+        Ok(self
+            .lock()
+            .cache
+            .get(key)
+            .map(|(outputs, _)| outputs.clone()))
     }
 
     async fn cache_put(&self, key: &CacheKey, outputs: &[Generation]) -> Result<()> {
-        self.lock().cache.insert(*key, outputs.to_vec());
+        self.lock().cache.insert(*key, (outputs.to_vec(), now()));
         Ok(())
+    }
+
+    async fn prune_cache(&self, retention: &Retention) -> Result<u64> {
+        let retention = retention.normalized();
+        let mut state = self.lock();
+        // Newest first, as the databases rank them.
+        let mut entries: Vec<(DateTime<Utc>, CacheKey)> = state
+            .cache
+            .iter()
+            .map(|(key, (_, at))| (*at, *key))
+            .collect();
+        entries.sort_unstable_by(|a, b| b.cmp(a));
+        let victims: Vec<CacheKey> = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(rank, (at, _))| {
+                retention.cache_written_before.is_some_and(|t| *at < t)
+                    || retention.cache_entries.is_some_and(|k| *rank as u64 >= k)
+            })
+            .map(|(_, (_, key))| key)
+            .collect();
+        for key in &victims {
+            state.cache.remove(key);
+        }
+        Ok(victims.len() as u64)
     }
 }
 

@@ -197,3 +197,69 @@ pub struct ResumePlan {
     /// The engine options that resume the run.
     pub options: RunOptions,
 }
+
+/// What [`Store::prune`](crate::Store::prune) deletes: old run history and old result-cache
+/// entries, so that a long-lived store does not grow without bound. Every rule is optional;
+/// the default deletes nothing. A host typically prunes now and then, with limits from its
+/// settings (as n8n prunes executions by age and count).
+///
+/// ```
+/// use chrono::{Duration, Utc};
+/// use gatewai_store::Retention;
+/// let retention = Retention {
+///     runs_ended_before: Some(Utc::now() - Duration::days(14)),
+///     runs_per_workflow: Some(100),
+///     cache_written_before: Some(Utc::now() - Duration::days(30)),
+///     ..Retention::default()
+/// };
+/// assert_eq!(retention.cache_entries, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Runs that ended (completed, failed or cancelled) before this time are deleted with
+    /// their node executions. A run's end is its `finished_at` (its `created_at` when it has
+    /// none). Runs still pending or running are never deleted: they may be resumed.
+    pub runs_ended_before: Option<DateTime<Utc>>,
+    /// Of each workflow's ended runs, only this many are kept, the newest by `created_at`
+    /// (ties: the greater id), as the run history lists them; the runs filed under no
+    /// workflow count as one more workflow. Runs still pending or running are neither
+    /// counted nor deleted.
+    pub runs_per_workflow: Option<u64>,
+    /// Result-cache entries written before this time are deleted (an entry is rewritten,
+    /// and its time renewed, when a node executes again after missing it).
+    pub cache_written_before: Option<DateTime<Utc>>,
+    /// Only this many result-cache entries are kept, the most recently written (ties: the
+    /// greater key).
+    pub cache_entries: Option<u64>,
+}
+
+impl Retention {
+    /// Whether this retention deletes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Retention::default()
+    }
+
+    /// The times to the microsecond, as every backend keeps times (so that each compares
+    /// the same), and the counts as the databases bind them (a count beyond `i64::MAX` keeps
+    /// everything anyway).
+    pub(crate) fn normalized(&self) -> Retention {
+        use chrono::SubsecRound;
+        let count = |n: Option<u64>| n.map(|n| n.min(i64::MAX as u64));
+        Retention {
+            runs_ended_before: self.runs_ended_before.map(|t| t.trunc_subsecs(6)),
+            runs_per_workflow: count(self.runs_per_workflow),
+            cache_written_before: self.cache_written_before.map(|t| t.trunc_subsecs(6)),
+            cache_entries: count(self.cache_entries),
+        }
+    }
+}
+
+/// What [`Store::prune`](crate::Store::prune) deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pruned {
+    /// Runs deleted (their node executions went with them).
+    pub runs: u64,
+    /// Result-cache entries deleted.
+    pub cache_entries: u64,
+}

@@ -3,7 +3,7 @@
 use crate::backend::{Backend, BackendKind};
 use crate::cache::StoreResultCache;
 use crate::error::{Error, Result};
-use crate::model::ResumePlan;
+use crate::model::{Pruned, ResumePlan, Retention};
 use crate::recorder::RunRecorder;
 use gatewai_core::{ExecutionStatus, Resumed, RunOptions, RunTarget, TriggerType};
 use std::collections::{HashMap, HashSet};
@@ -201,6 +201,32 @@ impl Store {
             run,
             workflow,
             options,
+        })
+    }
+
+    /// Deletes what `retention` says is too old or too many: ended runs (with their node
+    /// executions) and result-cache entries. See [`Retention`] for each rule. Runs pending or
+    /// running are never deleted. Safe beside running engines: a large prune is done in
+    /// several transactions, and a recorder keeps writing meanwhile.
+    pub async fn prune(&self, retention: &Retention) -> Result<Pruned> {
+        let runs = if retention.runs_ended_before.is_some() || retention.runs_per_workflow.is_some()
+        {
+            self.prune_runs(retention).await?
+        } else {
+            0
+        };
+        let cache_entries =
+            if retention.cache_written_before.is_some() || retention.cache_entries.is_some() {
+                self.prune_cache(retention).await?
+            } else {
+                0
+            };
+        if runs + cache_entries > 0 {
+            tracing::info!(runs, cache_entries, "pruned the store");
+        }
+        Ok(Pruned {
+            runs,
+            cache_entries,
         })
     }
 

@@ -66,6 +66,9 @@ conformance!(
     text_with_nul_characters_is_stored_and_ids_with_them_are_refused,
     run_history_lists_each_run_with_its_own_executions,
     a_resumed_node_keeps_the_error_it_continued_with,
+    pruning_deletes_ended_runs_by_age_then_by_count,
+    pruning_many_runs_spans_several_statements,
+    pruning_deletes_old_and_surplus_cache_entries,
 );
 
 fn doc(label: &str) -> gatewai_core::Workflow {
@@ -1326,7 +1329,7 @@ async fn crashed_run_can_be_marked_interrupted(target: &Target) {
     let probes = Probes::default();
     let (workflow_id, run_id) = crash_mid_run(target, &probes).await;
     let store = target.open().await;
-    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 1);
+    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 2);
     store.mark_interrupted(&run_id).await.unwrap();
     assert!(store.find_interrupted_runs().await.unwrap().is_empty());
 
@@ -2367,5 +2370,271 @@ async fn a_resumed_node_keeps_the_error_it_continued_with(target: &Target) {
         Some(&resumed["continued"].result),
         continued.output.as_deref()
     );
+    store.close().await;
+}
+
+/// A run that ended `minutes_ago` minutes after it was created (`None`: no end time recorded).
+fn ended_run(
+    id: &str,
+    workflow_id: Option<&str>,
+    created_minutes_ago: i64,
+    status: RunStatus,
+    ended_minutes_ago: Option<i64>,
+) -> RunRecord {
+    RunRecord {
+        status,
+        finished_at: ended_minutes_ago
+            .map(|m| (Utc::now() - ChronoDuration::minutes(m)).trunc_subsecs(6)),
+        ..run_record(id, workflow_id, created_minutes_ago)
+    }
+}
+
+async fn run_ids(store: &Store, workflow_id: &str) -> Vec<String> {
+    store
+        .run_history("alice", workflow_id, Page::first(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.run.id)
+        .collect()
+}
+
+async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let a = store
+        .create_workflow("alice", NewWorkflow::new("A", doc("a")))
+        .await
+        .unwrap();
+    let b = store
+        .create_workflow("alice", NewWorkflow::new("B", doc("b")))
+        .await
+        .unwrap();
+    let statuses = [
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+        RunStatus::Completed,
+    ];
+    let mut runs = Vec::new();
+    // A: a0 … a4, created 100, 90, … 60 minutes ago, each ended a minute later; and the
+    // oldest of all still running (a crashed process's: it may be resumed).
+    for i in 0..5i64 {
+        let created = 100 - 10 * i;
+        runs.push(ended_run(
+            &format!("a{i}"),
+            Some(&a.id),
+            created,
+            statuses[i as usize % 3],
+            Some(created - 1),
+        ));
+    }
+    runs.push(run_record("a-running", Some(&a.id), 200));
+    // B: one with no end time (its creation counts), two recent.
+    runs.push(ended_run(
+        "b-old",
+        Some(&b.id),
+        120,
+        RunStatus::Completed,
+        None,
+    ));
+    runs.push(ended_run(
+        "b0",
+        Some(&b.id),
+        50,
+        RunStatus::Completed,
+        Some(49),
+    ));
+    runs.push(ended_run(
+        "b1",
+        Some(&b.id),
+        40,
+        RunStatus::Completed,
+        Some(39),
+    ));
+    // And B's newest run is still running: it is not the one its count keeps.
+    runs.push(run_record("b-running", Some(&b.id), 10));
+    // Runs filed under no workflow: ranked as one more workflow.
+    for i in 0..3i64 {
+        runs.push(ended_run(
+            &format!("x{i}"),
+            None,
+            30 - i,
+            RunStatus::Completed,
+            Some(20),
+        ));
+    }
+    for run in &runs {
+        store.save_run(run).await.unwrap();
+        store
+            .save_node_execution(&execution(&run.id, "n0", 1.0))
+            .await
+            .unwrap();
+    }
+
+    // Nothing to do: nothing goes.
+    assert_eq!(
+        store.prune(&Retention::default()).await.unwrap(),
+        Pruned::default()
+    );
+    assert_eq!(run_ids(&store, &a.id).await.len(), 6);
+
+    // By age: what ended more than 65 minutes ago (a3 ended 69 minutes ago, a4 59; b-old has
+    // no end, and was created 120 minutes ago). The running run is older, and stays.
+    let by_age = Retention {
+        runs_ended_before: Some(Utc::now() - ChronoDuration::minutes(65)),
+        ..Retention::default()
+    };
+    let pruned = store.prune(&by_age).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            runs: 5,
+            cache_entries: 0
+        }
+    );
+    assert_eq!(run_ids(&store, &a.id).await, ["a4", "a-running"]);
+    assert_eq!(run_ids(&store, &b.id).await, ["b-running", "b1", "b0"]);
+    for gone in ["a0", "a1", "a2", "a3", "b-old"] {
+        assert_eq!(store.get_run(gone).await.unwrap(), None, "{gone}");
+        // Its node executions went with it.
+        assert!(
+            store.node_executions(gone).await.unwrap().is_empty(),
+            "{gone}"
+        );
+    }
+    assert_eq!(store.node_executions("a4").await.unwrap().len(), 1);
+    assert!(store.get_run("x0").await.unwrap().is_some());
+    // The same rule again: nothing left to delete.
+    assert_eq!(store.prune(&by_age).await.unwrap().runs, 0);
+
+    // By count: the newest ended run of each workflow, and of the runs of none. The running
+    // run neither counts nor goes.
+    let by_count = Retention {
+        runs_per_workflow: Some(1),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&by_count).await.unwrap().runs, 3);
+    assert_eq!(run_ids(&store, &a.id).await, ["a4", "a-running"]);
+    assert_eq!(run_ids(&store, &b.id).await, ["b-running", "b1"]);
+    assert!(store.get_run("x2").await.unwrap().is_some());
+    for gone in ["b0", "x0", "x1"] {
+        assert_eq!(store.get_run(gone).await.unwrap(), None, "{gone}");
+    }
+    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 2);
+
+    // Keeping none deletes every ended run; a count beyond what a database counts keeps all.
+    let beyond = Retention {
+        runs_per_workflow: Some(u64::MAX),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&beyond).await.unwrap().runs, 0);
+    let none = Retention {
+        runs_per_workflow: Some(0),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&none).await.unwrap().runs, 3);
+    assert_eq!(run_ids(&store, &a.id).await, ["a-running"]);
+    assert_eq!(run_ids(&store, &b.id).await, ["b-running"]);
+    store.close().await;
+}
+
+async fn pruning_many_runs_spans_several_statements(target: &Target) {
+    let store = target.open().await;
+    with_users(&store).await;
+    let wf = store
+        .create_workflow("alice", NewWorkflow::new("Busy", doc("busy")))
+        .await
+        .unwrap();
+    // More runs than one statement deletes (100), each with two node executions.
+    let count = 234i64;
+    for i in 0..count {
+        let id = format!("busy-{i:03}");
+        store
+            .save_run(&ended_run(
+                &id,
+                Some(&wf.id),
+                count - i,
+                RunStatus::Completed,
+                Some(0),
+            ))
+            .await
+            .unwrap();
+        for node in ["n0", "n1"] {
+            store
+                .save_node_execution(&execution(&id, node, 2.0))
+                .await
+                .unwrap();
+        }
+    }
+    let keep = Retention {
+        runs_per_workflow: Some(4),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&keep).await.unwrap().runs, count as u64 - 4);
+    assert_eq!(
+        run_ids(&store, &wf.id).await,
+        ["busy-233", "busy-232", "busy-231", "busy-230"]
+    );
+    assert!(store.node_executions("busy-000").await.unwrap().is_empty());
+    assert_eq!(store.node_executions("busy-233").await.unwrap().len(), 2);
+    store.close().await;
+}
+
+async fn pruning_deletes_old_and_surplus_cache_entries(target: &Target) {
+    let store = target.open().await;
+    let key = |i: u8| CacheKey([i; 32]);
+    let generations = |i: u8| {
+        vec![Generation {
+            items: vec![Item::number(f64::from(i)).on("out")],
+        }]
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(15));
+    // Keys 1 and 2 are written before the cut, 3 and 4 after it, each a moment apart.
+    let mut cut = None;
+    for i in 1..=4u8 {
+        if i == 3 {
+            pause().await;
+            cut = Some(Utc::now());
+        }
+        pause().await;
+        store.cache_put(&key(i), &generations(i)).await.unwrap();
+    }
+    let present = async |i: u8| store.cache_get(&key(i)).await.unwrap().is_some();
+
+    let by_age = Retention {
+        cache_written_before: cut,
+        ..Retention::default()
+    };
+    assert_eq!(
+        store.prune(&by_age).await.unwrap(),
+        Pruned {
+            runs: 0,
+            cache_entries: 2
+        }
+    );
+    assert!(!present(1).await && !present(2).await);
+    assert!(present(3).await && present(4).await);
+    // Rewriting an entry renews it: 1 comes back, newer than the cut.
+    pause().await;
+    store.cache_put(&key(1), &generations(1)).await.unwrap();
+    assert_eq!(store.prune(&by_age).await.unwrap().cache_entries, 0);
+    assert_eq!(
+        store.cache_get(&key(1)).await.unwrap(),
+        Some(generations(1))
+    );
+
+    // By count: the most recently written (1, then 4) stay.
+    let by_count = Retention {
+        cache_entries: Some(2),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&by_count).await.unwrap().cache_entries, 1);
+    assert!(present(1).await && present(4).await && !present(3).await);
+    let none = Retention {
+        cache_entries: Some(0),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&none).await.unwrap().cache_entries, 2);
+    assert!(!present(1).await && !present(4).await);
     store.close().await;
 }

@@ -80,6 +80,26 @@ mod query {
         "SELECT COALESCE(MAX(seq) + 1, 0) FROM node_executions WHERE run_id = $1";
     pub(super) const RUN_EXISTS: &str = "SELECT id FROM workflow_runs WHERE id = $1";
 
+    /// The ended runs a retention deletes: ended before `$1` (NULL: none), or beyond the
+    /// newest `$2` of their workflow (the runs of no workflow ranked together, as `PARTITION
+    /// BY` does with NULLs).
+    pub(super) const PRUNE_RUN_VICTIMS: &str = "SELECT id FROM (\
+         SELECT id, COALESCE(finished_at, created_at) AS ended_at, \
+         ROW_NUMBER() OVER (PARTITION BY workflow_id ORDER BY created_at DESC, id DESC) AS n \
+         FROM workflow_runs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')) ranked \
+         WHERE ended_at < $1 OR n > $2";
+    /// Followed by the list of ids: a run that started again meanwhile (a resume under the
+    /// same id) is not ended, and stays.
+    pub(super) const PRUNE_RUNS: &str = "DELETE FROM workflow_runs \
+         WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND id IN ";
+    /// The result-cache entries a retention deletes: written before `$1` (NULL: none), or
+    /// beyond the newest `$2`.
+    pub(super) const PRUNE_CACHE_VICTIMS: &str = "SELECT key FROM (\
+         SELECT key, created_at, ROW_NUMBER() OVER (ORDER BY created_at DESC, key DESC) AS n \
+         FROM cache_entries) ranked WHERE created_at < $1 OR n > $2";
+    /// Followed by the list of keys.
+    pub(super) const PRUNE_CACHE: &str = "DELETE FROM cache_entries WHERE key IN ";
+
     pub(super) const CACHE_GET: &str = "SELECT key, outputs FROM cache_entries WHERE key = $1";
     pub(super) const CACHE_PUT: &str = "INSERT INTO cache_entries (key, outputs, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET outputs = excluded.outputs, created_at = excluded.created_at";
@@ -186,6 +206,27 @@ fn group_executions(
 }
 
 /// Execution rows with their queue position.
+/// Runs deleted per statement (each takes its node executions along) while pruning.
+const PRUNE_RUNS_AT_ONCE: usize = 100;
+
+/// Result-cache entries deleted per statement while pruning.
+const PRUNE_CACHE_AT_ONCE: usize = 500;
+
+/// `($1, $2, …, $n)`.
+fn parameter_list(n: usize) -> String {
+    let mut list = String::with_capacity(2 + n * 5);
+    list.push('(');
+    for i in 1..=n {
+        if i > 1 {
+            list.push_str(", ");
+        }
+        list.push('$');
+        list.push_str(&i.to_string());
+    }
+    list.push(')');
+    list
+}
+
 fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
     rows.into_iter()
         .map(|row| Ok((row.seq, NodeExecution::try_from(row)?)))
@@ -655,10 +696,65 @@ macro_rules! sql_backend {
                     .map(StoredWorkflow::try_from)
                     .transpose()
             }
+
+            async fn prune_runs(&self, retention: &crate::model::Retention) -> Result<u64> {
+                let retention = retention.normalized();
+                self.prune_rows(
+                    query::PRUNE_RUN_VICTIMS,
+                    retention.runs_ended_before,
+                    retention.runs_per_workflow,
+                    query::PRUNE_RUNS,
+                    PRUNE_RUNS_AT_ONCE,
+                )
+                .await
+            }
+        }
+
+        impl $name {
+            /// Deletes the rows `victims` selects (their ids, given a time `$1` and a count
+            /// `$2`) with `delete` (followed by a list of ids), `at_once` per statement, each
+            /// committed on its own; how many went.
+            async fn prune_rows(
+                &self,
+                victims: &'static str,
+                before: Option<chrono::DateTime<chrono::Utc>>,
+                keep: Option<u64>,
+                delete: &str,
+                at_once: usize,
+            ) -> Result<u64> {
+                let ids: Vec<(String,)> = sqlx::query_as::<$db, (String,)>(victims)
+                    .bind(before)
+                    .bind(keep.map_or(i64::MAX, to_i64))
+                    .fetch_all(&self.read)
+                    .await?;
+                let mut deleted = 0;
+                for chunk in ids.chunks(at_once) {
+                    // Only numbered parameters are added to the fixed statement: the ids are bound.
+                    let sql = format!("{delete}{}", parameter_list(chunk.len()));
+                    let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
+                    for (id,) in chunk {
+                        query = query.bind(id);
+                    }
+                    deleted += query.execute(&self.write).await?.rows_affected();
+                }
+                Ok(deleted)
+            }
         }
 
         #[async_trait]
         impl CacheStore for $name {
+            async fn prune_cache(&self, retention: &crate::model::Retention) -> Result<u64> {
+                let retention = retention.normalized();
+                self.prune_rows(
+                    query::PRUNE_CACHE_VICTIMS,
+                    retention.cache_written_before,
+                    retention.cache_entries,
+                    query::PRUNE_CACHE,
+                    PRUNE_CACHE_AT_ONCE,
+                )
+                .await
+            }
+
             async fn cache_get(
                 &self,
                 key: &gatewai_core::CacheKey,
