@@ -1,8 +1,8 @@
 //! How long a host keeps run history and result-cache entries: settings read from the
 //! environment, turned into a [`Retention`] and applied by a background task now and then.
 //!
-//! - `GATEWAI_KEEP_RUNS_DAYS`: ended runs older than this many days are deleted (with their
-//!   node executions);
+//! - `GATEWAI_KEEP_RUNS_DAYS`: runs that ended more than this many days ago are deleted (with
+//!   their node executions);
 //! - `GATEWAI_KEEP_RUNS`: of each workflow's ended runs, only this many newest are kept;
 //! - `GATEWAI_KEEP_CACHE_DAYS`: result-cache entries written longer ago than this are deleted;
 //! - `GATEWAI_KEEP_CACHE_ENTRIES`: only this many most recently written cache entries are kept.
@@ -67,7 +67,10 @@ impl RetentionSettings {
 
     /// The store's retention for a prune at `now`.
     pub fn retention_at(&self, now: DateTime<Utc>) -> Retention {
-        let before = |days: Option<u32>| days.map(|d| now - Days::days(i64::from(d)));
+        // A number of days beyond what a time can go back keeps everything.
+        let before = |days: Option<u32>| {
+            days.and_then(|d| now.checked_sub_signed(Days::try_days(i64::from(d))?))
+        };
         Retention {
             runs_ended_before: before(self.runs_days),
             runs_per_workflow: self.runs_per_workflow,
@@ -137,6 +140,12 @@ mod tests {
         assert_eq!(retention.runs_ended_before, Some(now - Days::days(14)));
         assert_eq!(retention.cache_written_before, None);
         assert_eq!(retention.cache_entries, Some(5000));
+        // Further back than a time goes: no cut, nothing deleted by age (and no panic).
+        let forever = RetentionSettings {
+            runs_days: Some(u32::MAX),
+            ..RetentionSettings::default()
+        };
+        assert_eq!(forever.retention_at(now).runs_ended_before, None);
         for (name, value) in [
             ("GATEWAI_KEEP_RUNS", "-1"),
             ("GATEWAI_KEEP_CACHE_DAYS", "two"),

@@ -108,8 +108,8 @@ pub trait RunStore: Send + Sync {
     /// Deletes ended runs, with their node executions, as the run rules of `retention` say
     /// ([`Retention::runs_ended_before`], [`Retention::runs_per_workflow`]); the other rules
     /// are not this call's. Returns how many runs went. Runs pending or running are never
-    /// deleted. A large prune is done in several transactions, so that the run recorder
-    /// never waits long for it.
+    /// deleted. A large prune is done in several transactions (100 runs each, their node
+    /// executions with them), so that the run recorder waits at most for one of them.
     async fn prune_runs(&self, retention: &Retention) -> Result<u64>;
 }
 

@@ -48,8 +48,8 @@
 //! - [`StoreResultCache`]: the engine's [`ResultCache`](gatewai_core::ResultCache) backed by
 //!   the store, so cache hits survive restarts.
 //! - [`Store::prune`] with a [`Retention`]: deletes ended runs by age and by count per
-//!   workflow, and result-cache entries by age and by count, so that a long-lived store stays
-//!   bounded.
+//!   workflow, and result-cache entries by age and by count, so that run history and the
+//!   cache of a long-lived store stop growing (assets are not pruned: they have owners).
 //! - [`FsAssetStore`] (feature `fs`) and `ObjectAssetStore` (feature `s3`): asset blobs.
 #![warn(missing_docs)]
 

@@ -239,16 +239,32 @@ impl Retention {
         *self == Retention::default()
     }
 
-    /// The times to the microsecond, as every backend keeps times (so that each compares
-    /// the same), and the counts as the databases bind them (a count beyond `i64::MAX` keeps
-    /// everything anyway).
+    /// The times to the microsecond, as every backend keeps times, and at most the end of
+    /// year 9999 (SQLite compares times as text, and a later year is written with a sign that
+    /// sorts before every digit: the latest time a database holds cuts as well as any later
+    /// one); the counts as the databases bind them (a count beyond `i64::MAX` keeps everything
+    /// anyway). So every backend compares the same.
+    #[cfg_attr(
+        not(any(feature = "memory", feature = "sqlite", feature = "postgres")),
+        allow(dead_code)
+    )]
     pub(crate) fn normalized(&self) -> Retention {
-        use chrono::SubsecRound;
+        use chrono::{SubsecRound, TimeZone};
+        let latest = Utc
+            .with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+            .single()
+            .and_then(|t| t.checked_add_signed(chrono::Duration::microseconds(999_999)));
+        let time = |t: Option<DateTime<Utc>>| {
+            t.map(|t| {
+                let t = t.trunc_subsecs(6);
+                latest.map_or(t, |latest| t.min(latest))
+            })
+        };
         let count = |n: Option<u64>| n.map(|n| n.min(i64::MAX as u64));
         Retention {
-            runs_ended_before: self.runs_ended_before.map(|t| t.trunc_subsecs(6)),
+            runs_ended_before: time(self.runs_ended_before),
             runs_per_workflow: count(self.runs_per_workflow),
-            cache_written_before: self.cache_written_before.map(|t| t.trunc_subsecs(6)),
+            cache_written_before: time(self.cache_written_before),
             cache_entries: count(self.cache_entries),
         }
     }

@@ -207,27 +207,35 @@ impl Store {
     /// Deletes what `retention` says is too old or too many: ended runs (with their node
     /// executions) and result-cache entries. See [`Retention`] for each rule. Runs pending or
     /// running are never deleted. Safe beside running engines: a large prune is done in
-    /// several transactions, and a recorder keeps writing meanwhile.
+    /// several transactions (100 runs or 500 entries each), so a recorder waits at most for
+    /// one of them. Both parts are tried even when the first fails; the first error is
+    /// returned. The assets the deleted runs' results named are not deleted (they have owners
+    /// of their own), and a SQLite file reuses the pages it frees rather than shrinking.
     pub async fn prune(&self, retention: &Retention) -> Result<Pruned> {
         let runs = if retention.runs_ended_before.is_some() || retention.runs_per_workflow.is_some()
         {
-            self.prune_runs(retention).await?
+            self.prune_runs(retention).await
         } else {
-            0
+            Ok(0)
         };
         let cache_entries =
             if retention.cache_written_before.is_some() || retention.cache_entries.is_some() {
-                self.prune_cache(retention).await?
+                self.prune_cache(retention).await
             } else {
-                0
+                Ok(0)
             };
-        if runs + cache_entries > 0 {
-            tracing::info!(runs, cache_entries, "pruned the store");
+        let pruned = Pruned {
+            runs: runs?,
+            cache_entries: cache_entries?,
+        };
+        if pruned != Pruned::default() {
+            tracing::info!(
+                runs = pruned.runs,
+                cache_entries = pruned.cache_entries,
+                "pruned the store"
+            );
         }
-        Ok(Pruned {
-            runs,
-            cache_entries,
-        })
+        Ok(pruned)
     }
 
     /// The engine options that resume an interrupted run (see [`Store::resume_plan`]).

@@ -1329,7 +1329,7 @@ async fn crashed_run_can_be_marked_interrupted(target: &Target) {
     let probes = Probes::default();
     let (workflow_id, run_id) = crash_mid_run(target, &probes).await;
     let store = target.open().await;
-    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 2);
+    assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 1);
     store.mark_interrupted(&run_id).await.unwrap();
     assert!(store.find_interrupted_runs().await.unwrap().is_empty());
 
@@ -2373,7 +2373,8 @@ async fn a_resumed_node_keeps_the_error_it_continued_with(target: &Target) {
     store.close().await;
 }
 
-/// A run that ended `minutes_ago` minutes after it was created (`None`: no end time recorded).
+/// A run created `created_minutes_ago` minutes ago that ended `ended_minutes_ago` minutes ago
+/// (`None`: no end time recorded).
 fn ended_run(
     id: &str,
     workflow_id: Option<&str>,
@@ -2429,6 +2430,15 @@ async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
         ));
     }
     runs.push(run_record("a-running", Some(&a.id), 200));
+    // Created before the age cut below but ended after it (it stays), and ended after a4 though
+    // created before it (a4, not it, is the newest its count keeps).
+    runs.push(ended_run(
+        "a-long",
+        Some(&a.id),
+        70,
+        RunStatus::Completed,
+        Some(50),
+    ));
     // B: one with no end time (its creation counts), two recent.
     runs.push(ended_run(
         "b-old",
@@ -2476,10 +2486,10 @@ async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
         store.prune(&Retention::default()).await.unwrap(),
         Pruned::default()
     );
-    assert_eq!(run_ids(&store, &a.id).await.len(), 6);
+    assert_eq!(run_ids(&store, &a.id).await.len(), 7);
 
-    // By age: what ended more than 65 minutes ago (a3 ended 69 minutes ago, a4 59; b-old has
-    // no end, and was created 120 minutes ago). The running run is older, and stays.
+    // By age: what ended more than 65 minutes ago (a3 ended 69 minutes ago, a4 59, a-long 50;
+    // b-old has no end, and was created 120 minutes ago). The running run is older, and stays.
     let by_age = Retention {
         runs_ended_before: Some(Utc::now() - ChronoDuration::minutes(65)),
         ..Retention::default()
@@ -2492,7 +2502,7 @@ async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
             cache_entries: 0
         }
     );
-    assert_eq!(run_ids(&store, &a.id).await, ["a4", "a-running"]);
+    assert_eq!(run_ids(&store, &a.id).await, ["a4", "a-long", "a-running"]);
     assert_eq!(run_ids(&store, &b.id).await, ["b-running", "b1", "b0"]);
     for gone in ["a0", "a1", "a2", "a3", "b-old"] {
         assert_eq!(store.get_run(gone).await.unwrap(), None, "{gone}");
@@ -2513,11 +2523,11 @@ async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
         runs_per_workflow: Some(1),
         ..Retention::default()
     };
-    assert_eq!(store.prune(&by_count).await.unwrap().runs, 3);
+    assert_eq!(store.prune(&by_count).await.unwrap().runs, 4);
     assert_eq!(run_ids(&store, &a.id).await, ["a4", "a-running"]);
     assert_eq!(run_ids(&store, &b.id).await, ["b-running", "b1"]);
     assert!(store.get_run("x2").await.unwrap().is_some());
-    for gone in ["b0", "x0", "x1"] {
+    for gone in ["a-long", "b0", "x0", "x1"] {
         assert_eq!(store.get_run(gone).await.unwrap(), None, "{gone}");
     }
     assert_eq!(store.find_interrupted_runs().await.unwrap().len(), 2);
@@ -2534,6 +2544,25 @@ async fn pruning_deletes_ended_runs_by_age_then_by_count(target: &Target) {
     };
     assert_eq!(store.prune(&none).await.unwrap().runs, 3);
     assert_eq!(run_ids(&store, &a.id).await, ["a-running"]);
+    assert_eq!(run_ids(&store, &b.id).await, ["b-running"]);
+
+    // The latest cut there is (a time SQLite would write with a sign, past year 9999) deletes
+    // every ended run, as on every backend.
+    store
+        .save_run(&ended_run(
+            "b2",
+            Some(&b.id),
+            5,
+            RunStatus::Completed,
+            Some(4),
+        ))
+        .await
+        .unwrap();
+    let all = Retention {
+        runs_ended_before: Some(chrono::DateTime::<Utc>::MAX_UTC),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&all).await.unwrap().runs, 1);
     assert_eq!(run_ids(&store, &b.id).await, ["b-running"]);
     store.close().await;
 }
@@ -2630,11 +2659,19 @@ async fn pruning_deletes_old_and_surplus_cache_entries(target: &Target) {
     };
     assert_eq!(store.prune(&by_count).await.unwrap().cache_entries, 1);
     assert!(present(1).await && present(4).await && !present(3).await);
+    // The latest cut there is deletes every entry, as on every backend.
+    let all = Retention {
+        cache_written_before: Some(chrono::DateTime::<Utc>::MAX_UTC),
+        ..Retention::default()
+    };
+    assert_eq!(store.prune(&all).await.unwrap().cache_entries, 2);
+    assert!(!present(1).await && !present(4).await);
+    store.cache_put(&key(5), &generations(5)).await.unwrap();
     let none = Retention {
         cache_entries: Some(0),
         ..Retention::default()
     };
-    assert_eq!(store.prune(&none).await.unwrap().cache_entries, 2);
-    assert!(!present(1).await && !present(4).await);
+    assert_eq!(store.prune(&none).await.unwrap().cache_entries, 1);
+    assert!(!present(5).await);
     store.close().await;
 }

@@ -205,7 +205,6 @@ fn group_executions(
     Ok(by_run)
 }
 
-/// Execution rows with their queue position.
 /// Runs deleted per statement (each takes its node executions along) while pruning.
 const PRUNE_RUNS_AT_ONCE: usize = 100;
 
@@ -227,6 +226,7 @@ fn parameter_list(n: usize) -> String {
     list
 }
 
+/// Execution rows with their queue position.
 fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
     rows.into_iter()
         .map(|row| Ok((row.seq, NodeExecution::try_from(row)?)))
@@ -731,11 +731,16 @@ macro_rules! sql_backend {
                 for chunk in ids.chunks(at_once) {
                     // Only numbered parameters are added to the fixed statement: the ids are bound.
                     let sql = format!("{delete}{}", parameter_list(chunk.len()));
-                    let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
+                    // Not prepared for keeps: a last chunk of any length would take a place in
+                    // the connection's statement cache from the recorder's statements.
+                    let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql)).persistent(false);
                     for (id,) in chunk {
                         query = query.bind(id);
                     }
-                    deleted += query.execute(&self.write).await?.rows_affected();
+                    let rows = query.execute(&self.write).await?.rows_affected();
+                    deleted += rows;
+                    // SQLite: the deletions count towards the background checkpoint too.
+                    self.wrote(usize::try_from(rows).unwrap_or(usize::MAX));
                 }
                 Ok(deleted)
             }
