@@ -1,7 +1,8 @@
 //! The SQL backends, SQLite and PostgreSQL, written once over sqlx: both speak the same SQL
 //! (numbered `$n` parameters, `ON CONFLICT … DO UPDATE`, `RETURNING`), and differ only in
-//! their migrations (column types), connection set-up, the way each binds a list of run ids
-//! (`executions_of_runs`: an array in PostgreSQL, a JSON array in SQLite) and the way each
+//! their migrations (column types), connection set-up, the way each binds a list of ids
+//! (`executions_of_runs`, and a prune's `delete_listed`: an array in PostgreSQL, a JSON array
+//! in SQLite) and the way each
 //! stores a batch of run events, the run recorder's hot path (`store_steps`: in SQLite,
 //! multi-row statements with the transaction's `BEGIN` and `COMMIT` folded into the first and
 //! last; in PostgreSQL, rows bound as column arrays in one transaction).
@@ -88,17 +89,11 @@ mod query {
          ROW_NUMBER() OVER (PARTITION BY workflow_id ORDER BY created_at DESC, id DESC) AS n \
          FROM workflow_runs WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED')) ranked \
          WHERE ended_at < $1 OR n > $2";
-    /// Followed by the list of ids: a run that started again meanwhile (a resume under the
-    /// same id) is not ended, and stays.
-    pub(super) const PRUNE_RUNS: &str = "DELETE FROM workflow_runs \
-         WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND id IN ";
     /// The result-cache entries a retention deletes: written before `$1` (NULL: none), or
     /// beyond the newest `$2`.
     pub(super) const PRUNE_CACHE_VICTIMS: &str = "SELECT key FROM (\
          SELECT key, created_at, ROW_NUMBER() OVER (ORDER BY created_at DESC, key DESC) AS n \
          FROM cache_entries) ranked WHERE created_at < $1 OR n > $2";
-    /// Followed by the list of keys.
-    pub(super) const PRUNE_CACHE: &str = "DELETE FROM cache_entries WHERE key IN ";
 
     pub(super) const CACHE_GET: &str = "SELECT key, outputs FROM cache_entries WHERE key = $1";
     pub(super) const CACHE_PUT: &str = "INSERT INTO cache_entries (key, outputs, created_at) VALUES ($1, $2, $3) \
@@ -210,21 +205,6 @@ const PRUNE_RUNS_AT_ONCE: usize = 100;
 
 /// Result-cache entries deleted per statement while pruning.
 const PRUNE_CACHE_AT_ONCE: usize = 500;
-
-/// `($1, $2, …, $n)`.
-fn parameter_list(n: usize) -> String {
-    let mut list = String::with_capacity(2 + n * 5);
-    list.push('(');
-    for i in 1..=n {
-        if i > 1 {
-            list.push_str(", ");
-        }
-        list.push('$');
-        list.push_str(&i.to_string());
-    }
-    list.push(')');
-    list
-}
 
 /// Execution rows with their queue position.
 fn with_seq(rows: Vec<ExecutionRow>) -> Result<Vec<(i64, NodeExecution)>> {
@@ -703,7 +683,7 @@ macro_rules! sql_backend {
                     query::PRUNE_RUN_VICTIMS,
                     retention.runs_ended_before,
                     retention.runs_per_workflow,
-                    query::PRUNE_RUNS,
+                    Self::PRUNE_RUNS,
                     PRUNE_RUNS_AT_ONCE,
                 )
                 .await
@@ -712,14 +692,15 @@ macro_rules! sql_backend {
 
         impl $name {
             /// Deletes the rows `victims` selects (their ids, given a time `$1` and a count
-            /// `$2`) with `delete` (followed by a list of ids), `at_once` per statement, each
-            /// committed on its own; how many went.
+            /// `$2`) with `delete` (given a list of ids, bound as the backend binds one, as in
+            /// `executions_of_runs`), `at_once` per statement, each committed on its own; how
+            /// many went.
             async fn prune_rows(
                 &self,
                 victims: &'static str,
                 before: Option<chrono::DateTime<chrono::Utc>>,
                 keep: Option<u64>,
-                delete: &str,
+                delete: &'static str,
                 at_once: usize,
             ) -> Result<u64> {
                 let ids: Vec<(String,)> = sqlx::query_as::<$db, (String,)>(victims)
@@ -728,16 +709,9 @@ macro_rules! sql_backend {
                     .fetch_all(&self.read)
                     .await?;
                 let mut deleted = 0;
+                let ids: Vec<&str> = ids.iter().map(|(id,)| id.as_str()).collect();
                 for chunk in ids.chunks(at_once) {
-                    // Only numbered parameters are added to the fixed statement: the ids are bound.
-                    let sql = format!("{delete}{}", parameter_list(chunk.len()));
-                    // Not prepared for keeps: a last chunk of any length would take a place in
-                    // the connection's statement cache from the recorder's statements.
-                    let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql)).persistent(false);
-                    for (id,) in chunk {
-                        query = query.bind(id);
-                    }
-                    let rows = query.execute(&self.write).await?.rows_affected();
+                    let rows = self.delete_listed(delete, chunk).await?;
                     deleted += rows;
                     // SQLite: the deletions count towards the background checkpoint too.
                     self.wrote(usize::try_from(rows).unwrap_or(usize::MAX));
@@ -754,7 +728,7 @@ macro_rules! sql_backend {
                     query::PRUNE_CACHE_VICTIMS,
                     retention.cache_written_before,
                     retention.cache_entries,
-                    query::PRUNE_CACHE,
+                    Self::PRUNE_CACHE,
                     PRUNE_CACHE_AT_ONCE,
                 )
                 .await

@@ -173,6 +173,23 @@ impl PostgresBackend {
         Ok(())
     }
 
+    /// Ended runs whose ids `$1` (an array) holds, for a prune: a run that started again
+    /// meanwhile (a resume under the same id) is not ended, and stays.
+    const PRUNE_RUNS: &str = "DELETE FROM workflow_runs \
+         WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND id = ANY($1::text[])";
+
+    /// Result-cache entries whose keys `$1` (an array) holds, for a prune.
+    const PRUNE_CACHE: &str = "DELETE FROM cache_entries WHERE key = ANY($1::text[])";
+
+    /// Runs `delete` (one of the prune statements) on `ids`; how many rows went.
+    async fn delete_listed(&self, delete: &'static str, ids: &[&str]) -> Result<u64> {
+        Ok(sqlx::query::<Postgres>(delete)
+            .bind(ids)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
     /// The node executions of the runs `run_ids`, by run and queue order.
     async fn executions_of_runs(
         conn: &mut PgConnection,

@@ -719,6 +719,29 @@ impl SqliteBackend {
         Statements::new(jobs(steps))?.run(conn, false).await
     }
 
+    /// Ended runs whose ids the JSON array `$1` holds, for a prune: a run that started again
+    /// meanwhile (a resume under the same id) is not ended, and stays.
+    const PRUNE_RUNS: &str = "DELETE FROM workflow_runs \
+         WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') \
+         AND id IN (SELECT value FROM json_each($1))";
+
+    /// Result-cache entries whose keys the JSON array `$1` holds, for a prune.
+    const PRUNE_CACHE: &str =
+        "DELETE FROM cache_entries WHERE key IN (SELECT value FROM json_each($1))";
+
+    /// Runs `delete` (one of the prune statements) on `ids`; how many rows went.
+    async fn delete_listed(&self, delete: &'static str, ids: &[&str]) -> Result<u64> {
+        let ids = serde_json::to_string(ids).map_err(|source| Error::Serialize {
+            what: "the ids of a prune",
+            source,
+        })?;
+        Ok(sqlx::query::<Sqlite>(delete)
+            .bind(ids)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
+    }
+
     /// The node executions of the runs `run_ids`, by run and queue order.
     async fn executions_of_runs(
         conn: &mut SqliteConnection,
